@@ -1,0 +1,27 @@
+# The two commands of the course. Both set up .venv by themselves on a fresh machine.
+#   make course   run every notebook in the detected profile, write course_output/
+#   make test     run the test suite (fast profile, offline, notebooks included)
+SHELL := /bin/bash
+PY := .venv/bin/python
+OUT ?= course_output
+# Real CIFAR-10 images beside the checkout are used when present (CI has them).
+SHARED_DATA := $(abspath ../shared/data)
+export LESSONS_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
+
+.PHONY: setup course test bench clean
+
+setup:
+	@bash scripts/setup_env.sh
+
+course: setup
+	MPLBACKEND=Agg $(PY) -m lessons_lib.course --out $(OUT)
+
+test: setup
+	LESSONS_PROFILE=fast MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+		$(PY) -m pytest --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: setup
+	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,235 @@
+"""Images in and out: loading, mode/EXIF normalisation, PIL <-> tensor, colour spaces.
+
+Conventions used across the course:
+
+* tensors are NCHW (or CHW for one image), float, RGB in [0, 1] unless a function
+  says ``[-1, 1]`` (the range models with a Tanh output and diffusers use);
+* CIELAB is D65 / 2 degree, exactly as ``skimage.color.rgb2lab`` computes it.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "load_image", "normalize_image", "resize_to_multiple", "pil_to_tensor", "tensor_to_pil",
+    "pils_to_batch", "batch_to_pils", "to_signed", "to_unit", "rgb_to_gray", "rgb_to_lab",
+    "lab_to_rgb", "check_batch",
+]
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+# --------------------------------------------------------------------------- loading
+def load_image(source: str | Path | Image.Image, background=(255, 255, 255)) -> Image.Image:
+    """Open an image file (or take a PIL image) and return it upright, in RGB mode.
+
+    Handles EXIF rotation and the modes photos and masks come in: RGBA / LA / P
+    with transparency (composited on ``background``), L, 1, CMYK, 16-bit (I;16, I)
+    and float (F).
+    """
+    if isinstance(source, Image.Image):
+        return normalize_image(source, background)
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"No image file at '{path}'. Check the path (it is relative to "
+            f"'{Path.cwd()}') or upload the file first."
+        )
+    if path.is_dir():
+        raise IsADirectoryError(f"'{path}' is a folder, not an image file. Pass one image file.")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return normalize_image(img, background)
+    except UnidentifiedImageError:
+        raise ValueError(
+            f"'{path}' is not an image that can be read (PNG, JPEG, BMP, GIF, TIFF, WebP "
+            f"are). Check that the file is a picture and not, say, an HTML page saved "
+            f"with an image name."
+        ) from None
+    except OSError as err:  # truncated or damaged file
+        raise ValueError(f"'{path}' could not be decoded as an image ({err}). "
+                         "The file is probably damaged: download or export it again.") from None
+
+
+def normalize_image(img: Image.Image, background=(255, 255, 255)) -> Image.Image:
+    """Apply the EXIF orientation and convert any mode to 8-bit RGB."""
+    if not isinstance(img, Image.Image):
+        raise TypeError(f"Expected a PIL image, got {type(img).__name__}.")
+    if img.width == 0 or img.height == 0:
+        raise ValueError(f"The image is empty ({img.width}x{img.height} pixels).")
+    img = ImageOps.exif_transpose(img)
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, tuple(background) + (255,))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    if mode.startswith("I;16") or mode == "I":
+        arr = np.asarray(img, dtype=np.float64)
+        # 16-bit sources hold 0..65535; 32-bit "I" images decoded from PNGs do too.
+        scale = 257.0 if arr.max(initial=0) > 255 else 1.0
+        arr = np.clip(np.round(arr / scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        if arr.max(initial=0) <= 1.0:
+            arr = arr * 255.0
+        arr = np.clip(np.round(arr), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    # L, 1, CMYK, YCbCr, LAB, HSV: Pillow's conversions are the right ones.
+    return img.convert("RGB")
+
+
+def resize_to_multiple(img: Image.Image, multiple: int = 8, max_side: int | None = 512,
+                       resample=Image.LANCZOS) -> Image.Image:
+    """Scale so the longer side is ``max_side`` (None keeps the size), then round both
+    sides down to a multiple of ``multiple`` (8 for Stable Diffusion's VAE)."""
+    img = normalize_image(img)
+    w, h = img.size
+    if max_side is not None:
+        if max_side < multiple:
+            raise ValueError(f"max_side={max_side} is smaller than the multiple {multiple}.")
+        scale = max_side / max(w, h)
+        w, h = max(1, round(w * scale)), max(1, round(h * scale))
+    new_w, new_h = (w // multiple) * multiple, (h // multiple) * multiple
+    if new_w == 0 or new_h == 0:
+        raise ValueError(
+            f"The image is {img.width}x{img.height} pixels; after resizing it would be "
+            f"{w}x{h}, smaller than {multiple} pixels on a side. Use a larger image.")
+    if (new_w, new_h) == img.size:
+        return img
+    return img.resize((new_w, new_h), resample)
+
+
+# --------------------------------------------------------------------------- tensors
+def pil_to_tensor(img: Image.Image, value_range=(0.0, 1.0)) -> torch.Tensor:
+    """(3, H, W) float tensor of an RGB image, in ``value_range``."""
+    arr = np.asarray(normalize_image(img), dtype=np.float32) / 255.0
+    t = torch.from_numpy(arr.copy()).permute(2, 0, 1)
+    lo, hi = value_range
+    return t * (hi - lo) + lo
+
+
+def pils_to_batch(images: Iterable[Image.Image], value_range=(0.0, 1.0)) -> torch.Tensor:
+    """(N, 3, H, W) from same-sized PIL images."""
+    tensors = [pil_to_tensor(im, value_range) for im in images]
+    if not tensors:
+        raise ValueError("No images given.")
+    sizes = {tuple(t.shape) for t in tensors}
+    if len(sizes) > 1:
+        raise ValueError(f"Images differ in size {sorted(sizes)}; resize them to one size first.")
+    return torch.stack(tensors)
+
+
+def tensor_to_pil(t: torch.Tensor, value_range=(0.0, 1.0)) -> Image.Image:
+    """A PIL image from a (3, H, W), (1, H, W) or (H, W) tensor in ``value_range``."""
+    t = t.detach().float().cpu()
+    if t.dim() == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() == 3 and t.shape[0] == 1:
+        t = t[0]
+    lo, hi = value_range
+    t = ((t - lo) / (hi - lo)).clamp(0, 1)
+    arr = (t * 255.0 + 0.5).to(torch.uint8)
+    if arr.dim() == 2:
+        return Image.fromarray(arr.numpy(), mode="L")
+    if arr.dim() == 3 and arr.shape[0] == 3:
+        return Image.fromarray(arr.permute(1, 2, 0).numpy(), mode="RGB")
+    raise ValueError(f"Cannot make an image from a tensor of shape {tuple(t.shape)}; "
+                     "expected (3, H, W), (1, H, W) or (H, W).")
+
+
+def batch_to_pils(batch: torch.Tensor, value_range=(0.0, 1.0)) -> list[Image.Image]:
+    return [tensor_to_pil(t, value_range) for t in batch]
+
+
+def to_signed(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] -> [-1, 1]."""
+    return x * 2.0 - 1.0
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1] (clamped, for display and metrics)."""
+    return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+def check_batch(x: torch.Tensor, name: str = "images", channels: int | None = 3) -> torch.Tensor:
+    """Accept CHW or NCHW; return NCHW, or say clearly what shape was expected."""
+    if not torch.is_tensor(x):
+        raise TypeError(f"{name} must be a torch tensor (N, C, H, W), got {type(x).__name__}.")
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() != 4 or (channels is not None and x.shape[1] != channels):
+        want = f"(N, {channels}, H, W)" if channels else "(N, C, H, W)"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}.")
+    return x
+
+
+# Luma weights of ITU-R 601-2, as PIL's convert("L") and torchvision use.
+_GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def rgb_to_gray(x: torch.Tensor, keep_channels: bool = False) -> torch.Tensor:
+    """Batched grayscale: (N, 3, H, W) -> (N, 1, H, W) (or 3 equal channels)."""
+    x = check_batch(x)
+    w = x.new_tensor(_GRAY_WEIGHTS).view(1, 3, 1, 1)
+    gray = (x * w).sum(dim=1, keepdim=True)
+    return gray.expand(-1, 3, -1, -1).contiguous() if keep_channels else gray
+
+
+# --------------------------------------------------------------------------- CIELAB
+# sRGB (linear) -> XYZ, and the D65 / 2 degree white point, as in skimage.color.
+_XYZ_FROM_RGB = torch.tensor([[0.412453, 0.357580, 0.180423],
+                              [0.212671, 0.715160, 0.072169],
+                              [0.019334, 0.119193, 0.950227]], dtype=torch.float64)
+_RGB_FROM_XYZ = torch.linalg.inv(_XYZ_FROM_RGB)
+_WHITE_D65 = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64)
+
+
+def _mix(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    m = matrix.to(device=x.device, dtype=x.dtype)
+    return torch.einsum("ij,njhw->nihw", m, x)
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """Batched sRGB [0, 1] (N, 3, H, W) -> CIELAB (L in [0, 100], a/b about +-128).
+
+    Same formulas and constants as ``skimage.color.rgb2lab`` (D65, 2 degree).
+    """
+    rgb = check_batch(rgb, "rgb")
+    if not rgb.is_floating_point():
+        raise TypeError("rgb_to_lab needs a float tensor in [0, 1].")
+    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).pow(2.4), rgb / 12.92)
+    # Dividing by the white point is folded into the matrix: one pass fewer.
+    matrix = _XYZ_FROM_RGB / _WHITE_D65.view(3, 1)
+    xyz = _mix(linear, matrix)
+    f = torch.where(xyz > 0.008856, xyz.clamp_min(0.008856).pow(1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
+    fx, fy, fz = f[:, 0], f[:, 1], f[:, 2]
+    return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """Batched CIELAB -> sRGB in [0, 1] (clipped, as ``skimage.color.lab2rgb``)."""
+    lab = check_batch(lab, "lab")
+    L, a, b = lab[:, 0], lab[:, 1], lab[:, 2]
+    fy = (L + 16.0) / 116.0
+    fx = a / 500.0 + fy
+    fz = (fy - b / 200.0).clamp_min(0.0)  # skimage clips negative z the same way
+    f = torch.stack([fx, fy, fz], dim=1)
+    xyz = torch.where(f > 0.2068966, f.pow(3), (f - 16.0 / 116.0) / 7.787)
+    matrix = _RGB_FROM_XYZ * _WHITE_D65.view(1, 3)
+    linear = _mix(xyz, matrix)
+    rgb = torch.where(linear > 0.0031308,
+                      1.055 * linear.clamp_min(0.0031308).pow(1 / 2.4) - 0.055, linear * 12.92)
+    return rgb.clamp(0.0, 1.0)

@@ -1,0 +1,1 @@
+"""Network definitions. A model file builds a network; it never loads data."""

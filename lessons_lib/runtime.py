@@ -1,0 +1,194 @@
+"""Where the course runs: profile, device, dtype, seeds, Colab, environment report.
+
+Two profiles share one code path:
+
+* ``full``: real datasets and pretrained checkpoints, full training length.
+  The default when a CUDA GPU is present.
+* ``fast``: small data, short runs and tiny offline pipelines. The default on a
+  CPU, and what CI uses.
+
+``LESSONS_PROFILE=fast|full`` always wins over the automatic choice.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+PROFILES = ("fast", "full")
+PROFILE_ENV = "LESSONS_PROFILE"
+CACHE_ENV = "LESSONS_CACHE_DIR"
+# The repository students install from in Colab (first cell of every notebook).
+REPO_URL = "https://github.com/image-transformation-course/lessons"
+
+
+def in_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """The best device available: cuda, then mps, then cpu.
+
+    ``prefer`` ("cuda", "cuda:1", "mps", "cpu" or a GPU index such as "0") forces
+    one; asking for a device that is not there is an error that says what is.
+    """
+    if prefer is not None:
+        prefer = str(prefer)
+        if prefer.isdigit():
+            prefer = f"cuda:{prefer}"
+        if prefer.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(
+                f"Device '{prefer}' was asked for, but no CUDA GPU is available. "
+                "Use --device cpu (or leave the device out to pick one automatically); "
+                "in Colab choose Runtime > Change runtime type > T4 GPU."
+            )
+        if prefer == "mps" and not _mps_available():
+            raise RuntimeError("Device 'mps' was asked for, but Apple MPS is not available here.")
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def get_dtype(device: torch.device | str | None = None, pipeline: bool = True) -> torch.dtype:
+    """fp16 for diffusers pipelines on CUDA (fits a 15 GB T4), fp32 everywhere else.
+
+    Training code passes ``pipeline=False`` and gets fp32: mixed precision there is
+    handled by autocast, not by storing the weights in half precision.
+    """
+    device = torch.device(device) if device is not None else get_device()
+    if pipeline and device.type == "cuda":
+        return torch.float16
+    return torch.float32
+
+
+def get_profile() -> str:
+    """``fast`` or ``full``: the environment variable wins, else full with CUDA."""
+    value = os.environ.get(PROFILE_ENV, "").strip().lower()
+    if value:
+        if value not in PROFILES:
+            raise ValueError(
+                f"{PROFILE_ENV}={value!r} is not a profile. Use {PROFILE_ENV}=fast "
+                f"(small, offline, CPU friendly) or {PROFILE_ENV}=full (real data and checkpoints)."
+            )
+        return value
+    return "full" if torch.cuda.is_available() else "fast"
+
+
+def pick(fast: Any, full: Any, profile: str | None = None) -> Any:
+    """The value for the current profile: ``EPOCHS = pick(fast=1, full=10)``."""
+    return fast if (profile or get_profile()) == "fast" else full
+
+
+def cache_dir() -> Path:
+    """Where downloads and built pipelines are kept (``LESSONS_CACHE_DIR`` overrides)."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "lessons_lib"
+    )
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def seed_everything(seed: int = 0, deterministic: bool = False) -> torch.Generator:
+    """Seeds Python, NumPy and torch (all devices); returns a CPU generator with that seed.
+
+    ``deterministic=True`` also asks cuDNN for deterministic kernels (slower).
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    return torch.Generator().manual_seed(seed)
+
+
+def _version(module: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(module)
+    except Exception:
+        return "not installed"
+
+
+LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "huggingface_hub",
+             "accelerate", "numpy", "scikit-image", "lpips", "matplotlib")
+
+
+@dataclass(frozen=True)
+class Environment:
+    profile: str
+    device: torch.device
+    dtype: torch.dtype
+    colab: bool
+    versions: dict
+
+    def report(self) -> str:
+        lines = [
+            f"profile : {self.profile}",
+            f"device  : {self.device}" + (f" ({torch.cuda.get_device_name(self.device)})"
+                                          if self.device.type == "cuda" else ""),
+            f"dtype   : {str(self.dtype).replace('torch.', '')} (pipelines)",
+            f"colab   : {self.colab}",
+            f"python  : {platform.python_version()} on {platform.platform()}",
+        ]
+        lines += [f"{name:<16}: {ver}" for name, ver in self.versions.items()]
+        return "\n".join(lines)
+
+
+def environment(device: str | None = None) -> Environment:
+    dev = get_device(device)
+    return Environment(
+        profile=get_profile(),
+        device=dev,
+        dtype=get_dtype(dev),
+        colab=in_colab(),
+        versions={name: _version(name) for name in LIBRARIES},
+    )
+
+
+def environment_report() -> str:
+    """A block of text to paste into a bug report."""
+    return environment().report()
+
+
+def setup_notebook(gpu: bool = False, seed: int = 0) -> Environment:
+    """The first cell of every notebook: seed, print the environment, warn when slow.
+
+    ``gpu=True`` marks a notebook that is meant for a GPU: on a CPU it still runs
+    (the fast profile keeps it small) but says so plainly.
+    """
+    seed_everything(seed)
+    env = environment()
+    print(env.report())
+    if gpu and env.device.type == "cpu":
+        message = ("This notebook is meant for a GPU but is running on the CPU. "
+                   "It will run, in the small 'fast' profile; in Colab choose "
+                   "Runtime > Change runtime type > T4 GPU for the real thing.")
+        print("WARNING: " + message)
+        warnings.warn(message, stacklevel=2)
+    if env.profile == "full" and env.device.type == "cpu":
+        print(f"WARNING: the full profile on a CPU will be very slow; set {PROFILE_ENV}=fast.")
+    return env

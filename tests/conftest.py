@@ -1,0 +1,26 @@
+"""Shared test settings: fast profile, offline, no windows, small thread count."""
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LESSONS_PROFILE", "fast")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+CIFAR_SUBSET = Path(os.environ.get("LESSONS_DATA_DIR") or REPO.parent / "shared" / "data") / "cifar10-subset"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def cifar_subset() -> Path:
+    """The real CIFAR-10 photos beside the checkout; tests that need them skip without."""
+    if not (CIFAR_SUBSET / "train").is_dir():
+        pytest.skip(f"real CIFAR-10 subset not found at {CIFAR_SUBSET}")
+    return CIFAR_SUBSET
