@@ -5,7 +5,7 @@ which needs more) on the train split of the CIFAR-10 subset, then inpaints the
 held-out split with centre-box masks (a 16x16 hole in 32x32 images) and prints a
 Markdown table. Reproducible: fixed seeds, fixed splits.
 
-    PYTHONPATH=. python benchmarks/inpainting_cifar_subset.py            # ~5 CPU minutes
+    PYTHONPATH=. python benchmarks/inpainting_cifar_subset.py            # ~4 CPU minutes on 2 idle cores
     PYTHONPATH=. python benchmarks/inpainting_cifar_subset.py --steps 40 --ddpm-steps 80 --eval 64   # a quick look
 
 Needs the subset at $LESSONS_DATA_DIR/cifar10-subset (default: ../shared/data beside the checkout).
@@ -29,11 +29,11 @@ from lessons_lib import data, diffusion, inpainting, masks  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=150, help="training steps for unet, unet-gan, transformer")
-    p.add_argument("--ddpm-steps", type=int, default=300, help="training steps for the DDPM")
+    p.add_argument("--steps", type=int, default=120, help="training steps for unet, unet-gan, transformer")
+    p.add_argument("--ddpm-steps", type=int, default=240, help="training steps for the DDPM")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--width", type=int, default=16, help="channel width of every network")
-    p.add_argument("--eval", type=int, default=128, help="held-out images to inpaint")
+    p.add_argument("--eval", type=int, default=96, help="held-out images to inpaint")
     p.add_argument("--repaint-steps", type=int, default=25)
     p.add_argument("--jump-length", type=int, default=5)
     p.add_argument("--jump-n-sample", type=int, default=2)
