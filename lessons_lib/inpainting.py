@@ -236,12 +236,13 @@ class AdversarialInpaintTask(_MaskRNG, Task):
 
     The discriminator learns real image vs. composite (known pixels + generated hole)
     with binary cross-entropy; ``adv_weight`` is lambda (Context Encoders used 0.001
-    beside 0.999 for the reconstruction). -log D(G) is computed as softplus(-logit),
-    which is the same value without overflow.
+    beside 0.999 for the reconstruction; 0.01 here, so that the term still shows in
+    short training runs). -log D(G) is computed as softplus(-logit), the same value
+    without overflow.
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, lr: float = 2e-3,
-                 d_lr: float = 2e-4, adv_weight: float = 1e-3, mask_kind: str = "mixed", seed: int = 0):
+                 d_lr: float = 2e-4, adv_weight: float = 1e-2, mask_kind: str = "mixed", seed: int = 0):
         super().__init__({"generator": generator, "discriminator": discriminator},
                          {"generator": torch.optim.Adam(generator.parameters(), lr=lr),
                           "discriminator": torch.optim.Adam(discriminator.parameters(), lr=d_lr,
