@@ -47,7 +47,8 @@ def main() -> None:
     if not subset.is_dir():
         sys.exit(f"The CIFAR-10 subset is not at {subset}; set LESSONS_DATA_DIR to the folder that holds it.")
     train = data.colour_images("train", profile="fast", seed=args.seed)
-    test = data.stack(data.colour_images("test", profile="fast", seed=args.seed), limit=args.eval)
+    # A random (seeded) subset of the held-out split: the split itself is ordered by class.
+    test = data.stack(data.colour_images("test", profile="fast", seed=args.seed, limit=args.eval))
     print(f"train {len(train)} images, held-out {len(test)} images (CIFAR-10 subset, 90/10 split)")
 
     results, seconds = {}, {}
