@@ -331,7 +331,7 @@ def inpaint(model: nn.Module, images: torch.Tensor, mask: torch.Tensor, batch_si
         pred = model(M.apply_mask(x, m), m)
         out.append(to_unit(pred).clamp(0, 1).cpu())
     model.train(was_training)
-    return composite(torch.cat(out), images, mask.cpu())
+    return composite(torch.cat(out), images.cpu(), mask.cpu())
 
 
 def repaint_inpaint(model: nn.Module, images: torch.Tensor, mask: torch.Tensor, schedule=None,
@@ -339,13 +339,16 @@ def repaint_inpaint(model: nn.Module, images: torch.Tensor, mask: torch.Tensor, 
                     generator: torch.Generator | None = None, progress: bool = True) -> torch.Tensor:
     """RePaint with an unconditional denoiser on [0, 1] ``images``; returns [0, 1] composites."""
     schedule = schedule if schedule is not None else D.make_schedule("linear", 1000)
+    mask = D.check_mask(mask, images)
     was_training = model.training
     model.eval()
     out = D.repaint_sample(model, to_signed(images), mask, schedule, num_inference_steps=num_inference_steps,
                            jump_length=jump_length, jump_n_sample=jump_n_sample, generator=generator,
                            progress=progress)
     model.train(was_training)
-    return to_unit(out).clamp(0, 1).cpu()
+    # RePaint already ends on the known pixels; pasting the [0, 1] originals back also
+    # removes the rounding of the [-1, 1] round trip.
+    return composite(to_unit(out).clamp(0, 1).cpu(), images.cpu(), mask.cpu())
 
 
 def compare_methods(outputs: dict[str, torch.Tensor], target: torch.Tensor,
