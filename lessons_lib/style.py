@@ -332,7 +332,7 @@ def style_transfer(content, style, steps: int = 50, alpha: float = 1.0, beta: fl
     Loss = ``alpha`` * content loss (``content_layers``) + ``beta`` * style loss
     (``style_layers``); the network is frozen, only the image changes. With Gram
     matrices normalised by C*H*W, alpha:beta around 1:1e5 balances the two.
-    ``optimizer``: "lbfgs" (one function evaluation per step; converges in few steps)
+    ``optimizer``: "lbfgs" (one iteration with a line search per step; few steps needed)
     or "adam" (``lr`` default 0.02). ``init``: "content" (start from the content
     image) or "noise". ``history`` holds the unweighted losses at the start of each
     step and, last, those of the result (``steps + 1`` entries).
@@ -360,14 +360,19 @@ def style_transfer(content, style, steps: int = 50, alpha: float = 1.0, beta: fl
     start = c.clone() if init == "content" else torch.rand(c.shape, generator=gen).to(device)
     image = start.requires_grad_(True)
     if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([image], lr=lr or 1.0, max_iter=1, history_size=50)
+        # One iteration per step (so the bar and snapshots follow it); the strong-Wolfe line
+        # search keeps L-BFGS from overshooting, which it does on style losses without one.
+        opt = torch.optim.LBFGS([image], lr=lr or 1.0, max_iter=1, max_eval=20, history_size=50,
+                                line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
     else:
         opt = torch.optim.Adam([image], lr=lr or 0.02)
 
     history: dict[str, list[float]] = {"content": [], "style": [], "total": []}
 
+    first = [True]
+
     def closure():
-        # Each evaluation records the losses at the current image (before the step).
+        # The first evaluation of each step records the losses at the current image.
         opt.zero_grad()
         feats = extractor(image)
         lc = sum(content_loss(feats[k], content_targets[k]) for k in content_layers)
@@ -378,20 +383,29 @@ def style_transfer(content, style, steps: int = 50, alpha: float = 1.0, beta: fl
                 f"The style-transfer loss became {float(total)} after {len(history['total'])} steps. "
                 "Lower the learning rate (lr), use optimizer='adam', or reduce beta.")
         total.backward()
-        for k, v in zip(("content", "style", "total"), (lc, ls, total)):
-            history[k].append(float(v.detach()))
+        if first[0]:
+            for k, v in zip(("content", "style", "total"), (lc, ls, total)):
+                history[k].append(float(v.detach()))
+            first[0] = False
         return total
 
     result = StyleTransferResult(image=image.detach().clone(), history=history)
     bar = tqdm(range(1, steps + 1), desc="style transfer", disable=not progress)
     for step in bar:
+        first[0] = True
         opt.step(closure)
-        with torch.no_grad():
-            image.clamp_(0, 1)
+        if optimizer == "adam":
+            with torch.no_grad():
+                image.clamp_(0, 1)
         bar.set_postfix(content=f"{history['content'][-1]:.3g}", style=f"{history['style'][-1]:.3g}")
         if snapshot_every and step % snapshot_every == 0:
-            result.snapshots.append((step, image.detach().clone().cpu()))
-    closure()  # the losses of the final image
+            result.snapshots.append((step, image.detach().clamp(0, 1).cpu()))
+    with torch.no_grad():
+        # L-BFGS runs unconstrained (clamping every step stalls its line search);
+        # the result is clamped to valid pixels once, and its losses recorded.
+        image.clamp_(0, 1)
+    first[0] = True
+    closure()
     opt.zero_grad()
     result.image = image.detach().clone().cpu()
     return result
