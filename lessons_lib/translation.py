@@ -363,7 +363,7 @@ class UnpairedImages(Dataset):
 
 def offline_domains(n: int = 256, size: int = 32, degrees: float = 150.0, seed: int = 0,
                     profile: str | None = "fast"):
-    """A small unpaired pair of domains the course makes offline: (A, B) datasets in [0, 1].
+    """A small unpaired pair of domains the course makes offline: (A, B), ``n`` images each, in [0, 1].
 
     A: photos. B: *other* photos with their hue rotated by ``degrees`` (skies turn
     orange-pink, foliage violet). The photos are the real CIFAR-10 subset when it is
