@@ -26,12 +26,13 @@ from torch.nn import functional as F
 from . import registry
 from .images import load_image, pil_to_tensor
 from .runtime import get_profile
+from .training import Task
 
 __all__ = [
     "VGG19_LAYERS", "STYLE_LAYERS", "CONTENT_LAYERS", "VGGFeatures", "vgg_features",
     "vgg19_weights_cached", "gram_matrix", "content_loss", "style_loss", "as_image",
     "prepare_pair", "StyleTransferResult", "style_transfer", "channel_stats", "adain",
-    "AdaINStyleTransfer", "adain_losses", "PerceptualLoss", "make_sr_pairs",
+    "AdaINStyleTransfer", "adain_losses", "AdaINTask", "PerceptualLoss", "make_sr_pairs",
 ]
 
 # torchvision's VGG19 ("E") configuration: channel counts, "M" = max pooling.
@@ -508,6 +509,23 @@ def adain_losses(model: AdaINStyleTransfer, content: torch.Tensor, style: torch.
         sm, ss = channel_stats(style_feats[name], 1e-5)
         ls = ls + F.mse_loss(om, sm.expand_as(om)) + F.mse_loss(os_, ss.expand_as(os_))
     return {"content": lc, "style": ls, "loss": lc + style_weight * ls}
+
+
+class AdaINTask(Task):
+    """Trains an :class:`AdaINStyleTransfer` decoder with :func:`lessons_lib.training.fit`.
+
+    Batches are ``(content, style)`` in [0, 1]; only the decoder is optimised (Adam).
+    """
+
+    def __init__(self, model: AdaINStyleTransfer, lr: float = 1e-4, style_weight: float = 10.0):
+        super().__init__({"adain": model}, {"decoder": torch.optim.Adam(model.decoder.parameters(), lr=lr)})
+        self.style_weight = style_weight
+
+    def training_step(self, batch):
+        content, style_images = batch
+        losses = adain_losses(self.models["adain"], content, style_images, self.style_weight)
+        return {"loss": self.optimize(losses["loss"], "decoder"),
+                "content": float(losses["content"].detach()), "style": float(losses["style"].detach())}
 
 
 # --------------------------------------------------------------------------- perceptual loss
