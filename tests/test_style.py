@@ -110,7 +110,7 @@ def test_content_and_style_losses_by_hand():
 
 # --------------------------------------------------------------------------- Gatys
 def test_style_transfer_cuts_the_style_loss_tenfold(vgg):
-    # Within the notebook's fast-profile budget (it runs 30 steps at 48 px), fixed seed.
+    # Within the notebook's fast-profile budget (it runs 20 steps at 48 px), fixed seed.
     content = sample_photos(1, 48, seed=3)[0]
     result = style.style_transfer(content, textures.texture("waves", 48), steps=12, extractor=vgg,
                                   snapshot_every=4, seed=0, progress=False)
