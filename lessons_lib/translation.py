@@ -1,0 +1,460 @@
+"""Image-to-image translation: pix2pix (paired) and CycleGAN (unpaired).
+
+* Losses, written out as the papers define them: the GAN loss (``"vanilla"`` binary
+  cross-entropy, or ``"lsgan"`` least squares), pix2pix's L1 term (lambda 100),
+  CycleGAN's cycle-consistency (lambda 10) and identity (0.5 x lambda) losses.
+* :class:`ImagePool`: the history of generated images the CycleGAN discriminators
+  learn from (50 images, as in Shrivastava et al. 2017).
+* :class:`Pix2PixTask` and :class:`CycleGANTask`: :class:`lessons_lib.training.Task`
+  subclasses, so :func:`lessons_lib.training.fit` trains them with progress bars,
+  checkpoints (pool and learning-rate schedule included) and resume.
+* Data: paired edges -> photo from any photo set (scikit-image's Canny), unpaired
+  domains (horse2zebra in the full profile; an offline pair the course makes in the
+  fast profile), and unpaired folders of your own.
+
+Images enter the networks in [-1, 1] (Tanh outputs); datasets here return that range.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import Dataset
+
+from . import registry
+from .images import rgb_to_gray, to_signed
+from .runtime import cache_dir, get_profile
+from .training import Task
+
+__all__ = [
+    "gan_loss", "lsgan_loss", "discriminator_loss", "cycle_loss", "identity_loss",
+    "pix2pix_generator_loss", "ImagePool", "LinearDecay", "linear_decay_scheduler",
+    "Pix2PixTask", "CycleGANTask", "canny_edges", "EdgePairs", "hue_rotate", "UnpairedImages",
+    "offline_domains", "unpaired_folders", "horse2zebra", "unpaired_domains",
+]
+
+LAMBDA_L1 = 100.0
+LAMBDA_CYCLE = 10.0
+LAMBDA_IDENTITY = 0.5
+
+
+# --------------------------------------------------------------------------- losses
+def lsgan_loss(prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+    """Least-squares GAN loss (Mao et al., 2017): mean((D(x) - label)^2), label 1 or 0."""
+    return ((prediction - (1.0 if target_is_real else 0.0)) ** 2).mean()
+
+
+def gan_loss(prediction: torch.Tensor, target_is_real: bool, mode: str = "lsgan") -> torch.Tensor:
+    """The adversarial loss on discriminator outputs (logits for ``"vanilla"``)."""
+    if mode == "lsgan":
+        return lsgan_loss(prediction, target_is_real)
+    if mode == "vanilla":
+        target = torch.ones_like(prediction) if target_is_real else torch.zeros_like(prediction)
+        return F.binary_cross_entropy_with_logits(prediction, target)
+    raise ValueError(f"GAN loss mode must be 'lsgan' or 'vanilla', got {mode!r}.")
+
+
+def discriminator_loss(real_prediction: torch.Tensor, fake_prediction: torch.Tensor,
+                       mode: str = "lsgan") -> torch.Tensor:
+    """0.5 * (loss on real as real + loss on fake as fake): halved, as in both papers,
+    so the discriminator learns more slowly than the generator."""
+    return 0.5 * (gan_loss(real_prediction, True, mode) + gan_loss(fake_prediction, False, mode))
+
+
+def cycle_loss(real: torch.Tensor, reconstructed: torch.Tensor, lambda_cycle: float = LAMBDA_CYCLE) -> torch.Tensor:
+    """lambda * mean |x - F(G(x))|: translating there and back must give the input again."""
+    return lambda_cycle * F.l1_loss(reconstructed, real)
+
+
+def identity_loss(real: torch.Tensor, same: torch.Tensor, lambda_cycle: float = LAMBDA_CYCLE,
+                  lambda_identity: float = LAMBDA_IDENTITY) -> torch.Tensor:
+    """lambda_identity * lambda * mean |y - G(y)|: a target-domain image should pass unchanged
+    (keeps colours from drifting)."""
+    return lambda_identity * lambda_cycle * F.l1_loss(same, real)
+
+
+def pix2pix_generator_loss(fake_prediction: torch.Tensor, fake: torch.Tensor, target: torch.Tensor,
+                           lambda_l1: float = LAMBDA_L1, mode: str = "vanilla") -> dict[str, torch.Tensor]:
+    """pix2pix's generator objective: fool D, and stay close to the target in L1.
+
+    Returns {"gan", "l1", "loss"} with loss = gan + lambda_l1 * l1.
+    """
+    adv = gan_loss(fake_prediction, True, mode)
+    l1 = F.l1_loss(fake, target)
+    return {"gan": adv, "l1": l1, "loss": adv + lambda_l1 * l1}
+
+
+# --------------------------------------------------------------------------- image pool
+class ImagePool:
+    """A buffer of previously generated images (Shrivastava et al., 2017).
+
+    ``query(images)`` goes through the batch one image at a time: while the pool holds
+    fewer than ``pool_size`` images, the image is stored and returned. Once full, with
+    probability 0.5 a random stored image is returned and replaced by the new one;
+    otherwise the new image is returned and the pool is unchanged. The discriminator
+    thus sees a mix of current and older fakes, which damps oscillation.
+    ``pool_size=0`` turns the pool off. Draws come from a seeded generator, so a run
+    (and a resumed run: see :meth:`state_dict`) is reproducible.
+    """
+
+    def __init__(self, pool_size: int = 50, seed: int = 0):
+        if pool_size < 0:
+            raise ValueError(f"pool_size must be >= 0, got {pool_size}.")
+        self.pool_size = pool_size
+        self.images: list[torch.Tensor] = []
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @torch.no_grad()
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.pool_size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            if len(self.images) < self.pool_size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif float(torch.rand(1, generator=self.generator)) > 0.5:
+                i = int(torch.randint(0, self.pool_size, (1,), generator=self.generator))
+                out.append(self.images[i].clone())
+                self.images[i] = image.clone()
+            else:
+                out.append(image)
+        return torch.stack(out)
+
+    def state_dict(self) -> dict:
+        return {"pool_size": self.pool_size, "generator": self.generator.get_state(),
+                "images": torch.stack(self.images).cpu() if self.images else torch.empty(0)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pool_size = int(state["pool_size"])
+        self.generator.set_state(state["generator"])
+        self.images = [im for im in state["images"]] if state["images"].numel() else []
+
+
+# --------------------------------------------------------------------------- learning rate
+class LinearDecay:
+    """Learning-rate factor: 1 for ``n_epochs`` epochs, then linearly towards 0 over
+    ``n_epochs_decay`` more (the CycleGAN/pix2pix schedule). Epochs count from 0.
+
+    factor(e) = 1 - max(0, e + 1 - n_epochs) / (n_epochs_decay + 1)
+    """
+
+    def __init__(self, n_epochs: int, n_epochs_decay: int):
+        if n_epochs < 0 or n_epochs_decay < 0:
+            raise ValueError(f"Epoch counts must be >= 0, got {n_epochs} and {n_epochs_decay}.")
+        self.n_epochs, self.n_epochs_decay = int(n_epochs), int(n_epochs_decay)
+
+    def __call__(self, epoch: int) -> float:
+        return 1.0 - max(0, epoch + 1 - self.n_epochs) / float(self.n_epochs_decay + 1)
+
+
+def linear_decay_scheduler(optimizer: torch.optim.Optimizer, n_epochs: int, n_epochs_decay: int):
+    """A LambdaLR with :class:`LinearDecay` (stepped once per epoch by ``training.fit``)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, LinearDecay(n_epochs, n_epochs_decay))
+
+
+# --------------------------------------------------------------------------- tasks
+def _adam(params, lr: float) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
+
+
+def _requires_grad(modules: Sequence[nn.Module], flag: bool) -> None:
+    for m in modules:
+        m.requires_grad_(flag)
+
+
+class Pix2PixTask(Task):
+    """pix2pix on batches ``(input, target)`` in [-1, 1]: one D update, then one G update.
+
+    D is conditional: it judges (input, output) pairs. G's loss is GAN + ``lambda_l1`` x L1.
+    ``n_epochs``/``n_epochs_decay``: the linear learning-rate schedule (None: constant).
+    """
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, lr: float = 2e-4,
+                 lambda_l1: float = LAMBDA_L1, gan_mode: str = "vanilla",
+                 n_epochs: int | None = None, n_epochs_decay: int = 0):
+        opt_g, opt_d = _adam(generator.parameters(), lr), _adam(discriminator.parameters(), lr)
+        schedulers = None
+        if n_epochs is not None:
+            schedulers = {"generator": linear_decay_scheduler(opt_g, n_epochs, n_epochs_decay),
+                          "discriminator": linear_decay_scheduler(opt_d, n_epochs, n_epochs_decay)}
+        super().__init__({"generator": generator, "discriminator": discriminator},
+                         {"generator": opt_g, "discriminator": opt_d}, schedulers)
+        gan_loss(torch.zeros(1), True, gan_mode)  # validates the mode now, not mid-training
+        self.lambda_l1, self.gan_mode = lambda_l1, gan_mode
+
+    def training_step(self, batch):
+        x, y = batch
+        g, d = self.models["generator"], self.models["discriminator"]
+        fake = g(x)
+        d_loss = discriminator_loss(d(x, y), d(x, fake.detach()), self.gan_mode)
+        logs = {"d_loss": self.optimize(d_loss, "discriminator")}
+        _requires_grad([d], False)
+        losses = pix2pix_generator_loss(d(x, fake), fake, y, self.lambda_l1, self.gan_mode)
+        logs["g_loss"] = self.optimize(losses["loss"], "generator")
+        _requires_grad([d], True)
+        logs["g_gan"], logs["l1"] = float(losses["gan"].detach()), float(losses["l1"].detach())
+        return logs
+
+    def validation_step(self, batch):
+        x, y = batch
+        return {"l1": float(F.l1_loss(self.models["generator"](x), y))}
+
+
+class CycleGANTask(Task):
+    """CycleGAN on batches ``(a, b)`` of unpaired images in [-1, 1].
+
+    Models: ``g_ab`` (A -> B), ``g_ba`` (B -> A), ``d_a`` (is it a real A?), ``d_b``.
+    Generators: LSGAN loss + cycle loss (``lambda_cycle``, both directions) + identity loss
+    (``lambda_identity`` x ``lambda_cycle``). Discriminators: LSGAN loss on real images
+    and on fakes drawn from a 50-image :class:`ImagePool` each. Both generators share one
+    Adam optimizer and both discriminators another, as in the authors' code.
+    """
+
+    def __init__(self, g_ab: nn.Module, g_ba: nn.Module, d_a: nn.Module, d_b: nn.Module,
+                 lr: float = 2e-4, lambda_cycle: float = LAMBDA_CYCLE,
+                 lambda_identity: float = LAMBDA_IDENTITY, pool_size: int = 50,
+                 n_epochs: int | None = None, n_epochs_decay: int = 0, seed: int = 0):
+        opt_g = _adam(itertools.chain(g_ab.parameters(), g_ba.parameters()), lr)
+        opt_d = _adam(itertools.chain(d_a.parameters(), d_b.parameters()), lr)
+        schedulers = None
+        if n_epochs is not None:
+            schedulers = {"generators": linear_decay_scheduler(opt_g, n_epochs, n_epochs_decay),
+                          "discriminators": linear_decay_scheduler(opt_d, n_epochs, n_epochs_decay)}
+        super().__init__({"g_ab": g_ab, "g_ba": g_ba, "d_a": d_a, "d_b": d_b},
+                         {"generators": opt_g, "discriminators": opt_d}, schedulers)
+        self.lambda_cycle, self.lambda_identity = lambda_cycle, lambda_identity
+        self.pool_a, self.pool_b = ImagePool(pool_size, seed), ImagePool(pool_size, seed + 1)
+
+    def translate(self, a: torch.Tensor | None = None, b: torch.Tensor | None = None):
+        """(fake_b, rec_a) for a batch of A, or (fake_a, rec_b) for B: A -> B -> A and back."""
+        m = self.models
+        if (a is None) == (b is None):
+            raise ValueError("Pass exactly one of a= (domain A images) or b= (domain B images).")
+        if a is not None:
+            fake_b = m["g_ab"](a)
+            return fake_b, m["g_ba"](fake_b)
+        fake_a = m["g_ba"](b)
+        return fake_a, m["g_ab"](fake_a)
+
+    def generator_losses(self, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+        m = self.models
+        fake_b, rec_a = self.translate(a=a)
+        fake_a, rec_b = self.translate(b=b)
+        losses = {
+            "gan_ab": lsgan_loss(m["d_b"](fake_b), True),
+            "gan_ba": lsgan_loss(m["d_a"](fake_a), True),
+            "cycle_a": cycle_loss(a, rec_a, self.lambda_cycle),
+            "cycle_b": cycle_loss(b, rec_b, self.lambda_cycle),
+        }
+        if self.lambda_identity > 0:
+            losses["idt_b"] = identity_loss(b, m["g_ab"](b), self.lambda_cycle, self.lambda_identity)
+            losses["idt_a"] = identity_loss(a, m["g_ba"](a), self.lambda_cycle, self.lambda_identity)
+        losses["loss"] = sum(losses.values())
+        return losses, fake_a, fake_b
+
+    def training_step(self, batch):
+        a, b = batch
+        m = self.models
+        discs = [m["d_a"], m["d_b"]]
+        _requires_grad(discs, False)  # the generator step must not compute D's gradients
+        losses, fake_a, fake_b = self.generator_losses(a, b)
+        logs = {"g_loss": self.optimize(losses["loss"], "generators")}
+        _requires_grad(discs, True)
+        d_a = discriminator_loss(m["d_a"](a), m["d_a"](self.pool_a.query(fake_a)), "lsgan")
+        d_b = discriminator_loss(m["d_b"](b), m["d_b"](self.pool_b.query(fake_b)), "lsgan")
+        logs["d_loss"] = self.optimize(d_a + d_b, "discriminators")
+        logs.update({k: float(v.detach()) for k, v in losses.items() if k != "loss"})
+        return logs
+
+    def validation_step(self, batch):
+        a, b = batch
+        _, rec_a = self.translate(a=a)
+        _, rec_b = self.translate(b=b)
+        return {"cycle": float(F.l1_loss(rec_a, a) + F.l1_loss(rec_b, b))}
+
+    def extra_state(self) -> dict:
+        return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        if "pool_a" in state:
+            self.pool_a.load_state_dict(state["pool_a"])
+            self.pool_b.load_state_dict(state["pool_b"])
+
+
+# --------------------------------------------------------------------------- paired data
+def canny_edges(images: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """Edge maps (N, 1, H, W) in {0, 1} of (N, 3, H, W) [0, 1] images, by scikit-image's Canny."""
+    from skimage.feature import canny
+
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"canny_edges needs RGB images (N, 3, H, W) in [0, 1], got {tuple(images.shape)}.")
+    gray = rgb_to_gray(images)[:, 0].cpu().numpy().astype(np.float64)
+    edges = np.stack([canny(g, sigma=sigma) for g in gray])
+    return torch.from_numpy(edges).float().unsqueeze(1)
+
+
+class EdgePairs(Dataset):
+    """pix2pix's edges -> photo pairs from any photo dataset: (edges, photo) in [-1, 1].
+
+    The input is a (1, H, W) drawing: black Canny edges on white, like edges2shoes.
+    The edges are computed once, when the dataset is made.
+    """
+
+    def __init__(self, photos: Dataset | torch.Tensor, sigma: float = 1.0):
+        if len(photos) == 0:
+            raise ValueError("The photo set is empty: EdgePairs needs at least one photo.")
+        self.photos = photos if torch.is_tensor(photos) else torch.stack([photos[i] for i in range(len(photos))])
+        self.edges = 1.0 - canny_edges(self.photos, sigma)
+
+    def __len__(self) -> int:
+        return len(self.photos)
+
+    def __getitem__(self, i: int):
+        return to_signed(self.edges[i]), to_signed(self.photos[i])
+
+
+# --------------------------------------------------------------------------- unpaired data
+def hue_rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
+    """Rotate the hue of (N, 3, H, W) [0, 1] images, keeping luminance (the W3C/CSS
+    ``hue-rotate`` matrix). Grays are unchanged; the result is clipped to [0, 1]."""
+    a = math.radians(degrees)
+    c, s = math.cos(a), math.sin(a)
+    m = images.new_tensor([
+        [0.213 + c * 0.787 - s * 0.213, 0.715 - c * 0.715 - s * 0.715, 0.072 - c * 0.072 + s * 0.928],
+        [0.213 - c * 0.213 + s * 0.143, 0.715 + c * 0.285 + s * 0.140, 0.072 - c * 0.072 - s * 0.283],
+        [0.213 - c * 0.213 - s * 0.787, 0.715 - c * 0.715 + s * 0.715, 0.072 + c * 0.928 + s * 0.072],
+    ])
+    return torch.einsum("ij,njhw->nihw", m, images).clamp(0, 1)
+
+
+class UnpairedImages(Dataset):
+    """Items ``(a, b)`` in [-1, 1] from two unrelated image sets (each item [0, 1] (3, H, W)).
+
+    Length is the larger set's; item i takes A[i mod |A|] and a B image through a
+    fixed random permutation, so A and B are never aligned by index.
+    """
+
+    def __init__(self, domain_a: Dataset, domain_b: Dataset, seed: int = 0):
+        for name, ds in (("A", domain_a), ("B", domain_b)):
+            if len(ds) == 0:
+                raise ValueError(f"Domain {name} has no images: unpaired training needs images in both domains.")
+        self.a, self.b = domain_a, domain_b
+        self.perm = torch.randperm(len(domain_b), generator=torch.Generator().manual_seed(seed)).tolist()
+
+    def __len__(self) -> int:
+        return max(len(self.a), len(self.b))
+
+    def __getitem__(self, i: int):
+        return to_signed(self.a[i % len(self.a)]), to_signed(self.b[self.perm[i % len(self.b)]])
+
+
+def offline_domains(n: int = 256, size: int = 32, degrees: float = 150.0, seed: int = 0,
+                    profile: str | None = "fast"):
+    """A small unpaired pair of domains the course makes offline: (A, B), ``n`` images each, in [0, 1].
+
+    A: photos. B: *other* photos with their hue rotated by ``degrees`` (skies turn
+    orange-pink, foliage violet). The photos are the real CIFAR-10 subset when it is
+    present, else crops of scikit-image's bundled photos (``lessons_lib.data``); A and B
+    use disjoint photos, so no A image has its own counterpart in B: the mapping must be
+    learned from the two distributions, as with horses and zebras. A hue rotation is a
+    change any small generator can represent, so it is learned in a CPU-minute.
+    """
+    from .data import TensorImages, colour_images, stack
+
+    if n < 1:
+        raise ValueError(f"n must be positive, got {n}.")
+    photos = stack(colour_images("train", size=size, profile=profile, limit=2 * n, seed=seed))
+    if len(photos) < 2:
+        raise ValueError(f"Need at least 2 photos to make two domains, found {len(photos)}.")
+    half = len(photos) // 2
+    return TensorImages(photos[:half]), TensorImages(hue_rotate(photos[half:2 * half], degrees))
+
+
+def unpaired_folders(folder_a: str | Path, folder_b: str | Path, size: int = 64):
+    """Two folders of your own images as domains A and B ([0, 1] datasets, ``size`` px squares)."""
+    from .data import ImageFolderDataset
+
+    domains = []
+    for name, folder in (("A", folder_a), ("B", folder_b)):
+        try:
+            domains.append(ImageFolderDataset(folder, size=size))
+        except ValueError as err:
+            raise ValueError(
+                f"Domain {name} folder '{folder}' has no images, so there is nothing to translate "
+                f"{'from' if name == 'A' else 'to'}. Put .png/.jpg files of domain {name} in it "
+                f"(CycleGAN's layout is trainA/ and trainB/). Details: {err}") from None
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"Domain {name}: {err}") from None
+    return domains[0], domains[1]
+
+
+def _horse2zebra_root() -> Path:
+    return cache_dir() / "datasets" / "horse2zebra"
+
+
+def horse2zebra(size: int = 128, split: str = "train", download: bool | None = None):
+    """The horse2zebra domains (A = horses, B = zebras) as [0, 1] datasets.
+
+    Read from the course cache; downloaded (about 110 MB, from the registry's
+    ``"horse2zebra"`` URL) only when missing and ``download`` is not False. Offline, or
+    when the download fails, raises :class:`lessons_lib.registry.DownloadUnavailable`
+    saying what to do (the fast profile uses :func:`offline_domains` instead).
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    root = _horse2zebra_root()
+    folders = (root / f"{split}A", root / f"{split}B")
+    if not all(f.is_dir() for f in folders):
+        source = registry.get_source("horse2zebra")
+        if download is False or registry.offline():
+            raise registry.DownloadUnavailable(registry.unavailable_message(
+                "the horse2zebra dataset", reason=f"it is not in {root} and "
+                + ("downloading is switched off" if download is False else "this session is offline")
+                + f"; you can unzip {source.location} there yourself"))
+        _download_zip(source.location, root)
+    return unpaired_folders(*folders, size=size)
+
+
+def _download_zip(url: str, root: Path) -> None:
+    """Download and unpack into a temporary folder, then move into place (never half a dataset)."""
+    import urllib.request
+
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".horse2zebra-", dir=root.parent))
+    try:
+        archive = tmp / "data.zip"
+        urllib.request.urlretrieve(url, archive)
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(tmp / "unpacked")
+        inner = next((p for p in (tmp / "unpacked").rglob("trainA")), None)
+        if inner is None:
+            raise ValueError("the archive has no trainA/ folder")
+        if root.exists():
+            shutil.rmtree(root)
+        inner.parent.rename(root)
+    except Exception as err:
+        raise registry.DownloadUnavailable(registry.unavailable_message(
+            f"the horse2zebra dataset from {url}", reason=str(err))) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def unpaired_domains(size: int | None = None, n: int | None = None, profile: str | None = None):
+    """The course's unpaired domains: horse2zebra (full) or :func:`offline_domains` (fast)."""
+    profile = profile or get_profile()
+    if profile == "full":
+        return horse2zebra(size=size or 128)
+    return offline_domains(n=n or 256, size=size or 32, profile="fast")

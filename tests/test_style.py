@@ -1,0 +1,226 @@
+"""lessons_lib.style: VGG features by name, Gram matrices, Gatys, AdaIN, perceptual loss."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.models.vgg import cfgs, make_layers
+
+from torch.utils.data import TensorDataset
+
+from lessons_lib import registry, style, textures, training
+from lessons_lib.data import make_loader, sample_photos
+from lessons_lib.models.adain import AdaINDecoder
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return style.VGGFeatures(style.STYLE_LAYERS + style.CONTENT_LAYERS + ("relu2_2",), verbose=False)
+
+
+# --------------------------------------------------------------------------- VGG features
+def test_layer_names_follow_torchvision_vgg19():
+    ref = make_layers(cfgs["E"])
+    assert len(style.VGG19_LAYERS) == len(ref) == 37
+    for name, layer in zip(style.VGG19_LAYERS, ref):
+        kind = {"conv": torch.nn.Conv2d, "relu": torch.nn.ReLU, "pool": torch.nn.MaxPool2d}[name[:4]]
+        assert isinstance(layer, kind), name
+    # The full-width trunk takes torchvision's VGG19 weights key for key, shape for shape.
+    ours = style._trunk(False, 1.0).state_dict()
+    theirs = ref.state_dict()
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
+
+
+def test_features_by_name_match_torchvision_layers(vgg):
+    ref = make_layers([round(v * vgg.width) if v != "M" else v for v in cfgs["E"]]).eval()
+    ref.load_state_dict(vgg.body.state_dict(), strict=False)
+    x = torch.rand(2, 3, 32, 32)
+    normed = (x - torch.tensor(style._IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(style._IMAGENET_STD).view(1, 3, 1, 1)
+    ext = style.VGGFeatures(["conv1_1", "relu3_1", "pool2", "relu4_2"], verbose=False)
+    with torch.no_grad():
+        feats = ext(x)
+        assert list(feats) == ["conv1_1", "relu3_1", "pool2", "relu4_2"]
+        for name, f in feats.items():
+            depth = style.VGG19_LAYERS.index(name) + 1
+            torch.testing.assert_close(f, ref[:depth](normed))
+    assert ext.channels("relu3_1") == feats["relu3_1"].shape[1]
+
+
+def test_unknown_layer_name_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"Unknown VGG19 layer name.*'relu6_1'.*Valid names are: conv1_1, relu1_1"):
+        style.VGGFeatures(["relu1_1", "relu6_1"], verbose=False)
+    with pytest.raises(ValueError, match="Unknown VGG19 layer"):
+        style.PerceptualLoss(layers=("conv2_9",))
+
+
+def test_fast_profile_offline_falls_back_without_downloading(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("LESSONS_PROFILE", "fast")
+    monkeypatch.setattr(style, "_weights_file", lambda: tmp_path / "vgg19-dcbb9e9d.pth")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("the fast profile must not download")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    ext = style.VGGFeatures(["relu1_1"])
+    assert not ext.pretrained and ext.width == style.FALLBACK_WIDTH
+    assert "randomly initialised VGG19" in capsys.readouterr().out
+    # Asking for the real weights offline says what to do, instead of failing in a download.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(registry.DownloadUnavailable, match="VGG19 weights.*offline"):
+        style.VGGFeatures(["relu1_1"], pretrained=True)
+
+
+def test_features_are_frozen_but_pass_gradients(vgg):
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    vgg(x)["relu4_2"].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in vgg.parameters())
+
+
+# --------------------------------------------------------------------------- Gram, losses
+def test_gram_matrix_matches_a_direct_loop():
+    f = torch.randn(2, 4, 3, 5, dtype=torch.float64)
+    g = style.gram_matrix(f)
+    n, c, h, w = f.shape
+    expected = torch.zeros(n, c, c, dtype=torch.float64)
+    for b in range(n):
+        for i in range(c):
+            for j in range(c):
+                total = 0.0
+                for y in range(h):
+                    for x in range(w):
+                        total += f[b, i, y, x] * f[b, j, y, x]
+                expected[b, i, j] = total / (c * h * w)
+    torch.testing.assert_close(g, expected)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        style.gram_matrix(torch.randn(4, 3, 5))
+
+
+def test_content_and_style_losses_by_hand():
+    a, b = torch.randn(1, 3, 4, 4), torch.randn(1, 3, 4, 4)
+    assert torch.isclose(style.content_loss(a, b), ((a - b) ** 2).mean())
+    feats = {"relu1_1": a, "relu2_1": torch.randn(1, 5, 2, 2)}
+    targets = {"relu1_1": style.gram_matrix(b), "relu2_1": torch.zeros(1, 5, 5)}
+    expected = ((style.gram_matrix(a) - targets["relu1_1"]) ** 2).mean() \
+        + 0.5 * (style.gram_matrix(feats["relu2_1"]) ** 2).mean()
+    got = style.style_loss(feats, targets, weights={"relu2_1": 0.5})
+    assert torch.isclose(got, expected)
+    with pytest.raises(ValueError, match="No features for style layer"):
+        style.style_loss({"relu1_1": a}, {"relu5_1": targets["relu1_1"]})
+
+
+# --------------------------------------------------------------------------- Gatys
+def test_style_transfer_cuts_the_style_loss_tenfold(vgg):
+    # Within the notebook's fast-profile budget (it runs 20 steps at 48 px), fixed seed.
+    content = sample_photos(1, 48, seed=3)[0]
+    result = style.style_transfer(content, textures.texture("waves", 48), steps=12, extractor=vgg,
+                                  snapshot_every=4, seed=0, progress=False)
+    s = result.history["style"]
+    assert len(s) == 13 and s[-1] * 10 <= s[0], s
+    assert result.style_reduction >= 10
+    assert [step for step, _ in result.snapshots] == [4, 8, 12]
+    assert result.image.shape == (1, 3, 48, 48) and 0 <= result.image.min() and result.image.max() <= 1
+    # Adam also brings the style loss down (it needs more steps than L-BFGS for the same cut).
+    adam = style.style_transfer(content, textures.texture("waves", 48), steps=5, optimizer="adam",
+                                lr=0.05, extractor=vgg, progress=False)
+    assert adam.history["style"][-1] < adam.history["style"][0]
+
+
+def test_style_transfer_rejects_bad_settings(vgg):
+    img = torch.rand(3, 32, 32)
+    with pytest.raises(ValueError, match="steps must be"):
+        style.style_transfer(img, img, steps=0, extractor=vgg)
+    with pytest.raises(ValueError, match="optimizer must be"):
+        style.style_transfer(img, img, steps=1, optimizer="sgd", extractor=vgg)
+    with pytest.raises(ValueError, match="Unknown VGG19 layer"):
+        style.style_transfer(img, img, steps=1, style_layers=("relu9_9",), extractor=vgg)
+
+
+def test_style_and_content_of_different_sizes_and_modes(tmp_path, capsys):
+    rgba = Image.new("RGBA", (90, 40), (255, 0, 0, 128))
+    gray = Image.fromarray((np.arange(64 * 48) % 256).astype(np.uint8).reshape(48, 64), mode="L")
+    gray.save(tmp_path / "content.png")
+    c, s = style.prepare_pair(tmp_path / "content.png", rgba)
+    assert c.shape == s.shape == (1, 3, 48, 64)
+    assert "scaling and centre-cropping the style" in capsys.readouterr().out
+    # The RGBA image was composited on white: half-transparent red -> pink, not red.
+    assert torch.allclose(s[0, :, 20, 32], torch.tensor([1.0, 0.5, 0.5]), atol=0.02)
+    c2, s2 = style.prepare_pair(gray, style.as_image(rgba), size=32)
+    assert c2.shape == s2.shape == (1, 3, 24, 32)
+    # Tensors are not guessed at: one message says how to convert them.
+    with pytest.raises(ValueError, match="must be one RGB image.*load_image"):
+        style.prepare_pair(torch.rand(1, 1, 32, 32), torch.rand(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="must be one RGB image"):
+        style.prepare_pair(torch.rand(1, 3, 32, 32), torch.rand(1, 4, 32, 32))
+    with pytest.raises(ValueError, match=r"values in \[-1, 1\].*to_unit"):
+        style.prepare_pair(torch.linspace(-1, 1, 3 * 32 * 32).view(3, 32, 32), torch.rand(3, 32, 32))
+    with pytest.raises(FileNotFoundError):
+        style.prepare_pair(tmp_path / "missing.png", rgba)
+
+
+# --------------------------------------------------------------------------- AdaIN
+def test_adain_gives_the_style_channel_statistics():
+    gen = torch.Generator().manual_seed(0)
+    content = torch.randn(2, 8, 6, 5, generator=gen) * 3 + 1
+    style_f = torch.randn(1, 8, 7, 7, generator=gen) * torch.rand(1, 8, 1, 1, generator=gen) * 4 \
+        + torch.randn(1, 8, 1, 1, generator=gen)
+    out = style.adain(content, style_f)
+    s_flat, o_flat = style_f.flatten(2), out.flatten(2)
+    torch.testing.assert_close(o_flat.mean(2), s_flat.mean(2).expand(2, 8), atol=1e-4, rtol=0)
+    torch.testing.assert_close(o_flat.std(2), s_flat.std(2).expand(2, 8), atol=1e-4, rtol=0)
+    # alpha blends the stylised features with the content features.
+    torch.testing.assert_close(style.adain(content, style_f, alpha=0.0), content)
+    half = style.adain(content, style_f, alpha=0.5)
+    torch.testing.assert_close(half, 0.5 * out + 0.5 * content)
+    with pytest.raises(ValueError, match="same layer"):
+        style.adain(content, torch.randn(1, 4, 5, 5))
+    with pytest.raises(ValueError, match="alpha must be in"):
+        style.adain(content, style_f, alpha=1.5)
+
+
+def test_adain_decoder_trains(vgg):
+    torch.manual_seed(0)
+    model = style.AdaINStyleTransfer(style.VGGFeatures(style.ADAIN_STYLE_LAYERS, verbose=False))
+    assert isinstance(model.decoder, AdaINDecoder)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == \
+        sum(p.numel() for p in model.decoder.parameters())
+    content = torch.rand(8, 3, 32, 32)
+    styles = textures.textures(["waves", "checker"], size=32).repeat(4, 1, 1, 1)
+    task = style.AdaINTask(model, lr=1e-3)
+    loader = make_loader(TensorDataset(content, styles), batch_size=4, seed=0)
+    history = training.fit(task, loader, epochs=6, progress=False)
+    assert history["train_loss"][-1] < 0.5 * history["train_loss"][0], history["train_loss"]
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert model(content[:1], styles[:1], alpha=0.5).shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        model(torch.rand(1, 3, 30, 30), styles[:1])
+
+
+# --------------------------------------------------------------------------- perceptual loss
+def test_perceptual_loss(vgg):
+    loss = style.PerceptualLoss(layers=("relu2_2", "relu3_1"), weights=(1.0, 0.5), extractor=vgg, pixel_weight=0.1)
+    hr = torch.rand(2, 3, 32, 32)
+    assert float(loss(hr, hr)) == 0.0
+    out = torch.rand(2, 3, 32, 32, requires_grad=True)
+    value = loss(out, hr)
+    value.backward()
+    assert value > 0 and out.grad.abs().sum() > 0
+    feats_o, feats_t = vgg(out.detach()), vgg(hr)
+    expected = sum(w * ((feats_o[n] - feats_t[n]) ** 2).mean() for n, w in (("relu2_2", 1.0), ("relu3_1", 0.5))) \
+        + 0.1 * ((out.detach() - hr) ** 2).mean()
+    assert torch.isclose(value.detach(), expected, rtol=1e-4)
+    with pytest.raises(ValueError, match="differ in shape"):
+        loss(out, hr[:1])
+    low, high = style.make_sr_pairs(hr, 4)
+    assert low.shape == (2, 3, 8, 8) and high is hr
+    torch.testing.assert_close(low[0, :, 0, 0], hr[0, :, :4, :4].mean(dim=(1, 2)))
+    with pytest.raises(ValueError, match="divisible by 4"):
+        style.make_sr_pairs(torch.rand(1, 3, 30, 30))
+
+
+def test_textures_are_deterministic_images():
+    a = textures.textures(size=32, seed=1)
+    assert a.shape == (len(textures.TEXTURES), 3, 32, 32) and 0 <= a.min() and a.max() <= 1
+    torch.testing.assert_close(a, textures.textures(size=32, seed=1))
+    assert all(t.std() > 0.05 for t in a)  # patterned, not flat
+    with pytest.raises(ValueError, match="Unknown texture"):
+        textures.texture("plaid")

@@ -1,0 +1,257 @@
+"""lessons_lib.translation and its networks: pix2pix, CycleGAN, losses, pool, data."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.feature import canny
+
+from lessons_lib import registry, training
+from lessons_lib import translation as tr
+from lessons_lib.data import TensorImages, make_loader, sample_photos
+from lessons_lib.images import rgb_to_gray
+from lessons_lib.models.cyclegan import ResnetGenerator
+from lessons_lib.models.pix2pix import PatchDiscriminator, UNetGenerator
+
+
+# --------------------------------------------------------------------------- losses by hand
+def test_lsgan_loss_by_hand():
+    pred = torch.tensor([[0.5, -1.0], [2.0, 0.0]])
+    # real: ((0.5-1)^2 + (-1-1)^2 + (2-1)^2 + (0-1)^2) / 4 = (0.25 + 4 + 1 + 1) / 4
+    assert math.isclose(float(tr.lsgan_loss(pred, True)), 6.25 / 4)
+    # fake: (0.25 + 1 + 4 + 0) / 4
+    assert math.isclose(float(tr.lsgan_loss(pred, False)), 5.25 / 4)
+    assert math.isclose(float(tr.discriminator_loss(pred, pred)), 0.5 * (6.25 + 5.25) / 4)
+
+
+def test_vanilla_gan_and_pix2pix_losses_by_hand():
+    logits = torch.tensor([0.0, 2.0])
+    real = (-math.log(0.5) - math.log(1 / (1 + math.exp(-2.0)))) / 2
+    fake = (-math.log(0.5) - math.log(1 - 1 / (1 + math.exp(-2.0)))) / 2
+    assert math.isclose(float(tr.gan_loss(logits, True, "vanilla")), real, rel_tol=1e-6)
+    assert math.isclose(float(tr.gan_loss(logits, False, "vanilla")), fake, rel_tol=1e-6)
+    fake_img, target = torch.zeros(1, 1, 2, 2), torch.tensor([[[[0.5, -0.5], [1.0, 0.0]]]])
+    parts = tr.pix2pix_generator_loss(logits, fake_img, target)
+    assert math.isclose(float(parts["l1"]), 0.5)                      # (0.5 + 0.5 + 1 + 0) / 4
+    assert math.isclose(float(parts["loss"]), real + 100 * 0.5, rel_tol=1e-6)
+    with pytest.raises(ValueError, match="'lsgan' or 'vanilla'"):
+        tr.gan_loss(logits, True, "wgan")
+
+
+def test_cycle_and_identity_losses_by_hand():
+    real = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    rec = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    # mean |real - rec| = (1 + 0 + 1 + 2) / 4 = 1; lambda 10
+    assert float(tr.cycle_loss(real, rec)) == 10.0
+    # identity: 0.5 x lambda x L1 = 5
+    assert float(tr.identity_loss(real, rec)) == 5.0
+    assert float(tr.cycle_loss(real, rec, lambda_cycle=2.0)) == 2.0
+    assert float(tr.identity_loss(real, rec, lambda_cycle=2.0, lambda_identity=0.25)) == 0.5
+
+
+# --------------------------------------------------------------------------- image pool
+def test_image_pool_fills_then_swaps_half_the_time():
+    pool = tr.ImagePool(50, seed=0)
+    first = torch.arange(50, dtype=torch.float32).view(50, 1, 1, 1).expand(50, 3, 2, 2)
+    out = pool.query(first[:30])
+    torch.testing.assert_close(out, first[:30])         # while filling: the images themselves
+    out = pool.query(first[30:])
+    torch.testing.assert_close(out, first[30:])
+    assert len(pool) == 50
+    swaps, n = 0, 1000
+    for k in range(n):
+        new = torch.full((1, 3, 2, 2), 1000.0 + k)
+        before = set(torch.stack(pool.images)[:, 0, 0, 0].tolist())
+        got = pool.query(new)
+        value = float(got[0, 0, 0, 0])
+        after = set(torch.stack(pool.images)[:, 0, 0, 0].tolist())
+        assert len(pool) == 50
+        if value == 1000.0 + k:                           # returned as is: pool unchanged
+            assert after == before
+        else:                                             # an older image came back and left the pool
+            swaps += 1
+            assert value in before and value not in after and 1000.0 + k in after
+    assert 0.45 < swaps / n < 0.55
+
+
+def test_image_pool_is_seeded_off_and_resumable():
+    batches = [torch.randn(4, 3, 2, 2, generator=torch.Generator().manual_seed(i)) for i in range(30)]
+    a, b = tr.ImagePool(5, seed=3), tr.ImagePool(5, seed=3)
+    outs_a = [a.query(x) for x in batches[:20]]
+    state = a.state_dict()
+    for x, y in zip(outs_a, [b.query(x) for x in batches[:20]]):
+        torch.testing.assert_close(x, y)
+    c = tr.ImagePool(5, seed=99)
+    c.load_state_dict(state)
+    for x in batches[20:]:
+        torch.testing.assert_close(a.query(x), c.query(x))
+    off = tr.ImagePool(0)
+    assert off.query(batches[0]) is batches[0] and len(off) == 0
+    with pytest.raises(ValueError, match="pool_size"):
+        tr.ImagePool(-1)
+
+
+def test_linear_decay_schedule():
+    decay = tr.LinearDecay(n_epochs=3, n_epochs_decay=3)
+    assert [decay(e) for e in range(7)] == [1.0, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0]
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
+    sched = tr.linear_decay_scheduler(opt, 2, 1)
+    lrs = []
+    for _ in range(3):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([0.2, 0.2, 0.1])
+
+
+# --------------------------------------------------------------------------- networks
+def test_networks_shapes_and_patchgan_grid():
+    g = UNetGenerator(1, 3, num_downs=5, ngf=8)
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    y = g(x)
+    assert y.shape == (2, 3, 32, 32) and y.abs().max() <= 1
+    with pytest.raises(ValueError, match="divisible by 32"):
+        g(torch.rand(1, 1, 48, 40))
+    # The 70x70 PatchGAN on 256 px gives a 30x30 grid of logits, as in the paper's code.
+    d = PatchDiscriminator(6, ndf=4, n_layers=3)
+    assert d(torch.rand(1, 3, 256, 256), torch.rand(1, 3, 256, 256)).shape == (1, 1, 30, 30)
+    with pytest.raises(ValueError, match="expects"):
+        d(torch.rand(1, 3, 64, 64))
+    r = ResnetGenerator(3, 3, ngf=8, n_blocks=2)
+    assert r(torch.rand(2, 3, 24, 24)).shape == (2, 3, 24, 24)
+
+
+def test_unet_skips_carry_the_input():
+    # Cutting a skip (zeroing the outermost encoder level) changes the output: the skips are used.
+    torch.manual_seed(0)
+    g = UNetGenerator(3, 3, num_downs=3, ngf=4, norm="instance").eval()
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        full = g(x)
+        g.down[0][0].weight.zero_()
+        assert not torch.allclose(full, g(x))
+
+
+# --------------------------------------------------------------------------- data
+def test_edge_pairs_use_skimage_canny():
+    photos = sample_photos(4, 32, seed=1)
+    pairs = tr.EdgePairs(photos, sigma=1.0)
+    edges, photo = pairs[2]
+    assert edges.shape == (1, 32, 32) and photo.shape == (3, 32, 32)
+    gray = rgb_to_gray(photos[2:3])[0, 0].numpy().astype(np.float64)
+    expected = canny(gray, sigma=1.0)
+    assert expected.any()
+    # black (-1) edges on white (+1)
+    np.testing.assert_array_equal(edges[0].numpy() == -1.0, expected)
+    torch.testing.assert_close(photo, photos[2] * 2 - 1)
+    with pytest.raises(ValueError, match="RGB"):
+        tr.canny_edges(torch.rand(1, 1, 8, 8))
+
+
+def test_hue_rotation():
+    x = torch.rand(2, 3, 8, 8) * 0.5 + 0.25
+    torch.testing.assert_close(tr.hue_rotate(x, 0), x)
+    torch.testing.assert_close(tr.hue_rotate(x, 360), x, atol=1e-5, rtol=0)
+    gray = torch.full((1, 3, 2, 2), 0.4)
+    torch.testing.assert_close(tr.hue_rotate(gray, 150), gray, atol=1e-5, rtol=0)   # grays stay gray
+    # luminance is kept (the 0.213/0.715/0.072 weights) for colours that stay in gamut
+    y = tr.hue_rotate(x, 30)
+    w = torch.tensor([0.213, 0.715, 0.072]).view(1, 3, 1, 1)
+    torch.testing.assert_close((y * w).sum(1), (x * w).sum(1), atol=1e-3, rtol=0)
+    assert (tr.hue_rotate(torch.tensor([1.0, 0.1, 0.1]).view(1, 3, 1, 1), 120) - torch.tensor([1.0, 0.1, 0.1]).view(1, 3, 1, 1)).abs().max() > 0.3
+
+
+def test_offline_domains_are_unpaired(monkeypatch):
+    monkeypatch.delenv("LESSONS_DATA_DIR", raising=False)   # skimage crops: no dependence on CIFAR
+    a, b = tr.offline_domains(n=8, size=16, degrees=150)
+    assert len(a) == len(b) == 8
+    ds = tr.UnpairedImages(a, b)
+    x, y = ds[3]
+    assert x.shape == y.shape == (3, 16, 16) and x.min() >= -1 and y.max() <= 1
+    photos = torch.stack([a[i] for i in range(len(a))])
+    # B is made from other photos: no B image is the hue-rotated version of an A image.
+    rotated_a = tr.hue_rotate(photos, 150)
+    for i in range(len(b)):
+        assert min(float((b[i] - r).abs().mean()) for r in rotated_a) > 1e-3
+
+
+def test_unpaired_folders_with_no_images(tmp_path):
+    (tmp_path / "trainA").mkdir()
+    (tmp_path / "trainB").mkdir()
+    Image.new("RGB", (20, 20), (10, 200, 30)).save(tmp_path / "trainA" / "x.png")
+    (tmp_path / "trainB" / "notes.txt").write_text("no pictures here")
+    with pytest.raises(ValueError, match=r"Domain B folder .*trainB' has no images.*trainA/ and trainB/"):
+        tr.unpaired_folders(tmp_path / "trainA", tmp_path / "trainB")
+    with pytest.raises(FileNotFoundError, match="Domain B"):
+        tr.unpaired_folders(tmp_path / "trainA", tmp_path / "missing")
+    Image.new("L", (30, 24), 128).save(tmp_path / "trainB" / "y.png")
+    a, b = tr.unpaired_folders(tmp_path / "trainA", tmp_path / "trainB", size=16)
+    assert a[0].shape == b[0].shape == (3, 16, 16)
+    with pytest.raises(ValueError, match="Domain A has no images"):
+        tr.UnpairedImages(TensorImages(torch.empty(0, 3, 4, 4)), b)
+
+
+def test_horse2zebra_offline_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("LESSONS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("must not download offline")
+
+    monkeypatch.setattr("urllib.request.urlretrieve", no_download)
+    with pytest.raises(registry.DownloadUnavailable, match="horse2zebra.*offline.*LESSONS_PROFILE=fast"):
+        tr.horse2zebra()
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    with pytest.raises(registry.DownloadUnavailable, match="downloading is switched off"):
+        tr.horse2zebra(download=False)
+    # With the folders in the cache it reads them and downloads nothing.
+    for split in ("trainA", "trainB"):
+        (tmp_path / "datasets" / "horse2zebra" / split).mkdir(parents=True)
+        Image.new("RGB", (40, 40), (120, 80, 40)).save(tmp_path / "datasets" / "horse2zebra" / split / "1.jpg")
+    a, b = tr.horse2zebra(size=32)
+    assert len(a) == len(b) == 1 and a[0].shape == (3, 32, 32)
+
+
+# --------------------------------------------------------------------------- training
+def test_pix2pix_losses_fall():
+    torch.manual_seed(0)
+    pairs = tr.EdgePairs(sample_photos(24, 32, seed=0))
+    task = tr.Pix2PixTask(UNetGenerator(1, 3, num_downs=5, ngf=8), PatchDiscriminator(4, ndf=8, n_layers=2))
+    history = training.fit(task, make_loader(pairs, 8, seed=0), epochs=4, progress=False)
+    assert history["train_l1"][-1] < history["train_l1"][0]
+    assert history["train_g_loss"][-1] < history["train_g_loss"][0]
+
+
+def _cyclegan(seed=0):
+    torch.manual_seed(seed)
+    return tr.CycleGANTask(ResnetGenerator(ngf=4, n_blocks=1), ResnetGenerator(ngf=4, n_blocks=1),
+                           PatchDiscriminator(3, ndf=4, n_layers=2, norm="instance"),
+                           PatchDiscriminator(3, ndf=4, n_layers=2, norm="instance"),
+                           lr=1e-3, pool_size=6, n_epochs=2, n_epochs_decay=2)
+
+
+def test_cyclegan_losses_fall_and_resume_exactly(tmp_path):
+    photos = sample_photos(16, 16, seed=2)
+    ds = tr.UnpairedImages(TensorImages(photos[:8]), TensorImages(tr.hue_rotate(photos[8:], 150)))
+
+    straight = _cyclegan()
+    h = training.fit(straight, make_loader(ds, 4, seed=0), epochs=3, progress=False)
+    cycle = [a + b for a, b in zip(h["train_cycle_a"], h["train_cycle_b"])]
+    assert cycle[-1] < cycle[0] and h["train_g_loss"][-1] < h["train_g_loss"][0]
+    # The learning rate decayed linearly over the last epochs.
+    assert straight.optimizers["generators"].param_groups[0]["lr"] == pytest.approx(1e-3 / 3)
+
+    # Interrupted after 2 epochs, resumed from the checkpoint: the same result, pool included.
+    first = _cyclegan()
+    training.fit(first, make_loader(ds, 4, seed=0), epochs=2, ckpt_dir=tmp_path, progress=False)
+    assert len(first.pool_a) == 6
+    resumed = _cyclegan(seed=123)                 # different initial weights: all must come from the file
+    h2 = training.fit(resumed, make_loader(ds, 4, seed=0), epochs=3, ckpt_dir=tmp_path, progress=False)
+    assert h2["train_g_loss"] == pytest.approx(h["train_g_loss"], rel=1e-5)
+    for name in ("g_ab", "d_b"):
+        for p, q in zip(straight.models[name].parameters(), resumed.models[name].parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(torch.stack(straight.pool_b.images), torch.stack(resumed.pool_b.images))
+    with pytest.raises(ValueError, match="exactly one"):
+        resumed.translate()
