@@ -477,13 +477,14 @@ def _ramp(length: int, fade: int, at_start: bool, at_end: bool) -> np.ndarray:
 
 def upscale(pipe, image, prompt: str = "", num_inference_steps: int | None = None,
             guidance_scale: float = 9.0, noise_level: int = 20, negative_prompt: str | None = None,
-            seed: int = 0, tile: bool = False, tile_size: int = UPSCALE_MAX_INPUT, overlap: int = 16,
+            seed: int = 0, tile: bool = False, tile_size: int | None = None, overlap: int = 16,
             batch_size: int = 4, max_input: int = UPSCALE_MAX_INPUT) -> EditResult:
     """4x super-resolution with the x4 upscaler (output 4x the input's width and height).
 
     Inputs larger than ``max_input`` pixels (128: the upscaler's training crops, and
     512 px outputs fit a T4) are refused unless ``tile=True``, which upscales
-    overlapping ``tile_size`` tiles (batched) and blends them with linear fades.
+    overlapping ``tile_size`` tiles (default ``max_input``; batched) and blends them
+    with linear fades.
     """
     prompt = _check_prompts(prompt)[0]
     n = _default_steps(num_inference_steps, 4, 50)
@@ -495,6 +496,7 @@ def upscale(pipe, image, prompt: str = "", num_inference_steps: int | None = Non
             or not 0 <= noise_level <= max_level:
         raise ValueError(f"noise_level must be a whole number from 0 to {max_level}, got {noise_level!r} "
                          "(it is how much noise is added to the low-res input; 20 is the default).")
+    tile_size = max_input if tile_size is None else tile_size
     img = prepare_image(image)
     w, h = img.size
     params = {"prompt": prompt, "num_inference_steps": n, "guidance_scale": guidance_scale,

@@ -68,6 +68,7 @@ TINY_VERSION = 1
 _MARKER = "lessons_tiny.json"
 
 _CACHE: dict[tuple, object] = {}
+_TINY_DIRS: dict[tuple[str, str], Path] = {}  # (cache root, task) -> checked folder
 _LOCK = threading.Lock()
 
 
@@ -214,8 +215,11 @@ def tiny_pipeline_dir(task: str) -> Path:
     _task(task)
     root = cache_dir() / "tiny-pipelines"
     final = root / task
+    if _TINY_DIRS.get((str(root), task)) == final and (final / _MARKER).is_file():
+        return final  # checked earlier in this process
     marker = {"version": TINY_VERSION, "task": task, "diffusers": _diffusers().__version__}
     if _marker_ok(final, marker):
+        _TINY_DIRS[(str(root), task)] = final
         return final
     root.mkdir(parents=True, exist_ok=True)
     # Build beside the final folder, then rename: a half-written pipeline is never seen.
@@ -234,6 +238,7 @@ def tiny_pipeline_dir(task: str) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    _TINY_DIRS[(str(root), task)] = final
     return final
 
 

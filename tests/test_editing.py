@@ -108,6 +108,7 @@ def test_stale_tiny_pipeline_is_rebuilt(cache_root, pipes):
     folder = P.tiny_pipeline_dir("upscale")
     marker = folder / "lessons_tiny.json"
     marker.write_text(json.dumps({"version": -1}))
+    P._TINY_DIRS.clear()  # as in a new process: the folder is checked again
     rebuilt = P.tiny_pipeline_dir("upscale")
     assert rebuilt == folder and json.loads(marker.read_text())["version"] == P.TINY_VERSION
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
