@@ -26,6 +26,7 @@ import re
 import tempfile
 import unicodedata
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -222,6 +223,21 @@ class _StepCounter:
         self.steps += 1
 
 
+@contextmanager
+def _memory_advice(what: str):
+    """Turn a CUDA out-of-memory error deep inside diffusers into one message that says what to do."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as err:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise RuntimeError(
+            f"The GPU ran out of memory during {what}. What to do: use a smaller image (512 px for "
+            "SD 1.5, 128 px inputs for the upscaler), a smaller batch_size, or load the pipeline "
+            "with load_pipeline(task, cpu_offload=True); in Colab, restart the runtime to free "
+            "memory held by earlier cells.") from err
+
+
 def _model_name(pipe) -> str | None:
     return getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path")
 
@@ -250,9 +266,10 @@ def img2img(pipe, image, prompt: str, strength: float = 0.6, num_inference_steps
                           f"strength={strength} with {n} steps runs int({n} x {strength}) = 0 denoising "
                           "steps, so the image is returned unchanged. Raise strength or num_inference_steps.")
     counter = _StepCounter()
-    out = pipe(prompt=prompt, image=img, strength=strength, num_inference_steps=n,
-               guidance_scale=guidance_scale, negative_prompt=negative_prompt,
-               generator=_generator(seed), callback_on_step_end=counter)
+    with _memory_advice("img2img"):
+        out = pipe(prompt=prompt, image=img, strength=strength, num_inference_steps=n,
+                   guidance_scale=guidance_scale, negative_prompt=negative_prompt,
+                   generator=_generator(seed), callback_on_step_end=counter)
     return EditResult(out.images[0], "img2img", params, seed, counter.steps)
 
 
@@ -299,9 +316,10 @@ def instruct_edits(pipe, image, instructions: Sequence[str], image_guidance_scal
     for start in tqdm(batches, desc="instructions", disable=len(batches) < 2):
         chunk = instructions[start:start + batch_size]
         counter = _StepCounter()
-        out = pipe(prompt=chunk, image=[img] * len(chunk), num_inference_steps=n,
-                   image_guidance_scale=image_guidance_scale, guidance_scale=guidance_scale,
-                   generator=[_generator(seed) for _ in chunk], callback_on_step_end=counter)
+        with _memory_advice("the InstructPix2Pix edit"):
+            out = pipe(prompt=chunk, image=[img] * len(chunk), num_inference_steps=n,
+                       image_guidance_scale=image_guidance_scale, guidance_scale=guidance_scale,
+                       generator=[_generator(seed) for _ in chunk], callback_on_step_end=counter)
         for text, edited in zip(chunk, out.images):
             params = {"instruction": text, "image_guidance_scale": image_guidance_scale,
                       "guidance_scale": guidance_scale, "num_inference_steps": n,
@@ -414,9 +432,10 @@ def inpaint(pipe, image, mask, prompt: str, strength: float = 1.0, num_inference
                           f"strength={strength} with {n} steps runs 0 denoising steps, so the image "
                           "is returned unchanged. Raise strength or num_inference_steps.")
     counter = _StepCounter()
-    out = pipe(prompt=prompt, image=img, mask_image=mask, height=img.height, width=img.width,
-               strength=strength, num_inference_steps=n, guidance_scale=guidance_scale,
-               negative_prompt=negative_prompt, generator=_generator(seed), callback_on_step_end=counter)
+    with _memory_advice("inpainting"):
+        out = pipe(prompt=prompt, image=img, mask_image=mask, height=img.height, width=img.width,
+                   strength=strength, num_inference_steps=n, guidance_scale=guidance_scale,
+                   negative_prompt=negative_prompt, generator=_generator(seed), callback_on_step_end=counter)
     edited = _paste_back(out.images[0], img, soft) if paste_back else out.images[0]
     return EditResult(edited, "inpaint", params, seed, counter.steps, extra={"mask": mask, "soft_mask": soft})
 
@@ -522,10 +541,11 @@ def upscale(pipe, image, prompt: str = "", num_inference_steps: int | None = Non
     for start in tqdm(batches, desc="upscaling tiles", disable=len(batches) < 2):
         chunk = boxes[start:start + batch_size]
         counter = _StepCounter()
-        out = pipe(prompt=[prompt] * len(chunk), image=[img.crop(b) for b in chunk],
-                   num_inference_steps=n, guidance_scale=guidance_scale, noise_level=int(noise_level),
-                   negative_prompt=None if negative_prompt is None else [negative_prompt] * len(chunk),
-                   generator=[_generator(seed) for _ in chunk], callback=counter.legacy, callback_steps=1)
+        with _memory_advice("x4 upscaling"):
+            out = pipe(prompt=[prompt] * len(chunk), image=[img.crop(b) for b in chunk],
+                       num_inference_steps=n, guidance_scale=guidance_scale, noise_level=int(noise_level),
+                       negative_prompt=None if negative_prompt is None else [negative_prompt] * len(chunk),
+                       generator=[_generator(seed) for _ in chunk], callback=counter.legacy, callback_steps=1)
         tiles += out.images
         steps = counter.steps
     if len(boxes) == 1:

@@ -241,6 +241,17 @@ def test_mask_checks(pipes, photo):
         E.feather_mask(Image.new("L", (8, 8)), -2)
 
 
+def test_out_of_memory_says_what_to_do(photo):
+    class Exhausted:  # stands in for a pipeline on a full GPU
+        name_or_path, config = "oom", {}
+
+        def __call__(self, **kwargs):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with pytest.raises(RuntimeError, match="GPU ran out of memory during img2img.*cpu_offload=True"):
+        E.img2img(Exhausted(), photo, "a cat", strength=0.5, num_inference_steps=2)
+
+
 # --------------------------------------------------------------------------- InstructPix2Pix
 def test_instruct_pix2pix_defaults_and_batching(pipes, photo):
     assert (E.IMAGE_STABILITY, E.TEXT_STRENGTH, E.PIX2PIX_STEPS) == (2.0, 10.0, 40)
