@@ -1,0 +1,453 @@
+"""lessons_lib.pipelines and lessons_lib.editing, offline, on tiny random pipelines."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lessons_lib import editing as E
+from lessons_lib import pipelines as P
+from lessons_lib import registry
+
+STEPS = 3
+SIZE = 64
+
+
+@pytest.fixture(scope="session")
+def cache_root(tmp_path_factory):
+    """A fresh cache folder: the tiny pipelines are built, saved and reloaded from scratch."""
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("lessons-cache")
+    mp.setenv("LESSONS_CACHE_DIR", str(root))
+    mp.setenv("LESSONS_PROFILE", "fast")
+    P.clear_pipeline_cache()
+    yield root
+    P.clear_pipeline_cache()
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def pipes(cache_root):
+    return {task: E.load_pipeline(task) for task in P.TASKS}
+
+
+@pytest.fixture(scope="session")
+def photo():
+    return E.demo_image("chelsea", SIZE)
+
+
+def arr(img):
+    return np.asarray(img, dtype=np.float64)
+
+
+class UNetCalls:
+    """Counts UNet forward passes independently of the helpers' own step counter."""
+
+    def __init__(self, pipe):
+        self.n = 0
+        self.handle = pipe.unet.register_forward_hook(self._hook)
+
+    def _hook(self, *args):
+        self.n += 1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+# --------------------------------------------------------------------------- loading
+def test_tiny_pipelines_have_the_real_architecture(pipes, cache_root):
+    import diffusers
+
+    expected = {"img2img": (diffusers.StableDiffusionImg2ImgPipeline, 4, diffusers.DDIMScheduler),
+                "instruct-pix2pix": (diffusers.StableDiffusionInstructPix2PixPipeline, 8,
+                                     diffusers.EulerAncestralDiscreteScheduler),
+                "inpaint": (diffusers.StableDiffusionInpaintPipeline, 9, diffusers.DDIMScheduler),
+                "upscale": (diffusers.StableDiffusionUpscalePipeline, 7, diffusers.DDIMScheduler)}
+    for task, (cls, in_channels, scheduler) in expected.items():
+        pipe = pipes[task]
+        assert type(pipe) is cls
+        assert pipe.unet.config.in_channels == in_channels
+        assert type(pipe.scheduler) is scheduler
+        assert pipe.tokenizer.model_max_length == 77
+        assert pipe.safety_checker is None
+        saved = cache_root / "tiny-pipelines" / task
+        assert (saved / "model_index.json").is_file() and (saved / "unet").is_dir()
+        assert pipe.name_or_path == str(saved)  # loaded back with from_pretrained
+    assert pipes["img2img"].vae_scale_factor == 8 and pipes["upscale"].vae_scale_factor == 4
+    # Only finished pipelines are left in the cache: no temporary build folders.
+    assert sorted(p.name for p in (cache_root / "tiny-pipelines").iterdir()) == sorted(P.TASKS)
+
+
+def test_pipeline_is_loaded_once_and_reused(pipes):
+    assert E.load_pipeline("img2img") is pipes["img2img"]
+    assert E.load_pipeline("inpaint", device="cpu") is pipes["inpaint"]
+
+
+def test_tiny_build_is_deterministic_and_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = P.build_tiny_pipeline("img2img")
+    b = P.build_tiny_pipeline("img2img")
+    assert torch.equal(torch.rand(3), expected)
+    for (name, pa), (_, pb) in zip(a.unet.state_dict().items(), b.unet.state_dict().items()):
+        assert torch.equal(pa, pb), name
+    ids = a.tokenizer("make it a cat").input_ids
+    assert ids[0] == a.tokenizer.bos_token_id and ids[-1] == a.tokenizer.eos_token_id
+    assert a.text_encoder.config.eos_token_id == a.tokenizer.eos_token_id
+
+
+def test_stale_tiny_pipeline_is_rebuilt(cache_root, pipes):
+    folder = P.tiny_pipeline_dir("upscale")
+    marker = folder / "lessons_tiny.json"
+    marker.write_text(json.dumps({"version": -1}))
+    P._TINY_DIRS.clear()  # as in a new process: the folder is checked again
+    rebuilt = P.tiny_pipeline_dir("upscale")
+    assert rebuilt == folder and json.loads(marker.read_text())["version"] == P.TINY_VERSION
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_unknown_task_profile_and_offload():
+    with pytest.raises(ValueError, match="Unknown task 'txt2img'.*img2img"):
+        E.load_pipeline("txt2img")
+    with pytest.raises(ValueError, match="profile must be 'fast' or 'full'"):
+        E.load_pipeline("img2img", profile="medium")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cpu_offload=True needs a CUDA GPU"):
+            E.load_pipeline("img2img", cpu_offload=True)
+
+
+def test_missing_hub_id_says_what_to_do(monkeypatch, cache_root):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    bogus = "no-such-org-lessons/no-such-model-xyz"
+    with pytest.raises(registry.DownloadUnavailable,
+                       match=f"'{bogus}' does not exist or cannot be reached.*LESSONS_MODEL_IMG2IMG"):
+        E.load_pipeline("img2img", model_id=bogus)
+    # The full profile takes the id from the registry, which the env var overrides.
+    monkeypatch.setenv("LESSONS_MODEL_INPAINT", bogus)
+    with pytest.raises(registry.DownloadUnavailable, match=f"'inpaint' pipeline '{bogus}'.*LESSONS_PROFILE=fast"):
+        E.load_pipeline("inpaint", profile="full")
+    with pytest.raises(FileNotFoundError, match="No pipeline folder at"):
+        E.load_pipeline("img2img", model_id=str(cache_root / "not-here"))
+
+
+def test_memory_options_and_a_local_folder(pipes, photo):
+    folder = P.tiny_pipeline_dir("img2img")
+    pipe = E.load_pipeline("img2img", model_id=str(folder), memory_safe=True)
+    assert pipe is not pipes["img2img"]
+    assert pipe.vae.use_slicing and pipe.vae.use_tiling
+    assert any("Sliced" in type(p).__name__ for p in pipe.unet.attn_processors.values())
+    big = E.demo_image("coffee", 96)  # larger than the tiny VAE's 64 px tile: tiled decoding runs
+    out = E.img2img(pipe, big, "a cup", strength=0.5, num_inference_steps=2)
+    assert out.image.size == (96, 96)
+
+
+# --------------------------------------------------------------------------- img2img
+def test_img2img_size_seed_and_steps(pipes, photo):
+    pipe = pipes["img2img"]
+    a = E.img2img(pipe, photo, "a cat in the snow", strength=0.6, num_inference_steps=5, seed=1)
+    b = E.img2img(pipe, photo, "a cat in the snow", strength=0.6, num_inference_steps=5, seed=1)
+    c = E.img2img(pipe, photo, "a cat in the snow", strength=0.6, num_inference_steps=5, seed=2)
+    assert a.image.size == photo.size and a.image.mode == "RGB"
+    assert np.array_equal(arr(a.image), arr(b.image))
+    assert not np.array_equal(arr(a.image), arr(c.image))
+    assert a.record()["parameters"]["strength"] == 0.6 and a.seed == 1
+
+
+@pytest.mark.parametrize("n,strength", [(10, 0.5), (7, 0.3), (20, 0.2), (4, 1.0), (9, 0.75)])
+def test_img2img_runs_int_n_times_strength_steps(pipes, photo, n, strength):
+    pipe = pipes["img2img"]
+    with UNetCalls(pipe) as calls:
+        out = E.img2img(pipe, photo, "a cat", strength=strength, num_inference_steps=n)
+    assert calls.n == out.steps_run == int(n * strength) == E.steps_that_run(n, strength)
+    # Same count as diffusers' own schedule arithmetic.
+    pipe.scheduler.set_timesteps(n)
+    assert pipe.get_timesteps(n, strength, "cpu")[1] == E.steps_that_run(n, strength)
+
+
+def test_zero_steps_returns_the_input(pipes, photo):
+    with pytest.warns(UserWarning, match="runs int\\(4 x 0.0\\) = 0 denoising steps"):
+        out = E.img2img(pipes["img2img"], photo, "a cat", strength=0.0, num_inference_steps=4)
+    assert out.steps_run == 0 and np.array_equal(arr(out.image), arr(photo))
+
+
+def test_strength_sweep_and_figure(pipes, photo):
+    results = E.strength_sweep(pipes["img2img"], photo, "a cat", num_inference_steps=5)
+    assert [r.steps_run for r in results] == [int(5 * s) for s in E.STRENGTHS] == [1, 2, 3, 4, 5]
+    fig = E.sweep_figure(photo, results)
+    assert len(fig.axes) == len(E.STRENGTHS) + 1 and "3 of 5 steps" in fig.axes[3].get_title()
+    with pytest.raises(ValueError, match="list of strengths is empty"):
+        E.strength_sweep(pipes["img2img"], photo, "a cat", strengths=[])
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("mode", ["RGBA", "P", "I;16", "CMYK", "L"])
+def test_odd_image_modes_are_normalised(pipes, photo, mode):
+    if mode == "I;16":
+        odd = Image.fromarray((arr(photo.convert("L")) * 257).astype(np.uint16))
+    elif mode == "P":
+        odd = photo.convert("P", palette=Image.ADAPTIVE)
+    else:
+        odd = photo.convert(mode)
+    out = E.img2img(pipes["img2img"], odd, "a cat", strength=0.5, num_inference_steps=2)
+    assert out.image.mode == "RGB" and out.image.size == photo.size
+
+
+def test_size_not_multiple_of_8_is_resized_with_a_note(pipes, photo):
+    odd = photo.resize((70, 50))
+    with pytest.warns(UserWarning, match="70x50 pixels.*multiples of 8.*resized to 64x48"):
+        out = E.img2img(pipes["img2img"], odd, "a cat", strength=0.5, num_inference_steps=2)
+    assert out.image.size == (64, 48)
+
+
+@pytest.mark.parametrize("strength", [-0.1, 1.5, float("nan"), "0.5", True])
+def test_strength_outside_0_1(pipes, photo, strength):
+    with pytest.raises(ValueError, match="strength must be a number between 0 and 1"):
+        E.img2img(pipes["img2img"], photo, "a cat", strength=strength)
+
+
+@pytest.mark.parametrize("steps", [0, -3, 2.5])
+def test_bad_step_counts(pipes, photo, steps):
+    with pytest.raises(ValueError, match="num_inference_steps must be a positive whole number"):
+        E.img2img(pipes["img2img"], photo, "a cat", num_inference_steps=steps)
+    with pytest.raises(ValueError, match="num_inference_steps must be a positive whole number"):
+        E.instruct_edit(pipes["instruct-pix2pix"], photo, "make it red", num_inference_steps=steps)
+
+
+def test_empty_prompt_lists_and_blank_instructions(pipes, photo):
+    with pytest.raises(ValueError, match="list of instructions is empty"):
+        E.instruct_edits(pipes["instruct-pix2pix"], photo, [])
+    with pytest.raises(ValueError, match="Instruction 2 is empty"):
+        E.instruct_edits(pipes["instruct-pix2pix"], photo, ["make it red", "  "])
+    with pytest.raises(ValueError, match="image_guidance_scale must be a non-negative number"):
+        E.instruct_edit(pipes["instruct-pix2pix"], photo, "make it red", image_guidance_scale=-1)
+
+
+def test_mask_checks(pipes, photo):
+    with pytest.raises(ValueError, match="mask is 32x32 pixels but the image is 64x64"):
+        E.inpaint(pipes["inpaint"], photo, Image.new("L", (32, 32), 255), "a dog")
+    with pytest.raises(ValueError, match="no white pixels"):
+        E.inpaint(pipes["inpaint"], photo, Image.new("L", photo.size, 0), "a dog")
+    with pytest.raises(ValueError, match="not a box inside the 64x64 image"):
+        E.mask_from_bbox(photo.size, (10, 10, 80, 20))
+    with pytest.raises(ValueError, match="feather radius must be a non-negative"):
+        E.feather_mask(Image.new("L", (8, 8)), -2)
+
+
+def test_out_of_memory_says_what_to_do(photo):
+    class Exhausted:  # stands in for a pipeline on a full GPU
+        name_or_path, config = "oom", {}
+
+        def __call__(self, **kwargs):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with pytest.raises(RuntimeError, match="GPU ran out of memory during img2img.*cpu_offload=True"):
+        E.img2img(Exhausted(), photo, "a cat", strength=0.5, num_inference_steps=2)
+
+
+# --------------------------------------------------------------------------- InstructPix2Pix
+def test_instruct_pix2pix_defaults_and_batching(pipes, photo):
+    assert (E.IMAGE_STABILITY, E.TEXT_STRENGTH, E.PIX2PIX_STEPS) == (2.0, 10.0, 40)
+    pipe = pipes["instruct-pix2pix"]
+    texts = ["make it snowy", "turn the cat into a dog", "make it a watercolor painting"]
+    with UNetCalls(pipe) as calls:
+        batched = E.instruct_edits(pipe, photo, texts, num_inference_steps=STEPS, batch_size=2)
+    assert calls.n == 2 * STEPS  # two batches (2 + 1 instructions), one UNet call per step each
+    assert [r.image.size for r in batched] == [photo.size] * 3
+    assert [r.params["instruction"] for r in batched] == texts
+    assert batched[0].params["image_guidance_scale"] == 2.0 and batched[0].params["guidance_scale"] == 10.0
+    single = E.instruct_edit(pipe, photo, texts[1], num_inference_steps=STEPS)
+    again = E.instruct_edit(pipe, photo, texts[1], num_inference_steps=STEPS)
+    assert np.array_equal(arr(single.image), arr(again.image))
+    # Batching changes nothing but float rounding: same seed, same edit.
+    assert np.abs(arr(single.image) - arr(batched[1].image)).max() <= 2
+    assert not np.array_equal(arr(batched[0].image), arr(batched[1].image))
+
+
+def test_instruct_edits_save_files_and_log(pipes, photo, tmp_path):
+    log = E.OperationLog(tmp_path / "log.jsonl")
+    texts = ["make it look like a/b ../../etc/passwd", "x" * 300]
+    results = E.instruct_edits(pipes["instruct-pix2pix"], photo, texts, num_inference_steps=2,
+                               out_dir=tmp_path / "out", log=log)
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == sorted(["make-it-look-like-a-b-etc-passwd.png", "x" * 60 + ".png"])
+    entries = log.read()
+    assert [e["parameters"]["instruction"] for e in entries] == texts
+    assert [e["output_file"] for e in entries] == [r.output_file for r in results]
+    assert Image.open(results[0].output_file).size == photo.size
+
+
+def test_guidance_grid(pipes, photo):
+    grid = E.guidance_grid(pipes["instruct-pix2pix"], photo, "make it snowy",
+                           image_guidance_scales=(1.0, 2.0), guidance_scales=(3.0, 10.0),
+                           num_inference_steps=2)
+    assert len(grid) == 2 and all(len(row) == 2 for row in grid)
+    assert grid[1][0].params["image_guidance_scale"] == 2.0 and grid[1][0].params["guidance_scale"] == 3.0
+    assert not np.array_equal(arr(grid[0][0].image), arr(grid[1][1].image))
+    fig = E.grid_figure(grid)
+    assert len(fig.axes) == 4
+
+
+def test_widget_panel_callback_produces_an_image(pipes, photo):
+    panel = E.InstructPanel(pipes["instruct-pix2pix"], photo, num_inference_steps=2)
+    panel.instruction.value = "make it red"
+    panel.image_guidance_scale.value = 1.5
+    panel.seed.value = 3
+    result = panel.run()
+    assert result.image.size == photo.size and result.params["image_guidance_scale"] == 1.5
+    assert result.seed == 3 and panel.output.value[:8] == b"\x89PNG\r\n\x1a\n"
+    panel.button.click()  # the button calls the same callback
+    assert np.array_equal(arr(panel.result.image), arr(result.image))
+    panel.instruction.value = " "
+    assert panel.run() is None and "Instruction 1 is empty" in panel.status.value
+
+
+# --------------------------------------------------------------------------- inpainting
+def test_inpaint_keeps_pixels_far_from_the_mask(pipes, photo):
+    pipe = pipes["inpaint"]
+    mask = E.mask_from_bbox(photo.size, (20, 20, 44, 44))
+    with UNetCalls(pipe) as calls:
+        out = E.inpaint(pipe, photo, mask, "a dog", num_inference_steps=4, strength=0.5, feather=2)
+    assert calls.n == out.steps_run == 2
+    a, b = arr(photo), arr(out.image)
+    assert out.image.size == photo.size
+    far = np.ones(a.shape[:2], bool)
+    far[20 - 8:44 + 8, 20 - 8:44 + 8] = False  # 8 px (4 feather radii) around the box
+    assert np.abs(a - b)[far].max() == 0
+    assert np.abs(a - b)[24:40, 24:40].mean() > 5
+    # Without pasting back, the (here random) VAE changes everything: why paste-back exists.
+    raw = E.inpaint(pipe, photo, mask, "a dog", num_inference_steps=4, strength=0.5, paste_back=False)
+    assert np.abs(a - arr(raw.image))[far].mean() > 5
+    # The seam is soft: pixels just outside the box are blended, not copied.
+    hard = E.inpaint(pipe, photo, mask, "a dog", num_inference_steps=4, strength=0.5)
+    assert np.abs(arr(hard.image) - a)[20:44, 18].max() == 0 and np.abs(b - a)[20:44, 18].max() > 0
+
+
+def test_inpaint_same_seed_same_image(pipes, photo):
+    mask = np.zeros((SIZE, SIZE))
+    mask[10:30, 10:30] = 1.0  # numpy masks in [0, 1] are accepted too
+    a = E.inpaint(pipes["inpaint"], photo, mask, "a dog", num_inference_steps=2, seed=5)
+    b = E.inpaint(pipes["inpaint"], photo, mask, "a dog", num_inference_steps=2, seed=5)
+    assert np.array_equal(arr(a.image), arr(b.image))
+
+
+def test_outpaint_enlarges_the_canvas(pipes, photo):
+    out = E.outpaint(pipes["inpaint"], photo, "a cat on a sofa", border=(16, 8, 16, 0), num_inference_steps=2)
+    assert out.image.size == (SIZE + 32, SIZE + 8) and out.operation == "outpaint"
+    centre = arr(out.image)[8:8 + SIZE, 16:16 + SIZE]
+    assert np.array_equal(centre, arr(photo))
+    assert np.abs(arr(out.image)[:, :16] - arr(photo)[:1, :1]).mean() > 1  # the margin was painted
+    with pytest.raises(ValueError, match="multiple of 8"):
+        E.outpaint(pipes["inpaint"], photo, "a cat", border=10)
+
+
+# --------------------------------------------------------------------------- upscaling
+def test_upscale_is_4x(pipes, photo):
+    small = photo.resize((32, 24))
+    with UNetCalls(pipes["upscale"]) as calls:
+        out = E.upscale(pipes["upscale"], small, "a cat", num_inference_steps=2)
+    assert out.image.size == (128, 96) and calls.n == out.steps_run == 2
+    again = E.upscale(pipes["upscale"], small, "a cat", num_inference_steps=2)
+    assert np.array_equal(arr(out.image), arr(again.image))
+
+
+def test_large_inputs_are_refused_with_advice_or_tiled(pipes, photo):
+    with pytest.raises(ValueError, match="up to 128 px.*Downscale.*tile=True"):
+        E.upscale(pipes["upscale"], E.demo_image("coffee", 136), "a cup")
+    img = photo.resize((48, 40))
+    out = E.upscale(pipes["upscale"], img, "a cat", num_inference_steps=2, tile=True, tile_size=32,
+                    overlap=8, max_input=32)
+    assert out.image.size == (192, 160) and out.params["tiles"] == 4
+    # Tiles start at x = 0, 16 and y = 0, 8: where only the first tile covers the image
+    # (x < 16, y < 8, times 4) the result is exactly that tile upscaled on its own.
+    first = E.upscale(pipes["upscale"], img.crop((0, 0, 32, 32)), "a cat", num_inference_steps=2)
+    assert np.abs(arr(out.image)[:32, :64] - arr(first.image)[:32, :64]).max() <= 1
+    assert np.abs(arr(out.image)[32:96, 64:96] - arr(first.image)[32:96, 64:96]).max() > 1  # blended
+    with pytest.raises(ValueError, match="noise_level must be a whole number from 0 to 350"):
+        E.upscale(pipes["upscale"], photo.resize((32, 32)), noise_level=400)
+
+
+# --------------------------------------------------------------------------- practical pipeline
+def test_masks_and_suggested_strength():
+    mask = E.mask_from_bbox((40, 30), (5, 6, 25, 16))
+    m = arr(mask)
+    assert mask.size == (40, 30) and m.sum() == 255 * 20 * 10 and m[6, 5] == 255 and m[16, 25] == 0
+    soft = arr(E.feather_mask(E.mask_from_bbox((60, 50), (10, 10, 50, 40)), 3))
+    assert soft[25, 30] > 250 and 0 < soft[25, 8] < 128 < soft[25, 11] < 255 and soft[0, 0] < 1
+    assert np.array_equal(arr(E.feather_mask(mask, 0)), m)
+    assert E.suggest_strength("colour") < E.suggest_strength("style") < E.suggest_strength("replace")
+    assert E.suggest_strength("New Content") == 1.0
+    with pytest.raises(ValueError, match="Unknown edit type 'zoom'.*colour"):
+        E.suggest_strength("zoom")
+
+
+def test_edit_region_saves_and_logs(pipes, photo, tmp_path):
+    log = E.OperationLog(tmp_path / "ops.jsonl")
+    out = E.edit_region(pipes["inpaint"], photo, (16, 16, 48, 48), "a red ball", edit_type="replace",
+                        num_inference_steps=5, out_dir=tmp_path, log=log)
+    assert out.params["strength"] == E.SUGGESTED_STRENGTH["replace"] and out.steps_run == 4
+    (entry,) = log.read()
+    assert entry["operation"] == "edit_region" and entry["seed"] == 0
+    assert entry["parameters"]["bbox"] == [16, 16, 48, 48]
+    assert entry["output_file"] == str(tmp_path / "a-red-ball.png") and os.path.exists(entry["output_file"])
+
+
+# --------------------------------------------------------------------------- files and log
+@pytest.mark.parametrize("text,expected", [
+    ("make it look like a/b painting", "make-it-look-like-a-b-painting"),
+    ("../../etc/passwd", "etc-passwd"),
+    ("C:\\Windows\\system32", "c-windows-system32"),
+    ("Café au lait ☕", "cafe-au-lait"),
+    ("///", "edit"),
+    ("", "edit"),
+    ("nul", "nul-file"),
+])
+def test_safe_filename(text, expected):
+    assert E.safe_filename(text) == expected
+
+
+def test_safe_filename_caps_the_length():
+    name = E.safe_filename("turn it into " + "a very long instruction " * 13)
+    assert len("turn it into " + "a very long instruction " * 13) > 300
+    assert len(name) <= 60 and not name.endswith("-") and "/" not in name
+
+
+def test_save_image_never_overwrites(tmp_path):
+    red, blue = Image.new("RGB", (8, 8), "red"), Image.new("RGB", (8, 8), "blue")
+    first = E.save_image(red, tmp_path, "make/it red")
+    second = E.save_image(blue, tmp_path, "make/it red")
+    third = E.save_image(blue, tmp_path, "make/it red")
+    assert [first.name, second.name, third.name] == ["make-it-red.png", "make-it-red-2.png", "make-it-red-3.png"]
+    assert Image.open(first).getpixel((0, 0)) == (255, 0, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, second.name, third.name])
+
+
+def test_operation_log(tmp_path):
+    log = E.OperationLog(tmp_path / "sub" / "log.jsonl")
+    assert log.read() == []
+    log.record("img2img", {"prompt": "a cat", "strength": np.float32(0.5), "size": (64, 64)}, 7, tmp_path / "a.png")
+    log.record("upscale", {"prompt": ""}, 0)
+    entries = log.read()
+    assert len(log) == 2 and entries[0]["operation"] == "img2img" and entries[0]["seed"] == 7
+    assert entries[0]["parameters"] == {"prompt": "a cat", "strength": 0.5, "size": [64, 64]}
+    assert entries[0]["output_file"] == str(tmp_path / "a.png") and entries[1]["output_file"] is None
+    lines = (tmp_path / "sub" / "log.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["time"] for line in lines)
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["log.jsonl"]
+    with open(tmp_path / "sub" / "log.jsonl", "a") as fh:
+        fh.write("{not json\n")
+    with pytest.raises(ValueError, match="Line 3 of the operation log"):
+        log.read()
+
+
+def test_show_edit_figure(pipes, photo):
+    out = E.img2img(pipes["img2img"], photo, "a cat", strength=0.5, num_inference_steps=2)
+    fig = E.show_edit(photo, out)
+    assert [ax.get_title() for ax in fig.axes] == ["original", "a cat"]
