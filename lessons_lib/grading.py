@@ -406,6 +406,7 @@ def _worker_main() -> None:
     nb = nbformat.read(job["notebook"], as_version=4)
     client = Client(nb, kernel_name=KERNEL_NAME, allow_errors=True, timeout=None,
                     startup_timeout=int(job["timeout"]) + 5, record_timing=False,
+                    shutdown_kernel="immediate",
                     resources={"metadata": {"path": job["workdir"]}})
     emit(event="starting")
     try:
