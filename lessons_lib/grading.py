@@ -48,11 +48,11 @@ import argparse
 import copy
 import csv
 import ctypes
+import functools
 import io
 import json
 import os
 import re
-import resource
 import shutil
 import signal
 import subprocess
@@ -70,7 +70,7 @@ import nbformat
 from lessons_lib.exercises import is_test_cell, nbgrader_meta
 
 __all__ = [
-    "STATUSES", "RESULT_FILES", "Limits", "Assignment", "Submission", "load_sources",
+    "STATUSES", "RESULT_FILES", "Limits", "Assignment", "Submission", "load_sources", "probe_landlock",
     "find_submissions", "match_assignment", "read_notebook", "prepare_notebook", "grade_one",
     "grade_folder", "write_results", "landlock_abi", "enforcement_notes", "main",
 ]
@@ -352,8 +352,36 @@ def _landlock_restrict(writable_dirs: list[str], writable_files: list[str]) -> i
     return abi
 
 
+@functools.lru_cache(maxsize=1)
+def probe_landlock() -> tuple[bool, str]:
+    """Check, in a throwaway process, that Landlock really blocks a write outside a folder."""
+    abi = landlock_abi()
+    if abi < 1:
+        return False, "Landlock is not available on this system"
+    code = ("import sys\nfrom lessons_lib.grading import _landlock_restrict\n"
+            "_landlock_restrict([sys.argv[1]], ['/dev/null'])\n"
+            "open(sys.argv[1] + '/inside', 'w').write('ok')\n"
+            "try:\n    open(sys.argv[2], 'w')\nexcept PermissionError:\n    sys.exit(0)\nsys.exit(3)\n")
+    with tempfile.TemporaryDirectory(prefix="lessons-probe-") as tmp:
+        inside, outside = Path(tmp) / "work", Path(tmp) / "outside.txt"
+        inside.mkdir()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+        try:
+            res = subprocess.run([sys.executable, "-c", code, str(inside), str(outside)], env=env,
+                                 capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            return False, f"Landlock ABI {abi} could not be checked (the probe timed out)"
+        if res.returncode == 0 and (inside / "inside").exists() and not outside.exists():
+            return True, f"Landlock ABI {abi}"
+        why = (res.stderr.strip().splitlines() or ["a write outside the folder was not blocked"])[-1]
+        return False, f"Landlock ABI {abi} is present but did not work here ({why})"
+
+
 def _sandbox_main() -> None:
     """Kernel launcher (the kernelspec's argv): apply the limits, then become the ipykernel."""
+    import resource  # POSIX only; the grader runs kernels on Linux (and macOS without Landlock)
+
     config = json.loads(os.environ.pop(SANDBOX_ENV))
     Path(config["pidfile"]).write_text(str(os.getpid()))
     mb = 2**20
@@ -470,6 +498,7 @@ def _environment(workdir: Path, private: Path, limits: Limits, landlock: bool) -
     env.setdefault("MPLBACKEND", "Agg")
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("OMP_NUM_THREADS", "1")  # fair sharing between parallel workers
+    env["CUDA_VISIBLE_DEVICES"] = ""  # the exercises run on the CPU; CUDA would not start under RLIMIT_AS
     env[SANDBOX_ENV] = json.dumps({
         "workdir": str(workdir), "pidfile": str(private / "kernel.pid"), "memory_mb": limits.memory_mb,
         "max_file_mb": limits.max_file_mb, "cpu_seconds": int(limits.cpu_factor * limits.timeout) + 1,
@@ -601,7 +630,7 @@ def grade_folder(submissions_dir: Path | str, source_dir: Path | str = REPO_ROOT
     subs = find_submissions(submissions_dir)
     if not subs:
         raise FileNotFoundError(f"{submissions_dir} holds no .ipynb notebooks to grade.")
-    landlock = landlock_abi() >= 1
+    landlock, _ = probe_landlock()
     notes: dict[str, list[str]] = {}
     jobs, invalid, unmatched = [], [], []
     for sub in subs:
@@ -708,6 +737,7 @@ def check_out_dir(out_dir: Path, force: bool) -> None:
 
 
 def enforcement_notes(limits: Limits, landlock: bool) -> list[str]:
+    """What the grader enforced in a run, in words (the end of summary.md)."""
     abi = landlock_abi()
     return [
         f"wall clock: {limits.timeout:g} s per notebook, kernel start included; then the worker and the "
@@ -716,8 +746,8 @@ def enforcement_notes(limits: Limits, landlock: bool) -> list[str]:
         f"{int(limits.cpu_factor * limits.timeout) + 1} s, file size {limits.max_file_mb} MB, no core dumps",
         ("file writes outside the working folder: blocked (Landlock ABI %d)%s" %
          (abi, "; outgoing TCP connections blocked" if abi >= 4 else "")) if landlock else
-        "file writes outside the working folder: NOT enforced (Landlock is not available on this "
-        "system); HOME and TMPDIR point inside the working folder",
+        f"file writes outside the working folder: NOT enforced ({probe_landlock()[1]}); HOME and "
+        "TMPDIR point inside the working folder",
         "each notebook runs in a fresh temporary folder holding only a copy of it, in its own worker "
         "process and kernel; instructor cells are restored by grade_id before it runs",
         "not enforced: process count, UDP/Unix-socket network, reading files",
@@ -773,13 +803,27 @@ def write_results(out_dir: Path | str, assignments: list[Assignment], students: 
         mean = sum(r["points"] for r in qrows) / len(qrows) if qrows else 0.0
         md.append(f"| {q.grade_id} | {_num(q.points)} | {passed}/{len(qrows)} | {mean:.2f} |")
     md += ["", "## Problems", ""]
-    problems = [r for r in rows if r["status"] != "passed"]
-    if problems:
-        md += ["| student | question | status | reason |", "|---|---|---|---|"]
-        md += [f"| {r['student']} | {r['grade_id']} | {r['status']} | {r['reason'].replace('|', '/')} |"
-               for r in problems]
+    groups: dict[tuple, list[str]] = {}
+    for r in rows:
+        if r["status"] not in ("passed", "missing"):
+            groups.setdefault((r["student"], r["notebook"], r["status"], r["reason"]), []).append(r["grade_id"])
+    if groups:
+        md += ["| student | notebook | questions | status | reason |", "|---|---|---|---|---|"]
+        n_questions = {a.name: len(a.questions) for a in assignments}
+        for (student, notebook, status, reason), ids in groups.items():
+            stem = Path(notebook).stem + "_"
+            which = (f"all {len(ids)}" if len(ids) == n_questions[notebook]
+                     else ", ".join(i[len(stem):] if i.startswith(stem) else i for i in ids))
+            md.append(f"| {student} | {Path(notebook).stem} | {which} | {status} | {reason.replace('|', '/')} |")
     else:
-        md.append("None: every test cell passed.")
+        md.append("None: every test cell that ran passed.")
+    missing: dict[str, list[str]] = {}
+    for r in rows:
+        if r["status"] == "missing" and Path(r["notebook"]).stem not in missing.get(r["student"], []):
+            missing.setdefault(r["student"], []).append(Path(r["notebook"]).stem)
+    if missing:
+        md += ["", "Missing notebooks (zero points):", ""]
+        md += [f"- {s}: {', '.join(names)}" for s, names in missing.items()]
     md += ["", "## Notes", ""]
     md += [f"- {s}: {n}" for s in sorted(notes) for n in notes[s]] or ["None."]
     md += ["", "## What the grader enforced", ""] + [f"- {n}" for n in enforcement_notes(limits, landlock)]

@@ -156,7 +156,7 @@ def test_broken_notebooks_get_zero_with_a_reason(graded):
 def test_writes_outside_the_working_folder(graded):
     grace = _student(graded, "grace")
     assert _total(graded, "grace") == 10  # the attempt does not cost the tests their points...
-    if grading.landlock_abi() >= 1:
+    if grading.probe_landlock()[0]:
         assert not (graded["outside"] / "escaped.txt").exists()  # ...and it did not get through
         assert "PermissionError" in graded["summary"] and "blocked (Landlock" in graded["summary"]
     else:
@@ -232,3 +232,12 @@ def test_bad_arguments_say_what_to_do(tmp_path, capsys):
         grading.Limits(timeout=0)
     with pytest.raises(FileNotFoundError, match="--source"):
         grading.load_sources(tmp_path / "missing")
+
+
+def test_enforcement_is_reported_honestly(monkeypatch):
+    limits = grading.Limits(timeout=12)
+    notes = "\n".join(grading.enforcement_notes(limits, landlock=True))
+    assert "12 s per notebook" in notes and "blocked (Landlock" in notes and "CPU time 49 s" in notes
+    monkeypatch.setattr(grading, "probe_landlock", lambda: (False, "Landlock is not available on this system"))
+    notes = "\n".join(grading.enforcement_notes(limits, landlock=False))
+    assert "NOT enforced (Landlock is not available on this system)" in notes
