@@ -38,7 +38,8 @@ A test cell scores its points when it runs without error (the kernel's execute r
 says ``ok``) and 0 otherwise, with a status and a reason: ``passed``, ``failed`` (an
 assertion failed), ``error`` (another exception), ``timeout``, ``invalid notebook``
 (not JSON, no cells, unreadable), ``crashed`` (the kernel died) or ``missing`` (no
-notebook for that exercise). Results: ``scores_long.csv``, ``scores_wide.csv`` and
+notebook for that exercise). Test cells that finished before a time-out or a crash keep
+their result; the ones after it score 0 with that reason. Results: ``scores_long.csv``, ``scores_wide.csv`` and
 ``summary.md`` in ``--out``, each written atomically; an existing result is never
 replaced unless ``--force`` is given.
 """
@@ -411,6 +412,23 @@ def _error_text(content: dict) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def _death(client) -> str:
+    """Why the kernel died, as far as its exit status tells."""
+    code = None
+    try:
+        code = client.km.provisioner.process.poll()
+    except AttributeError:
+        pass
+    if code is None:
+        return "the kernel died"
+    if code < 0:
+        name = signal.Signals(-code).name
+        why = {"SIGXCPU": "the CPU-time limit", "SIGXFSZ": "the file-size limit",
+               "SIGKILL": "killed, e.g. out of memory", "SIGSEGV": "a segmentation fault"}.get(name)
+        return f"the kernel died ({name}{': ' + why if why else ''})"
+    return f"the kernel exited with status {code}"
+
+
 def _worker_main() -> None:
     """Run one prepared notebook cell by cell; report each cell to the results file as it ends."""
     from nbclient import NotebookClient
@@ -447,8 +465,8 @@ def _worker_main() -> None:
                 emit(event="running", cell=index + 1, grade_id=gid)
                 try:
                     client.execute_cell(cell, index)
-                except DeadKernelError as exc:
-                    emit(event="crashed", cell=index + 1, reason=f"the kernel died ({exc})".strip())
+                except DeadKernelError:
+                    emit(event="crashed", cell=index + 1, reason=_death(client))
                     return
                 content = client.replies.get(index, {"status": "ok"})
                 if content.get("status") == "ok":
@@ -460,8 +478,8 @@ def _worker_main() -> None:
                     emit(event="test", cell=index + 1, grade_id=gid, status=status, reason=reason)
                 elif status != "passed":
                     emit(event="cell_error", cell=index + 1, reason=reason)
-    except DeadKernelError as exc:
-        emit(event="crashed", cell=None, reason=f"the kernel died ({exc})")
+    except DeadKernelError:
+        emit(event="crashed", cell=None, reason=_death(client))
         return
     except RuntimeError as exc:  # kernel failed to start (e.g. the memory limit is too low)
         emit(event="crashed", cell=None, reason=f"the kernel could not run: {exc}")

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPO / "solutions"
 EXERCISES = REPO / "exercises"
 EX1 = "ex1_vae_compression.ipynb"
-TIMEOUT = 30.0
+TIMEOUT = 60.0
 
 
 def _ex1():
@@ -44,9 +44,8 @@ def _save(nb, path: Path):
 
 
 def _build_submissions(root: Path, outside: Path) -> int:
-    shutil.copytree(SOLUTIONS, root / "solutions")            # 6 notebooks, full marks
+    shutil.copytree(SOLUTIONS, root / "solutions")            # 6 correct notebooks: full marks
     shutil.copytree(EXERCISES, root / "blank")                # 6 notebooks, untouched: zero
-    _save(_ex1(), root / "alice" / EX1)                       # correct
     nb = _ex1()                                               # half correct: wrong MB, no validation
     _edit_solution(nb, "return n_values * self.bytes_per_value / 1e6", "return n_values * 8 / 1e6")
     _edit_solution(nb, "if height % self.downsample or width % self.downsample:", "if False:")
@@ -71,6 +70,10 @@ def _build_submissions(root: Path, outside: Path) -> int:
     index = nb.cells.index(_cell(nb, "_solution")) + 1
     nb.cells.insert(index, nbformat.v4.new_code_cell(
         f"open({str(outside / 'escaped.txt')!r}, 'w').write('escaped')\n"))
+    nb.cells.insert(index, nbformat.v4.new_code_cell(  # over the address-space limit (never touched)
+        "import numpy as np\nhuge = np.empty(2**31)"))
+    nb.cells.insert(index, nbformat.v4.new_code_cell(  # over the file-size limit, inside its folder
+        "open('big.bin', 'wb').write(b'0' * (9 * 2**20))"))
     _save(nb, root / "grace" / EX1)
     nb = _ex1()                                               # the kernel dies
     nb.cells.insert(index, nbformat.v4.new_code_cell("import os\nos._exit(3)"))
@@ -89,7 +92,8 @@ def graded(tmp_path_factory):
     n = _build_submissions(subs, outside)
     lines = []
     start = time.monotonic()
-    code = grading.main([str(subs), "--out", str(out), "--timeout", str(TIMEOUT), "--workers", "2"])
+    code = grading.main([str(subs), "--out", str(out), "--timeout", str(TIMEOUT), "--workers", "2",
+                         "--memory-mb", "6000", "--max-file-mb", "8"])
     elapsed = time.monotonic() - start
     assert code == 0
     with open(out / "scores_long.csv", newline="") as f:
@@ -121,7 +125,8 @@ def test_solutions_full_marks_exercises_zero(graded):
 
 
 def test_each_submission_scores_right(graded):
-    assert _total(graded, "alice") == 10
+    assert {k: r["status"] for k, r in _student(graded, "solutions").items()} == dict.fromkeys(
+        ["counts", "ratio", "megabytes", "validation"], "passed")
     bob = _student(graded, "bob")
     assert _total(graded, "bob") == 5
     assert bob["megabytes"]["status"] == "failed" and bob["validation"]["status"] == "failed"
@@ -146,11 +151,13 @@ def test_broken_notebooks_get_zero_with_a_reason(graded):
     assert all(r["status"] == "invalid notebook" and "no code cells" in r["reason"] for r in ivan.values())
     henry = _student(graded, "henry")
     assert _total(graded, "henry") == 0
-    assert all(r["status"] == "crashed" and "kernel died" in r["reason"] for r in henry.values())
+    assert all(r["status"] == "crashed" and "kernel exited with status 3 in cell" in r["reason"]
+               for r in henry.values())
     for name in ("dave", "frank", "ivan", "henry"):
         assert float(graded["wide"][name]["max_total"]) == 60  # they still appear with zeroes
     # students who only handed in exercise 1 get "missing" for the others
-    assert {r["status"] for r in graded["long"] if r["student"] == "alice" and r["notebook"] != EX1} == {"missing"}
+    assert {r["status"] for r in graded["long"] if r["student"] == "bob" and r["notebook"] != EX1} == {"missing"}
+    assert "- bob: ex2_cfg_scale, ex3_ddim_steps" in graded["summary"]
 
 
 def test_writes_outside_the_working_folder(graded):
@@ -162,16 +169,17 @@ def test_writes_outside_the_working_folder(graded):
     else:
         assert "NOT enforced" in graded["summary"]
     assert all(r["status"] == "passed" for r in grace.values())
+    assert "MemoryError" in graded["summary"] and "File too large" in graded["summary"]  # resource limits
 
 
 def test_the_run_is_bounded_and_complete(graded):
     assert graded["elapsed"] < graded["n"] * TIMEOUT
     students = {r["student"] for r in graded["long"]}
-    assert students == {"solutions", "blank", "alice", "bob", "carol", "dave", "erin", "frank",
+    assert students == {"solutions", "blank", "bob", "carol", "dave", "erin", "frank",
                         "grace", "henry", "ivan"}
     assert set(graded["long"][0]) == set(grading.LONG_COLUMNS)
     assert {r["status"] for r in graded["long"]} <= set(grading.STATUSES)
-    header = list(graded["wide"]["alice"].keys())
+    header = list(graded["wide"]["bob"].keys())
     assert header[0] == "student" and header[-2:] == ["total", "max_total"]
     assert len(header) == 1 + 23 + 2
     assert "## What the grader enforced" in graded["summary"]
