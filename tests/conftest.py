@@ -10,6 +10,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+# Real CIFAR-10 photos beside the checkout (CI has them): notebooks and tests use them.
+if not os.environ.get("LESSONS_DATA_DIR") and (REPO.parent / "shared" / "data").is_dir():
+    os.environ["LESSONS_DATA_DIR"] = str(REPO.parent / "shared" / "data")
 CIFAR_SUBSET = Path(os.environ.get("LESSONS_DATA_DIR") or REPO.parent / "shared" / "data") / "cifar10-subset"
 
 

@@ -1,0 +1,310 @@
+"""Datasets of colour photos, and the grayscale -> colour pairs built from them.
+
+One call gives the notebooks their photos in either profile::
+
+    photos = data.colour_images("train", size=32)
+
+* full: CIFAR-10 through torchvision (downloaded once into the cache, or read from
+  ``LESSONS_DATA_DIR``);
+* fast: the real CIFAR-10 subset at ``$LESSONS_DATA_DIR/cifar10-subset`` when it
+  is there (CI has it), otherwise random crops of scikit-image's bundled photos,
+  which the project makes itself and which need no download.
+
+Every item is a float tensor (3, H, W) in [0, 1].
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from . import registry
+from .images import IMAGE_SUFFIXES, load_image, pil_to_tensor, rgb_to_gray, to_signed
+from .runtime import cache_dir, get_profile
+
+__all__ = ["DATA_ENV", "data_root", "ImageFolderDataset", "TensorImages", "cifar10",
+           "sample_photos", "colour_images", "ColorizationPairs", "split", "make_loader"]
+
+DATA_ENV = "LESSONS_DATA_DIR"
+CIFAR_SUBSET = "cifar10-subset"
+
+
+def data_root() -> Path | None:
+    """The folder ``LESSONS_DATA_DIR`` points at, or None."""
+    value = os.environ.get(DATA_ENV)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{DATA_ENV}={value} is not a folder. Point it at the folder that holds your "
+            f"local data (for example one containing '{CIFAR_SUBSET}/' or 'cifar-10-batches-py/'), "
+            f"or unset it.")
+    return path
+
+
+# --------------------------------------------------------------------------- folders
+def list_images(root: str | Path) -> list[Path]:
+    """Image files under ``root``: flat, or one sub-folder per class (ImageFolder)."""
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(
+            f"Data folder '{root}' does not exist. Check the path, or pass a folder of "
+            f"colour images (flat, or one sub-folder per class).")
+    if not root.is_dir():
+        raise NotADirectoryError(f"'{root}' is a file; pass the folder that holds the images.")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if not files:
+        others = [p.name for p in root.rglob("*") if p.is_file()][:5]
+        hint = f" It holds other files ({', '.join(others)}...)." if others else " It is empty."
+        raise ValueError(
+            f"No images found in '{root}'.{hint} Put .png/.jpg files in it, directly or "
+            f"in one sub-folder per class.")
+    return files
+
+
+class ImageFolderDataset(Dataset):
+    """Colour images from a folder (flat or ImageFolder), as (3, size, size) in [0, 1].
+
+    Images are resized (shorter side) and centre-cropped to ``size``. Class labels
+    are the sub-folder names when there are sub-folders (``self.classes``).
+    A file that turns out not to be an image raises a message naming it.
+    """
+
+    def __init__(self, root: str | Path, size: int | None = 32, cache: bool = True):
+        self.root = Path(root)
+        self.files = list_images(self.root)
+        self.size = size
+        self.classes = sorted({p.parent.name for p in self.files if p.parent != self.root})
+        self._index = {c: i for i, c in enumerate(self.classes)}
+        # Small photos are decoded once: re-reading PNGs every epoch dominates CPU time.
+        self._cache: dict[int, torch.Tensor] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def label(self, i: int) -> int:
+        parent = self.files[i].parent
+        return self._index.get(parent.name, 0) if parent != self.root else 0
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if self._cache is not None and i in self._cache:
+            return self._cache[i]
+        img = load_image(self.files[i])
+        if self.size is not None:
+            img = _square(img, self.size)
+        t = pil_to_tensor(img)
+        if self._cache is not None:
+            self._cache[i] = t
+        return t
+
+
+def _square(img: Image.Image, size: int) -> Image.Image:
+    w, h = img.size
+    if (w, h) == (size, size):
+        return img
+    scale = size / min(w, h)
+    img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+    w, h = img.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+class TensorImages(Dataset):
+    """A dataset over an (N, 3, H, W) tensor in [0, 1]."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+class _DropLabels(Dataset):
+    def __init__(self, base: Dataset):
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.base[i][0]
+
+
+def cifar10(train: bool = True, root: str | Path | None = None, download: bool | None = None) -> Dataset:
+    """CIFAR-10 as (3, 32, 32) tensors in [0, 1] (labels dropped).
+
+    Looked for in ``root``, then ``LESSONS_DATA_DIR``, then the course cache; downloaded
+    (163 MB, checksum verified by torchvision) only when missing and ``download``
+    is not False.
+    """
+    import torchvision
+    from torchvision import transforms
+
+    source = registry.get_source("cifar10")
+    candidates = [Path(root)] if root else []
+    if data_root() is not None:
+        candidates.append(data_root())
+    candidates.append(cache_dir() / "datasets")
+    for folder in candidates:
+        if (folder / "cifar-10-batches-py").is_dir():
+            try:
+                return _DropLabels(torchvision.datasets.CIFAR10(
+                    str(folder), train=train, download=False, transform=transforms.ToTensor()))
+            except (RuntimeError, OSError, EOFError) as err:
+                raise ValueError(
+                    f"CIFAR-10 at '{folder / 'cifar-10-batches-py'}' is damaged or incomplete "
+                    f"({err}). Delete that folder and run again to download a fresh copy.") from None
+    if download is False:
+        raise registry.DownloadUnavailable(registry.unavailable_message(
+            "CIFAR-10", DATA_ENV, reason=f"not found in {', '.join(map(str, candidates))}"))
+    target = candidates[0] if root else cache_dir() / "datasets"
+    try:
+        ds = torchvision.datasets.CIFAR10(str(target), train=train, download=True,
+                                          transform=transforms.ToTensor())
+    except Exception as err:  # URLError, timeouts, checksum mismatch
+        raise registry.DownloadUnavailable(registry.unavailable_message(
+            f"CIFAR-10 from {source.location}", DATA_ENV, reason=str(err))) from None
+    return _DropLabels(ds)
+
+
+# --------------------------------------------------------------------------- offline photos
+_SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry",
+                   "colorwheel", "retina", "cat")
+
+
+def sample_photos(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """``n`` random square crops (N, 3, size, size) of scikit-image's bundled colour photos.
+
+    These ship with scikit-image, so they work offline; crops are taken at random
+    scales and flipped, which gives a varied (if small) photo set for the fast profile.
+    """
+    from skimage import data as skdata
+
+    if n <= 0:
+        raise ValueError(f"n must be positive, got {n}.")
+    photos = []
+    for name in _SKIMAGE_PHOTOS:
+        loader = getattr(skdata, name, None)
+        if loader is None:
+            continue
+        try:
+            arr = loader()
+        except Exception:  # some versions fetch a few photos on demand; skip those
+            continue
+        if arr.ndim == 3 and arr.shape[2] >= 3:
+            photos.append(torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1).float() / 255)
+    if not photos:
+        raise RuntimeError("scikit-image's bundled photos could not be loaded.")
+    gen = torch.Generator().manual_seed(seed)
+    out = torch.empty(n, 3, size, size)
+    for i in range(n):
+        photo = photos[int(torch.randint(len(photos), (1,), generator=gen))]
+        _, h, w = photo.shape
+        side = int(torch.randint(max(size, min(h, w) // 8), min(h, w) + 1, (1,), generator=gen))
+        top = int(torch.randint(0, h - side + 1, (1,), generator=gen))
+        left = int(torch.randint(0, w - side + 1, (1,), generator=gen))
+        crop = photo[:, top:top + side, left:left + side].unsqueeze(0)
+        crop = torch.nn.functional.interpolate(crop, size=(size, size), mode="area")[0]
+        if torch.rand(1, generator=gen) < 0.5:
+            crop = crop.flip(-1)
+        out[i] = crop
+    return out.clamp(0, 1)
+
+
+def colour_images(split_name: str = "train", size: int = 32, profile: str | None = None,
+                  limit: int | None = None, seed: int = 0) -> Dataset:
+    """The course's colour photos for ``split_name`` ("train" or "test").
+
+    full: CIFAR-10. fast: the real CIFAR-10 subset when ``LESSONS_DATA_DIR`` has it
+    (train/test are a fixed 90/10 split of it), else scikit-image crops. ``limit``
+    caps the number of images (a fixed random subset).
+    """
+    if split_name not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split_name!r}.")
+    profile = profile or get_profile()
+    if profile == "full":
+        ds = cifar10(train=(split_name == "train"))
+        if size != 32:
+            ds = _Resized(ds, size)
+    else:
+        root = data_root()
+        subset = root / CIFAR_SUBSET / "train" if root is not None else None
+        if subset is not None and subset.is_dir():
+            train, test = split(ImageFolderDataset(subset, size=size), val_fraction=0.1, seed=seed)
+            ds = train if split_name == "train" else test
+        else:
+            n = limit or 512
+            ds = TensorImages(sample_photos(n, size, seed=seed + (0 if split_name == "train" else 1)))
+    if limit is not None and limit < len(ds):
+        idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:limit]
+        ds = Subset(ds, sorted(idx.tolist()))
+    return ds
+
+
+class _Resized(Dataset):
+    def __init__(self, base: Dataset, size: int):
+        self.base, self.size = base, size
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        x = self.base[i].unsqueeze(0)
+        return torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear",
+                                               align_corners=False)[0].clamp(0, 1)
+
+
+# --------------------------------------------------------------------------- pairs, splits, loaders
+class ColorizationPairs(Dataset):
+    """(grayscale input, colour target), both in [-1, 1]: (1, H, W) and (3, H, W)."""
+
+    def __init__(self, images: Dataset):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        colour = self.images[i]
+        gray = rgb_to_gray(colour.unsqueeze(0))[0]
+        return to_signed(gray), to_signed(colour)
+
+
+def split(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) -> tuple[Subset, Subset]:
+    """A fixed random (train, validation) split; the same seed gives the same split."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}.")
+    n = len(dataset)
+    n_val = max(1, int(round(n * val_fraction)))
+    if n_val >= n:
+        raise ValueError(f"A dataset of {n} images is too small to split.")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return Subset(dataset, sorted(perm[n_val:])), Subset(dataset, sorted(perm[:n_val]))
+
+
+def make_loader(dataset: Dataset, batch_size: int = 64, shuffle: bool = True, seed: int = 0,
+                drop_last: bool = False) -> DataLoader:
+    """A DataLoader with a seeded shuffle (the same seed gives the same batches)."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    if len(dataset) == 0:
+        raise ValueError("The dataset is empty: there is nothing to load.")
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      generator=torch.Generator().manual_seed(seed) if shuffle else None)
+
+
+def stack(dataset: Dataset, limit: int | None = None) -> torch.Tensor:
+    """All items of an image dataset as one (N, 3, H, W) tensor (for metrics and figures)."""
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    return torch.stack([dataset[i] for i in range(n)])

@@ -1,0 +1,282 @@
+"""Image-quality metrics, batched in torch and run on the tensors' device.
+
+All take NCHW RGB tensors in [0, 1] (a single CHW image works too) and return one
+value per image (``reduction="none"``) or their mean (``reduction="mean"``, the
+default). Each agrees with scikit-image where scikit-image has the metric:
+
+=================  =====================================================
+``ssim``           ``skimage.metrics.structural_similarity`` (defaults:
+                   7x7 uniform window, sample covariance), channel mean
+``psnr``           ``skimage.metrics.peak_signal_noise_ratio``
+``delta_e76``      ``skimage.color.deltaE_cie76`` on ``rgb2lab``
+``delta_e2000``    ``skimage.color.deltaE_ciede2000`` on ``rgb2lab``
+=================  =====================================================
+
+plus ``colorfulness`` (Hasler and Suesstrunk, 2003), an ``LPIPS`` wrapper over the
+``lpips`` package, and ``frechet_distance`` between two sets of features.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import registry
+from .images import check_batch, rgb_to_lab
+
+__all__ = ["ssim", "psnr", "delta_e76", "delta_e2000", "delta_e2000_lab", "colorfulness",
+           "LPIPS", "LPIPSUnavailable", "frechet_distance", "feature_statistics"]
+
+
+def _pair(x: torch.Tensor, y: torch.Tensor, channels: int | None = 3):
+    x = check_batch(x, "first image batch", channels)
+    y = check_batch(y, "second image batch", channels)
+    if x.shape != y.shape:
+        raise ValueError(f"The two image batches differ in shape: {tuple(x.shape)} vs "
+                         f"{tuple(y.shape)}. Compare images of the same size and count.")
+    return x, y
+
+
+def _reduce(per_image: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return per_image.mean()
+    if reduction == "none":
+        return per_image
+    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}.")
+
+
+# --------------------------------------------------------------------------- SSIM
+# Images are processed in chunks so the ~20 temporaries of a formula stay in the CPU
+# cache: on a machine with little memory bandwidth that, not arithmetic, sets the speed.
+_CHUNK_PIXELS = 1 << 15
+
+
+def _chunks(x: torch.Tensor):
+    per_image = x.shape[-1] * x.shape[-2]
+    step = max(1, _CHUNK_PIXELS // per_image) if x.device.type == "cpu" else len(x)
+    return [slice(i, i + step) for i in range(0, len(x), step)]
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: int = 7,
+         reduction: str = "mean") -> torch.Tensor:
+    """Structural similarity, as scikit-image computes it at its defaults.
+
+    A uniform ``win_size`` window, sample covariance (N / (N - 1)), K1 = 0.01,
+    K2 = 0.03, the mean over the window positions that fit inside the image and
+    over channels. The five local moments come from one separable box filter
+    (a row pass, then a column pass) over a stacked tensor.
+    """
+    x, y = _pair(x, y, channels=None)
+    if win_size % 2 == 0 or win_size < 3:
+        raise ValueError(f"win_size must be odd and at least 3, got {win_size}.")
+    if min(x.shape[-2:]) < win_size:
+        raise ValueError(f"Images of {x.shape[-2]}x{x.shape[-1]} are smaller than the "
+                         f"{win_size}x{win_size} SSIM window; use win_size <= the image side.")
+    x, y = x.float(), y.float()
+    c = x.shape[1]
+    cov_norm = win_size ** 2 / (win_size ** 2 - 1)
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    # Separable uniform window: 2 * win_size reads per pixel instead of win_size ** 2.
+    row = x.new_full((5 * c, 1, 1, win_size), 1.0 / win_size)
+    col = row.view(5 * c, 1, win_size, 1)
+    out = []
+    for part in _chunks(x):
+        a, b = x[part], y[part]
+        stacked = torch.cat([a, b, a * a, b * b, a * b], dim=1)
+        moments = F.conv2d(F.conv2d(stacked, row, groups=5 * c), col, groups=5 * c)
+        ux, uy, uxx, uyy, uxy = moments.split(c, dim=1)
+        uxuy = ux * uy
+        ux2_uy2 = ux * ux + uy * uy
+        num = (2 * uxuy + c1) * (2 * cov_norm * (uxy - uxuy) + c2)
+        den = (ux2_uy2 + c1) * (cov_norm * (uxx + uyy - ux2_uy2) + c2)
+        out.append((num / den).mean(dim=(1, 2, 3)))
+    return _reduce(torch.cat(out), reduction)
+
+
+# --------------------------------------------------------------------------- PSNR
+def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0,
+         reduction: str = "mean") -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB (infinite for identical images)."""
+    x, y = _pair(x, y, channels=None)
+    mse = (x.double() - y.double()).pow(2).mean(dim=(1, 2, 3))
+    return _reduce((10 * torch.log10(data_range ** 2 / mse)).float(), reduction)
+
+
+# --------------------------------------------------------------------------- Delta E
+def delta_e76(x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """CIE76 colour difference: Euclidean distance in CIELAB, averaged over pixels."""
+    x, y = _pair(x, y)
+    d = torch.cat([(rgb_to_lab(x[p]) - rgb_to_lab(y[p])).pow(2).sum(dim=1).sqrt().mean(dim=(1, 2))
+                   for p in _chunks(x)])
+    return _reduce(d, reduction)
+
+
+def delta_e2000(x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """CIEDE2000 colour difference, averaged over pixels (kL = kC = kH = 1)."""
+    x, y = _pair(x, y)
+    d = torch.cat([delta_e2000_lab(rgb_to_lab(x[p]), rgb_to_lab(y[p])).mean(dim=(1, 2))
+                   for p in _chunks(x)])
+    return _reduce(d, reduction)
+
+
+def _pow7(c: torch.Tensor) -> torch.Tensor:
+    c3 = c * c * c
+    return c3 * c3 * c
+
+
+def _polar(a: torch.Tensor, b: torch.Tensor):
+    h = torch.atan2(b, a)
+    return torch.hypot(a, b), torch.where(h < 0, h + 2 * math.pi, h)
+
+
+def delta_e2000_lab(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
+    """Per-pixel CIEDE2000 between two (N, 3, H, W) CIELAB tensors -> (N, H, W).
+
+    Follows Sharma, Wu and Dalal (2005) term by term, with the same hue
+    conventions as ``skimage.color.deltaE_ciede2000``.
+    """
+    L1, a1, b1 = lab1.unbind(1)
+    L2, a2, b2 = lab2.unbind(1)
+    pow25_7 = 25.0 ** 7
+    # a* is stretched for near-neutral colours (the G factor).
+    c_mean = 0.5 * (torch.hypot(a1, b1) + torch.hypot(a2, b2))
+    c7 = _pow7(c_mean)
+    g = 0.5 * (1 - torch.sqrt(c7 / (c7 + pow25_7)))
+    C1, h1 = _polar(a1 * (1 + g), b1)
+    C2, h2 = _polar(a2 * (1 + g), b2)
+
+    l_mean = 0.5 * (L1 + L2)
+    t = (l_mean - 50) ** 2
+    sl = 1 + 0.015 * t / torch.sqrt(20 + t)
+    l_term = (L2 - L1) / sl
+
+    c_mean = 0.5 * (C1 + C2)
+    sc = 1 + 0.045 * c_mean
+    c_term = (C2 - C1) / sc
+
+    h_diff = h2 - h1
+    h_sum = h1 + h2
+    cc = C1 * C2
+    chromatic = cc != 0
+    dh = torch.where(h_diff > math.pi, h_diff - 2 * math.pi,
+                     torch.where(h_diff < -math.pi, h_diff + 2 * math.pi, h_diff))
+    dh = torch.where(chromatic, dh, torch.zeros_like(dh))
+    dh_term = 2 * torch.sqrt(cc) * torch.sin(dh / 2)
+
+    far = chromatic & (h_diff.abs() > math.pi)
+    h_mean = torch.where(far & (h_sum < 2 * math.pi), h_sum + 2 * math.pi,
+                         torch.where(far, h_sum - 2 * math.pi, h_sum))
+    h_mean = torch.where(chromatic, h_mean, h_mean * 2) * 0.5
+    T = (1 - 0.17 * torch.cos(h_mean - math.radians(30)) + 0.24 * torch.cos(2 * h_mean)
+         + 0.32 * torch.cos(3 * h_mean + math.radians(6)) - 0.20 * torch.cos(4 * h_mean - math.radians(63)))
+    sh = 1 + 0.015 * c_mean * T
+    h_term = dh_term / sh
+
+    c7 = _pow7(c_mean)
+    rc = 2 * torch.sqrt(c7 / (c7 + pow25_7))
+    # The clamp keeps exp() out of denormal results (slow on CPUs, and ~0 anyway).
+    z = (torch.rad2deg(h_mean) - 275) / 25
+    dtheta = math.radians(30) * torch.exp(-(z * z).clamp_max(80.0))
+    r_term = -torch.sin(2 * dtheta) * rc * c_term * h_term
+    de2 = l_term.pow(2) + c_term.pow(2) + h_term.pow(2) + r_term
+    return de2.clamp_min(0).sqrt()
+
+
+# --------------------------------------------------------------------------- colourfulness
+def colorfulness(x: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Hasler and Suesstrunk's colourfulness M on the 0-255 scale (0 for gray images).
+
+    M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2), with
+    rg = R - G and yb = (R + G) / 2 - B.
+    """
+    x = check_batch(x) * 255.0
+    r, g, b = x.unbind(1)
+    rg = (r - g).flatten(1)
+    yb = (0.5 * (r + g) - b).flatten(1)
+    sigma = torch.sqrt(rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False))
+    mu = torch.sqrt(rg.mean(dim=1).pow(2) + yb.mean(dim=1).pow(2))
+    return _reduce(sigma + 0.3 * mu, reduction)
+
+
+# --------------------------------------------------------------------------- LPIPS
+class LPIPSUnavailable(registry.DownloadUnavailable):
+    """The LPIPS backbone weights are not on this machine and cannot be downloaded."""
+
+
+def _torch_hub_has(filename_prefix: str) -> bool:
+    from pathlib import Path
+
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    return folder.is_dir() and any(p.name.startswith(filename_prefix) for p in folder.iterdir())
+
+
+class LPIPS:
+    """Learned perceptual distance (Zhang et al., 2018) through the ``lpips`` package.
+
+    The package ships its small linear heads but takes the AlexNet/VGG backbone from
+    torchvision, which downloads it. Offline, without the weights cached, this says so
+    (:class:`LPIPSUnavailable`) instead of failing deep inside a download.
+    ``pretrained_backbone=False`` builds it with a random backbone (for tests only:
+    the numbers then mean nothing).
+    """
+
+    _backbone_files = {"alex": "alexnet-", "vgg": "vgg16-", "squeeze": "squeezenet1_1-"}
+
+    def __init__(self, net: str = "alex", device: torch.device | str | None = None,
+                 pretrained_backbone: bool = True):
+        if net not in self._backbone_files:
+            raise ValueError(f"net must be one of {sorted(self._backbone_files)}, got {net!r}.")
+        if pretrained_backbone and registry.offline() and not _torch_hub_has(self._backbone_files[net]):
+            raise LPIPSUnavailable(registry.unavailable_message(
+                f"the LPIPS {net} backbone weights", reason="they are not in the torch hub cache "
+                f"({torch.hub.get_dir()}) and this session is offline"))
+        import lpips
+
+        try:
+            self.model = lpips.LPIPS(net=net, pnet_rand=not pretrained_backbone, verbose=False)
+        except Exception as err:  # URLError, HTTPError, a half-downloaded file
+            raise LPIPSUnavailable(registry.unavailable_message(
+                f"the LPIPS {net} backbone weights", reason=str(err))) from None
+        self.model.eval().requires_grad_(False)
+        if device is not None:
+            self.model.to(device)
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        x, y = _pair(x, y)
+        device = next(self.model.parameters()).device
+        d = self.model(x.to(device), y.to(device), normalize=True)  # normalize: [0,1] -> [-1,1]
+        return _reduce(d.flatten(), reduction)
+
+
+# --------------------------------------------------------------------------- Frechet distance
+def feature_statistics(features: torch.Tensor | np.ndarray):
+    """Mean vector and (unbiased) covariance matrix of (N, D) features, in float64."""
+    f = torch.as_tensor(features).double()
+    if f.dim() != 2 or f.shape[0] < 2:
+        raise ValueError(f"Features must be (N, D) with N >= 2, got {tuple(f.shape)}.")
+    mu = f.mean(dim=0)
+    centred = f - mu
+    return mu, centred.T @ centred / (f.shape[0] - 1)
+
+
+def frechet_distance(features_a, features_b) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (the FID formula).
+
+    ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)). The trace of the matrix
+    square root is computed from the eigenvalues of sqrt(S_a) S_b sqrt(S_a), which
+    is symmetric, so it stays real and stable where scipy's sqrtm can go complex.
+    """
+    mu_a, s_a = feature_statistics(features_a)
+    mu_b, s_b = feature_statistics(features_b)
+    if mu_a.shape != mu_b.shape:
+        raise ValueError(f"Feature sizes differ: {mu_a.shape[0]} vs {mu_b.shape[0]}.")
+    evals_a, evecs_a = torch.linalg.eigh(s_a)
+    sqrt_a = evecs_a @ torch.diag(evals_a.clamp_min(0).sqrt()) @ evecs_a.T
+    inner = sqrt_a @ s_b @ sqrt_a
+    tr_sqrt = torch.linalg.eigvalsh((inner + inner.T) / 2).clamp_min(0).sqrt().sum()
+    value = (mu_a - mu_b).pow(2).sum() + torch.trace(s_a) + torch.trace(s_b) - 2 * tr_sqrt
+    return float(value.clamp_min(0))
