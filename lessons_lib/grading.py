@@ -605,9 +605,6 @@ def grade_folder(submissions_dir: Path | str, source_dir: Path | str = REPO_ROOT
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(run, runnable))
-    for outcome in outcomes:
-        if outcome.notes:
-            notes.setdefault(outcome.student, []).extend(f"{outcome.notebook}: {n}" for n in outcome.notes)
     graded = {(o.student, o.notebook) for o in outcomes}
     for student in students:
         for name, assignment in in_use.items():
@@ -616,6 +613,9 @@ def grade_folder(submissions_dir: Path | str, source_dir: Path | str = REPO_ROOT
                                                              f"no notebook for {name} in the submission")))
     order = {name: i for i, name in enumerate(sorted(in_use))}
     outcomes.sort(key=lambda o: (o.student, order[o.notebook]))
+    for outcome in outcomes:
+        if outcome.notes:
+            notes.setdefault(outcome.student, []).extend(f"{outcome.notebook}: {n}" for n in outcome.notes)
     return [in_use[n] for n in sorted(in_use)], students, outcomes, notes, landlock
 
 
@@ -648,14 +648,13 @@ def check_out_dir(out_dir: Path, force: bool) -> None:
 
 def enforcement_notes(limits: Limits, landlock: bool) -> list[str]:
     """What the grader enforced in a run, in words (the end of summary.md)."""
-    abi = landlock_abi()
     return [
         f"wall clock: {limits.timeout:g} s per notebook, kernel start included; then the worker and the "
         "kernel's process group are killed",
         f"kernel limits (setrlimit): address space {limits.memory_mb} MB, CPU time "
         f"{int(limits.cpu_factor * limits.timeout) + 1} s, file size {limits.max_file_mb} MB, no core dumps",
-        ("file writes outside the working folder: blocked (Landlock ABI %d)%s" %
-         (abi, "; outgoing TCP connections blocked" if abi >= 4 else "")) if landlock else
+        f"file writes outside the working folder: blocked ({probe_landlock()[1]}, checked at the start "
+        "of the run)" if landlock else
         f"file writes outside the working folder: NOT enforced ({probe_landlock()[1]}); HOME and "
         "TMPDIR point inside the working folder",
         "each notebook runs in a fresh temporary folder holding only a copy of it, in its own worker "

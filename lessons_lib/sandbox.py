@@ -90,13 +90,17 @@ def restrict_writes(writable_dirs: list[str], writable_files: list[str]) -> int:
 
 @functools.lru_cache(maxsize=1)
 def probe_landlock() -> tuple[bool, str]:
-    """Check, in a throwaway process, that Landlock really blocks a write outside a folder."""
+    """Check, in a throwaway process, that Landlock really blocks a write outside a folder
+    (and whether it blocks an outgoing TCP connection): (writes blocked, what was verified)."""
     abi = landlock_abi()
     if abi < 1:
         return False, "Landlock is not available on this system"
-    code = ("import sys\nfrom lessons_lib.sandbox import restrict_writes\n"
+    code = ("import socket, sys\nfrom lessons_lib.sandbox import restrict_writes\n"
+            "server = socket.socket()\nserver.bind(('127.0.0.1', 0))\nserver.listen(1)\n"
             "restrict_writes([sys.argv[1]], ['/dev/null'])\n"
             "open(sys.argv[1] + '/inside', 'w').write('ok')\n"
+            "try:\n    socket.create_connection(server.getsockname(), timeout=5).close()\n"
+            "    print('tcp open')\nexcept PermissionError:\n    print('tcp blocked')\n"
             "try:\n    open(sys.argv[2], 'w')\nexcept PermissionError:\n    sys.exit(0)\nsys.exit(3)\n")
     with tempfile.TemporaryDirectory(prefix="lessons-probe-") as tmp:
         inside, outside = Path(tmp) / "work", Path(tmp) / "outside.txt"
@@ -109,7 +113,8 @@ def probe_landlock() -> tuple[bool, str]:
         except subprocess.TimeoutExpired:
             return False, f"Landlock ABI {abi} could not be checked (the probe timed out)"
         if res.returncode == 0 and (inside / "inside").exists() and not outside.exists():
-            return True, f"Landlock ABI {abi}"
+            tcp = "; outgoing TCP connections blocked too" if "tcp blocked" in res.stdout else ""
+            return True, f"Landlock ABI {abi}{tcp}"
         why = (res.stderr.strip().splitlines() or ["a write outside the folder was not blocked"])[-1]
         return False, f"Landlock ABI {abi} is present but did not work here ({why})"
 
