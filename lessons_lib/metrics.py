@@ -59,6 +59,28 @@ def _chunks(x: torch.Tensor):
     return [slice(i, i + step) for i in range(0, len(x), step)]
 
 
+def _band(n: int, k: int, like: torch.Tensor) -> torch.Tensor:
+    """(n, n - k + 1) matrix whose columns average k consecutive entries."""
+    i = torch.arange(n, device=like.device).view(-1, 1)
+    j = torch.arange(n - k + 1, device=like.device).view(1, -1)
+    return ((i >= j) & (i < j + k)).to(like.dtype) / k
+
+
+def _box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean over every k x k window that fits inside the image ("valid" positions).
+
+    Separable: a row pass and a column pass. For small images both passes are one
+    matrix product with a banded matrix (fast BLAS); for large ones a depthwise
+    convolution does less arithmetic.
+    """
+    h, w = x.shape[-2:]
+    if max(h, w) <= 64:
+        return _band(h, k, x).T @ (x @ _band(w, k, x))
+    c = x.shape[1]
+    row = x.new_full((c, 1, 1, k), 1.0 / k)
+    return F.conv2d(F.conv2d(x, row, groups=c), row.view(c, 1, k, 1), groups=c)
+
+
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: int = 7,
          reduction: str = "mean") -> torch.Tensor:
     """Structural similarity, as scikit-image computes it at its defaults.
@@ -66,7 +88,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: in
     A uniform ``win_size`` window, sample covariance (N / (N - 1)), K1 = 0.01,
     K2 = 0.03, the mean over the window positions that fit inside the image and
     over channels. The five local moments come from one separable box filter
-    (a row pass, then a column pass) over a stacked tensor.
+    over a stacked tensor.
     """
     x, y = _pair(x, y, channels=None)
     if win_size % 2 == 0 or win_size < 3:
@@ -79,14 +101,10 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: in
     cov_norm = win_size ** 2 / (win_size ** 2 - 1)
     c1 = (0.01 * data_range) ** 2
     c2 = (0.03 * data_range) ** 2
-    # Separable uniform window: 2 * win_size reads per pixel instead of win_size ** 2.
-    row = x.new_full((5 * c, 1, 1, win_size), 1.0 / win_size)
-    col = row.view(5 * c, 1, win_size, 1)
     out = []
     for part in _chunks(x):
         a, b = x[part], y[part]
-        stacked = torch.cat([a, b, a * a, b * b, a * b], dim=1)
-        moments = F.conv2d(F.conv2d(stacked, row, groups=5 * c), col, groups=5 * c)
+        moments = _box_mean(torch.cat([a, b, a * a, b * b, a * b], dim=1), win_size)
         ux, uy, uxx, uyy, uxy = moments.split(c, dim=1)
         uxuy = ux * uy
         ux2_uy2 = ux * ux + uy * uy
@@ -127,9 +145,22 @@ def _pow7(c: torch.Tensor) -> torch.Tensor:
     return c3 * c3 * c
 
 
+# 0/1 float masks straight from a comparison: boolean tensors and torch.where are
+# several times slower than arithmetic on this path.
+def _gt(x: torch.Tensor, v) -> torch.Tensor:
+    return torch.gt(x, v, out=torch.empty_like(x))
+
+
+def _lt(x: torch.Tensor, v) -> torch.Tensor:
+    return torch.lt(x, v, out=torch.empty_like(x))
+
+
+_TWO_PI = 2 * math.pi
+
+
 def _polar(a: torch.Tensor, b: torch.Tensor):
     h = torch.atan2(b, a)
-    return torch.hypot(a, b), torch.where(h < 0, h + 2 * math.pi, h)
+    return torch.hypot(a, b), h + _TWO_PI * _lt(h, 0)  # hue in [0, 2 pi)
 
 
 def delta_e2000_lab(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
@@ -148,8 +179,7 @@ def delta_e2000_lab(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
     C1, h1 = _polar(a1 * (1 + g), b1)
     C2, h2 = _polar(a2 * (1 + g), b2)
 
-    l_mean = 0.5 * (L1 + L2)
-    t = (l_mean - 50) ** 2
+    t = (0.5 * (L1 + L2) - 50).square()
     sl = 1 + 0.015 * t / torch.sqrt(20 + t)
     l_term = (L2 - L1) / sl
 
@@ -160,16 +190,16 @@ def delta_e2000_lab(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
     h_diff = h2 - h1
     h_sum = h1 + h2
     cc = C1 * C2
-    chromatic = cc != 0
-    dh = torch.where(h_diff > math.pi, h_diff - 2 * math.pi,
-                     torch.where(h_diff < -math.pi, h_diff + 2 * math.pi, h_diff))
-    dh = torch.where(chromatic, dh, torch.zeros_like(dh))
+    # Hue difference wrapped into [-pi, pi]. Where a colour is achromatic (cc = 0)
+    # the hue term vanishes through sqrt(cc), whatever the angle.
+    dh = h_diff - _TWO_PI * _gt(h_diff, math.pi) + _TWO_PI * _lt(h_diff, -math.pi)
     dh_term = 2 * torch.sqrt(cc) * torch.sin(dh / 2)
 
-    far = chromatic & (h_diff.abs() > math.pi)
-    h_mean = torch.where(far & (h_sum < 2 * math.pi), h_sum + 2 * math.pi,
-                         torch.where(far, h_sum - 2 * math.pi, h_sum))
-    h_mean = torch.where(chromatic, h_mean, h_mean * 2) * 0.5
+    # Mean hue: shifted by 2 pi when the hues lie more than pi apart; for an
+    # achromatic pair it is the plain sum (skimage doubles, then halves it).
+    chromatic = torch.ne(cc, 0, out=torch.empty_like(cc))
+    far = chromatic * _gt(h_diff.abs(), math.pi)
+    h_mean = (h_sum + _TWO_PI * far * (1 - 2 * (1 - _lt(h_sum, _TWO_PI)))) * (1 - 0.5 * chromatic)
     T = (1 - 0.17 * torch.cos(h_mean - math.radians(30)) + 0.24 * torch.cos(2 * h_mean)
          + 0.32 * torch.cos(3 * h_mean + math.radians(6)) - 0.20 * torch.cos(4 * h_mean - math.radians(63)))
     sh = 1 + 0.015 * c_mean * T
@@ -181,7 +211,7 @@ def delta_e2000_lab(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
     z = (torch.rad2deg(h_mean) - 275) / 25
     dtheta = math.radians(30) * torch.exp(-(z * z).clamp_max(80.0))
     r_term = -torch.sin(2 * dtheta) * rc * c_term * h_term
-    de2 = l_term.pow(2) + c_term.pow(2) + h_term.pow(2) + r_term
+    de2 = l_term.square() + c_term.square() + h_term.square() + r_term
     return de2.clamp_min(0).sqrt()
 
 
