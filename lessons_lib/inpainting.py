@@ -1,0 +1,362 @@
+"""Four ways to inpaint, on the same masks, plus the naive baseline they must beat.
+
+* ``"unet"``: a UNet shown the masked image and the mask, trained with MSE on the hole.
+* ``"unet-gan"``: the same UNet with an adversarial term (Context Encoders, Pathak et
+  al., 2016): generator loss ``masked MSE - lambda log D(composite)``, a conv
+  discriminator telling real images from composites.
+* ``"transformer"``: an encoder-only transformer over image patches trained by masked
+  patch prediction (as in MAE / BEiT): patches that are all hole become a learned mask
+  token, the transformer predicts every patch's pixels.
+* ``"ddpm"``: an unconditional DDPM (the time-conditioned UNet trained to predict
+  noise) used for inpainting by RePaint's resampling (:func:`lessons_lib.diffusion.repaint_sample`).
+* ``"naive"``: every hole pixel gets the mean colour of the image's known pixels.
+
+Images are [0, 1] RGB (N, 3, H, W) at the interface (what datasets and metrics use)
+and [-1, 1] inside the models. Masks are keep-masks (1 = known, 0 = hole) from
+:mod:`lessons_lib.masks`. Training goes through :func:`lessons_lib.training.fit`
+with the tasks defined here; all outputs are composites: known pixels are the input's.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import diffusion as D
+from . import masks as M
+from .images import to_signed, to_unit
+from .models.time_unet import TimeUNet
+from .training import Task
+
+__all__ = ["METHODS", "InpaintUNet", "ConvDiscriminator", "PatchTransformer", "composite",
+           "masked_mse", "masked_psnr", "naive_fill", "InpaintTask", "AdversarialInpaintTask",
+           "DenoiserTask", "make_task", "inpaint", "repaint_inpaint", "compare_methods"]
+
+METHODS = ("unet", "unet-gan", "transformer", "ddpm")
+
+
+# --------------------------------------------------------------------------- losses, metrics
+def composite(prediction: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Known pixels from ``image``, holes from ``prediction``."""
+    return mask * image + (1 - mask) * prediction
+
+
+def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the hole pixels only (mask 0), averaged over those pixels."""
+    hole = (1 - mask).expand_as(target)
+    return ((prediction - target) ** 2 * hole).sum() / hole.sum().clamp_min(1)
+
+
+def masked_psnr(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                data_range: float = 1.0) -> torch.Tensor:
+    """PSNR (dB) of each image over its hole pixels only, (N,). Images in [0, data_range]."""
+    if output.shape != target.shape:
+        raise ValueError(f"output {tuple(output.shape)} and target {tuple(target.shape)} differ in shape.")
+    hole = (1 - mask.to(output)).expand_as(output)
+    n = hole.flatten(1).sum(1)
+    if (n == 0).any():
+        raise ValueError("A mask has no hole pixels: the masked-region PSNR is undefined for it.")
+    mse = ((output - target) ** 2 * hole).flatten(1).sum(1) / n
+    return 10 * torch.log10(data_range ** 2 / mse.clamp_min(1e-12))
+
+
+def naive_fill(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The baseline: each hole pixel is the mean colour of that image's known pixels."""
+    mask = D.check_mask(mask, images).to(images)
+    mean = (images * mask).flatten(2).sum(2) / mask.flatten(2).sum(2)
+    return composite(mean[..., None, None].expand_as(images), images, mask)
+
+
+# --------------------------------------------------------------------------- models
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8 if cout % 8 == 0 else 1, cout),
+                         nn.SiLU(), nn.Conv2d(cout, cout, 3, padding=1),
+                         nn.GroupNorm(8 if cout % 8 == 0 else 1, cout), nn.SiLU())
+
+
+class InpaintUNet(nn.Module):
+    """UNet (skip connections) from (masked image, mask) to the full image in [-1, 1].
+
+    Input: the masked image in [-1, 1] (holes at 0) and the keep-mask, 4 channels;
+    ``levels`` resolution levels of ``width * 2**i`` channels.
+    """
+
+    def __init__(self, channels: int = 3, width: int = 32, levels: int = 3):
+        super().__init__()
+        self.levels = levels
+        widths = [width * 2 ** i for i in range(levels)]
+        self.enc = nn.ModuleList()
+        cin = channels + 1
+        for w in widths:
+            self.enc.append(_block(cin, w))
+            cin = w
+        self.dec = nn.ModuleList()
+        self.up = nn.ModuleList()
+        for w in reversed(widths[:-1]):
+            self.up.append(nn.ConvTranspose2d(cin, w, 2, stride=2))
+            self.dec.append(_block(2 * w, w))
+            cin = w
+        self.out = nn.Conv2d(cin, channels, 1)
+
+    def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        factor = 2 ** (self.levels - 1)
+        if masked.shape[-1] % factor or masked.shape[-2] % factor:
+            raise ValueError(f"Image sides must be divisible by {factor}, got {tuple(masked.shape[-2:])}.")
+        h = torch.cat([masked, mask.expand(masked.shape[0], 1, *masked.shape[-2:])], dim=1)
+        skips = []
+        for i, block in enumerate(self.enc):
+            h = block(h if i == 0 else F.max_pool2d(h, 2))
+            skips.append(h)
+        skips.pop()
+        for up, block in zip(self.up, self.dec):
+            h = block(torch.cat([up(h), skips.pop()], dim=1))
+        return torch.tanh(self.out(h))
+
+
+class ConvDiscriminator(nn.Module):
+    """Strided convolutions to one real/fake logit per image; sees the image and the mask."""
+
+    def __init__(self, channels: int = 3, width: int = 32, image_size: int = 32):
+        super().__init__()
+        layers, cin, side = [], channels + 1, image_size
+        for i, w in enumerate([width, width * 2, width * 4]):
+            layers += [nn.Conv2d(cin, w, 4, stride=2, padding=1)]
+            if i:
+                layers += [nn.GroupNorm(8 if w % 8 == 0 else 1, w)]
+            layers += [nn.LeakyReLU(0.2)]
+            cin, side = w, side // 2
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(cin, 1)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.features(torch.cat([image, mask.expand(image.shape[0], 1, *image.shape[-2:])], dim=1))
+        return self.head(h.mean(dim=(2, 3))).squeeze(1)
+
+
+class PatchTransformer(nn.Module):
+    """Encoder-only transformer over ``patch_size`` patches: masked patch prediction.
+
+    Each patch (its masked pixels and its mask) is embedded linearly; patches that are
+    entirely hole are replaced by a learned mask token (MAE / BEiT style); learned
+    position embeddings; ``depth`` pre-norm transformer encoder layers; a linear head
+    predicts every patch's pixels in [-1, 1].
+    """
+
+    def __init__(self, image_size: int = 32, patch_size: int = 4, channels: int = 3, dim: int = 128,
+                 depth: int = 4, heads: int = 4, mlp_ratio: int = 2, dropout: float = 0.0):
+        super().__init__()
+        if image_size % patch_size:
+            raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}.")
+        self.image_size, self.patch_size, self.channels = image_size, patch_size, channels
+        n = (image_size // patch_size) ** 2
+        self.embed = nn.Linear((channels + 1) * patch_size ** 2, dim)
+        self.mask_token = nn.Parameter(torch.zeros(dim))
+        self.pos = nn.Parameter(torch.randn(1, n, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(dim, heads, dim * mlp_ratio, dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, channels * patch_size ** 2)
+
+    def _patches(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.patch_size
+        n, c, h, w = x.shape
+        return x.reshape(n, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(n, (h // p) * (w // p), c * p * p)
+
+    def _unpatch(self, tokens: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        p, c = self.patch_size, self.channels
+        n = tokens.shape[0]
+        return tokens.reshape(n, h // p, w // p, c, p, p).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
+
+    def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h, w = masked.shape[-2:]
+        if (h, w) != (self.image_size, self.image_size):
+            raise ValueError(f"This transformer was built for {self.image_size}x{self.image_size} "
+                             f"images, got {h}x{w}.")
+        mask = mask.expand(masked.shape[0], 1, h, w)
+        tokens = self.embed(self._patches(torch.cat([masked, mask], dim=1)))
+        all_hole = self._patches(mask).amax(dim=2) == 0  # (N, L): patch has no known pixel
+        tokens = torch.where(all_hole[..., None], self.mask_token.expand_as(tokens), tokens)
+        out = self.head(self.norm(self.encoder(tokens + self.pos)))
+        return torch.tanh(self._unpatch(out, h, w))
+
+
+# --------------------------------------------------------------------------- training tasks
+class _MaskRNG:
+    """A seeded generator for training masks, saved in checkpoints so a resumed run
+    sees the same masks as an uninterrupted one."""
+
+    def _init_masks(self, mask_kind: str, seed: int):
+        M.make_masks(mask_kind, 1, 8, seed=0)  # fails early on an unknown kind
+        self.mask_kind = mask_kind
+        self.mask_generator = torch.Generator().manual_seed(seed)
+
+    def _batch(self, batch):
+        images = batch[0] if isinstance(batch, (list, tuple)) else batch
+        x = to_signed(images)
+        mask = M.make_masks(self.mask_kind, x.shape[0], tuple(x.shape[-2:]), seed=self.mask_generator).to(x)
+        return x, mask
+
+    def extra_state(self) -> dict:
+        return {"mask_rng": self.mask_generator.get_state()}
+
+    def load_extra_state(self, state: dict) -> None:
+        if "mask_rng" in state:
+            self.mask_generator.set_state(state["mask_rng"].cpu())
+
+
+class InpaintTask(_MaskRNG, Task):
+    """Masked-MSE training of ``model(masked, mask) -> image`` on random masks of ``mask_kind``.
+
+    Batches are [0, 1] image tensors (or (images, ...) tuples); masks are drawn per batch.
+    """
+
+    def __init__(self, model: nn.Module, lr: float = 2e-3, mask_kind: str = "mixed", seed: int = 0):
+        super().__init__({"model": model}, {"model": torch.optim.Adam(model.parameters(), lr=lr)})
+        self._init_masks(mask_kind, seed)
+
+    def _loss(self, batch):
+        x, mask = self._batch(batch)
+        pred = self.models["model"](M.apply_mask(x, mask), mask)
+        return masked_mse(pred, x, mask)
+
+    def training_step(self, batch):
+        return {"loss": self.optimize(self._loss(batch), "model")}
+
+    def validation_step(self, batch):
+        return {"loss": float(self._loss(batch))}
+
+
+class AdversarialInpaintTask(_MaskRNG, Task):
+    """Masked MSE plus an adversarial term for the generator: ``masked MSE - lambda log D(G)``.
+
+    The discriminator learns real image vs. composite (known pixels + generated hole)
+    with binary cross-entropy; ``adv_weight`` is lambda (Context Encoders used 0.001
+    beside 0.999 for the reconstruction). -log D(G) is computed as softplus(-logit),
+    which is the same value without overflow.
+    """
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, lr: float = 2e-3,
+                 d_lr: float = 2e-4, adv_weight: float = 1e-3, mask_kind: str = "mixed", seed: int = 0):
+        super().__init__({"generator": generator, "discriminator": discriminator},
+                         {"generator": torch.optim.Adam(generator.parameters(), lr=lr),
+                          "discriminator": torch.optim.Adam(discriminator.parameters(), lr=d_lr,
+                                                            betas=(0.5, 0.999))})
+        self.adv_weight = adv_weight
+        self._init_masks(mask_kind, seed)
+
+    def training_step(self, batch):
+        x, mask = self._batch(batch)
+        g, d = self.models["generator"], self.models["discriminator"]
+        fake = composite(g(M.apply_mask(x, mask), mask), x, mask)
+        real_logit, fake_logit = d(x, mask), d(fake.detach(), mask)
+        d_loss = (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
+                  + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))) / 2
+        logs = {"d_loss": self.optimize(d_loss, "discriminator")}
+        mse = masked_mse(fake, x, mask)
+        adv = F.softplus(-d(fake, mask)).mean()  # = -log D(fake)
+        logs["g_loss"] = self.optimize(mse + self.adv_weight * adv, "generator")
+        logs["masked_mse"], logs["g_adv"] = float(mse.detach()), float(adv.detach())
+        return logs
+
+    def validation_step(self, batch):
+        x, mask = self._batch(batch)
+        pred = self.models["generator"](M.apply_mask(x, mask), mask)
+        return {"loss": float(masked_mse(pred, x, mask))}
+
+
+class DenoiserTask(Task):
+    """Unconditional noise prediction (L1 or MSE) for a DDPM on [0, 1] image batches."""
+
+    def __init__(self, model: nn.Module, schedule=None, lr: float = 2e-3, loss: str = "l1"):
+        super().__init__({"model": model}, {"model": torch.optim.Adam(model.parameters(), lr=lr)})
+        if loss not in D.LOSSES:
+            raise ValueError(f"Unknown loss {loss!r}. Use one of: {', '.join(D.LOSSES)}.")
+        self.schedule = schedule if schedule is not None else D.make_schedule("linear", 1000)
+        self.loss = loss
+
+    def _loss(self, batch):
+        images = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return D.noise_prediction_loss(self.models["model"], to_signed(images), self.schedule, self.loss)
+
+    def training_step(self, batch):
+        return {"loss": self.optimize(self._loss(batch), "model")}
+
+    def validation_step(self, batch):
+        return {"loss": float(self._loss(batch))}
+
+
+def make_task(method: str, image_size: int = 32, width: int = 32, lr: float | None = None,
+              seed: int = 0, schedule=None, loss: str = "l1", **kwargs) -> Task:
+    """A fresh, seeded model and its training task for one of :data:`METHODS`.
+
+    ``width`` scales every network (16 in the fast profile, 64 for quality).
+    Extra keyword arguments go to the model (e.g. ``depth`` for the transformer,
+    ``channel_mults`` for the DDPM UNet).
+    """
+    if method not in METHODS:
+        raise ValueError(f"Unknown inpainting method {method!r}. Use one of: {', '.join(METHODS)}.")
+    torch.manual_seed(seed)
+    if method == "unet":
+        return InpaintTask(InpaintUNet(width=width, **kwargs), lr=lr or 2e-3, seed=seed)
+    if method == "unet-gan":
+        return AdversarialInpaintTask(InpaintUNet(width=width, **kwargs),
+                                      ConvDiscriminator(width=width, image_size=image_size),
+                                      lr=lr or 2e-3, seed=seed)
+    if method == "transformer":
+        kwargs.setdefault("dim", 4 * width)
+        return InpaintTask(PatchTransformer(image_size=image_size, **kwargs), lr=lr or 1e-3, seed=seed)
+    kwargs.setdefault("channel_mults", (1, 2, 2))
+    return DenoiserTask(TimeUNet(base_channels=width, **kwargs), schedule=schedule, lr=lr or 2e-3, loss=loss)
+
+
+# --------------------------------------------------------------------------- inference
+@torch.no_grad()
+def inpaint(model: nn.Module, images: torch.Tensor, mask: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Fills the holes of [0, 1] ``images`` with a trained ``model(masked, mask)``; returns
+    [0, 1] composites (known pixels exactly the input's)."""
+    mask = D.check_mask(mask, images)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = to_signed(images[i:i + batch_size].to(device))
+        m = (mask[i:i + batch_size] if mask.shape[0] > 1 else mask).to(device)
+        pred = model(M.apply_mask(x, m), m)
+        out.append(to_unit(pred).clamp(0, 1).cpu())
+    model.train(was_training)
+    return composite(torch.cat(out), images, mask.cpu())
+
+
+def repaint_inpaint(model: nn.Module, images: torch.Tensor, mask: torch.Tensor, schedule=None,
+                    num_inference_steps: int = 50, jump_length: int = 5, jump_n_sample: int = 2,
+                    generator: torch.Generator | None = None, progress: bool = True) -> torch.Tensor:
+    """RePaint with an unconditional denoiser on [0, 1] ``images``; returns [0, 1] composites."""
+    schedule = schedule if schedule is not None else D.make_schedule("linear", 1000)
+    was_training = model.training
+    model.eval()
+    out = D.repaint_sample(model, to_signed(images), mask, schedule, num_inference_steps=num_inference_steps,
+                           jump_length=jump_length, jump_n_sample=jump_n_sample, generator=generator,
+                           progress=progress)
+    model.train(was_training)
+    return to_unit(out).clamp(0, 1).cpu()
+
+
+def compare_methods(outputs: dict[str, torch.Tensor], target: torch.Tensor,
+                    mask: torch.Tensor) -> list[dict]:
+    """Rows {method, masked_psnr, masked_psnr_std, gain_over_naive} for each method's [0, 1]
+    outputs, best first; "naive" is computed here when not given."""
+    outputs = dict(outputs)
+    mask = D.check_mask(mask, target)
+    outputs.setdefault("naive", naive_fill(target, mask))
+    naive = float(masked_psnr(outputs["naive"], target, mask).mean())
+    rows = []
+    for name, out in outputs.items():
+        p = masked_psnr(out.cpu(), target, mask)
+        rows.append({"method": name, "masked_psnr": float(p.mean()), "masked_psnr_std": float(p.std()),
+                     "gain_over_naive": float(p.mean()) - naive})
+    return sorted(rows, key=lambda r: -r["masked_psnr"])
