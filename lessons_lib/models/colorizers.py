@@ -49,6 +49,10 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
              lambda latent_dim=256, width=32: vae.BasicVAE(latent_dim=latent_dim, base=width)),
     ZooModel("unetvae", "vae", "U-Net with a variational bottleneck (MSE + 0.001 KL)",
              lambda latent_dim=256, width=32: vae.UNetVAE(latent_dim=latent_dim, base=width)),
+    ZooModel("unetddpm", "diffusion", "conditional diffusion UNet, ancestral DDPM sampling (noise MSE)",
+             _diffusion("ddpm")),
+    ZooModel("unetddim", "diffusion", "conditional diffusion UNet, deterministic DDIM sampling (noise MSE)",
+             _diffusion("ddim")),
 ]}
 
 
