@@ -3,10 +3,12 @@
 #   make test     run the test suite (fast profile, offline, notebooks included)
 SHELL := /bin/bash
 PY := .venv/bin/python
-OUT ?= course_output
 # Real CIFAR-10 images beside the checkout are used when present (CI has them).
 SHARED_DATA := $(abspath ../shared/data)
 export LESSONS_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
+# Idle torch/OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning
+# threads slow every training step several times over.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup course test bench clean
 
@@ -14,7 +16,7 @@ setup:
 	@bash scripts/setup_env.sh
 
 course: setup
-	MPLBACKEND=Agg $(PY) -m lessons_lib.course --out $(OUT)
+	MPLBACKEND=Agg $(PY) -m lessons_lib.course $(ARGS)
 
 test: setup
 	LESSONS_PROFILE=fast MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
@@ -24,4 +26,4 @@ bench: setup
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(OUT) .pytest_cache
+	rm -rf course_output .pytest_cache

@@ -158,8 +158,13 @@ def cifar10(train: bool = True, root: str | Path | None = None, download: bool |
     candidates.append(cache_dir() / "datasets")
     for folder in candidates:
         if (folder / "cifar-10-batches-py").is_dir():
-            return _DropLabels(torchvision.datasets.CIFAR10(
-                str(folder), train=train, download=False, transform=transforms.ToTensor()))
+            try:
+                return _DropLabels(torchvision.datasets.CIFAR10(
+                    str(folder), train=train, download=False, transform=transforms.ToTensor()))
+            except (RuntimeError, OSError, EOFError) as err:
+                raise ValueError(
+                    f"CIFAR-10 at '{folder / 'cifar-10-batches-py'}' is damaged or incomplete "
+                    f"({err}). Delete that folder and run again to download a fresh copy.") from None
     if download is False:
         raise registry.DownloadUnavailable(registry.unavailable_message(
             "CIFAR-10", DATA_ENV, reason=f"not found in {', '.join(map(str, candidates))}"))

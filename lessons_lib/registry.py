@@ -77,7 +77,8 @@ def offline() -> bool:
 
 
 def unavailable_message(what: str, env_var: str | None = None, reason: str = "") -> str:
-    parts = [f"Could not get {what}" + (f": {reason}" if reason else ".")]
+    reason = reason.strip().rstrip(".")
+    parts = [f"Could not get {what}" + (f": {reason}." if reason else ".")]
     parts.append("What to do: enable internet access (in Colab it is on by default)")
     parts.append("or run the small offline version with LESSONS_PROFILE=fast")
     if env_var:

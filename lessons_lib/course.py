@@ -1,0 +1,163 @@
+"""Run the whole course: execute every notebook, write executed copies, HTML pages and an index.
+
+    python -m lessons_lib.course [--out DIR] [--profile fast|full] [--only PATTERN] [--timeout S]
+
+Each notebook runs in a fresh kernel with its own working folder inside the output
+folder (so the repository stays clean). A notebook that fails is reported, its
+partly executed copy is kept for reading, and the run goes on with the next one.
+The exit status is non-zero when any notebook failed.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import fnmatch
+import html
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .runtime import PROFILE_ENV, get_profile
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_NOTEBOOKS = REPO / "notebooks"
+
+
+@dataclass
+class Result:
+    name: str
+    ok: bool
+    seconds: float
+    error: str = ""
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a text file so a reader never sees half of it (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def find_notebooks(folder: Path, only: str | None = None) -> list[Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Notebook folder '{folder}' does not exist.")
+    found = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
+    if only:
+        found = [p for p in found if fnmatch.fnmatch(p.name, f"*{only}*")]
+    if not found:
+        raise ValueError(f"No notebooks in '{folder}'" + (f" matching '{only}'." if only else "."))
+    return found
+
+
+def run_notebook(path: Path, out: Path, timeout: int) -> Result:
+    """Execute one notebook; write OUT/<name>.ipynb and OUT/<name>.html whatever happens."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(path, as_version=4)
+    workdir = out / "files" / path.stem
+    workdir.mkdir(parents=True, exist_ok=True)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(workdir)}})
+    start = time.perf_counter()
+    error = ""
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        error = _first_line_of(err)
+    except (CellTimeoutError, TimeoutError):
+        error = f"a cell ran longer than {timeout} s"
+    except DeadKernelError as err:
+        error = f"the kernel died ({err}); out of memory?"
+    seconds = time.perf_counter() - start
+    write_atomic(out / f"{path.stem}.ipynb", nbformat.writes(nb))
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    write_atomic(out / f"{path.stem}.html", body)
+    return Result(path.stem, not error, seconds, error)
+
+
+def _first_line_of(err: Exception) -> str:
+    lines = [ln for ln in str(err).splitlines() if ln.strip()]
+    tail = [ln for ln in lines if "Error" in ln or "Exception" in ln]
+    return (tail[-1] if tail else (lines[-1] if lines else repr(err)))[:300]
+
+
+def write_index(out: Path, results: list[Result], profile: str) -> None:
+    rows = "\n".join(
+        f"<tr><td><a href='{html.escape(r.name)}.html'>{html.escape(r.name)}</a></td>"
+        f"<td>{'ok' if r.ok else 'FAILED'}</td><td>{r.seconds:.0f} s</td>"
+        f"<td>{html.escape(r.error)}</td><td><a href='{html.escape(r.name)}.ipynb'>notebook</a></td></tr>"
+        for r in results)
+    stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Course run</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em 1em;text-align:left}}</style></head>
+<body><h1>Image transformation with deep learning: executed notebooks</h1>
+<p>Profile <b>{profile}</b>, run on {stamp}. {sum(r.ok for r in results)} of {len(results)} notebooks ran cleanly.</p>
+<table><tr><th>notebook</th><th>status</th><th>time</th><th>error</th><th>source</th></tr>
+{rows}
+</table></body></html>
+"""
+    write_atomic(out / "index.html", page)
+    write_atomic(out / "results.json", json.dumps([r.__dict__ for r in results], indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lessons_lib.course", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: course_output/run-<date-time>)")
+    parser.add_argument("--notebooks", type=Path, default=DEFAULT_NOTEBOOKS, help="folder of notebooks to run")
+    parser.add_argument("--profile", choices=["fast", "full"], default=None,
+                        help=f"override the detected profile (same as {PROFILE_ENV}=...)")
+    parser.add_argument("--only", default=None, help="run only notebooks whose name contains this")
+    parser.add_argument("--timeout", type=int, default=None,
+                        help="seconds one cell may run (default: 600 fast, 7200 full)")
+    parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
+    args = parser.parse_args(argv)
+
+    if args.profile:
+        os.environ[PROFILE_ENV] = args.profile  # kernels inherit it
+    profile = get_profile()
+    timeout = args.timeout or (600 if profile == "fast" else 7200)
+    try:
+        notebooks = find_notebooks(args.notebooks, args.only)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = args.out or Path("course_output") / _dt.datetime.now().strftime("run-%Y%m%d-%H%M%S")
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        print(f"error: '{out}' already holds results. Choose another --out, or add --overwrite "
+              f"to replace them.", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+    print(f"Running {len(notebooks)} notebooks, profile '{profile}', into {out}/", flush=True)
+    results = []
+    for i, path in enumerate(notebooks, 1):
+        print(f"[{i}/{len(notebooks)}] {path.name} ...", end=" ", flush=True)
+        result = run_notebook(path, out, timeout)
+        results.append(result)
+        print(f"{'ok' if result.ok else 'FAILED'} in {result.seconds:.0f} s"
+              + (f": {result.error}" if result.error else ""), flush=True)
+        write_index(out, results, profile)  # a readable index even if the run is stopped
+    failed = [r.name for r in results if not r.ok]
+    print(f"Done: {len(results) - len(failed)} of {len(results)} notebooks ran cleanly. "
+          f"Open {out / 'index.html'}" + (f". Failed: {', '.join(failed)}" if failed else "."))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The course runner (`make course`) and the repository's notebook conventions."""
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from lessons_lib import course
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIRS = ["notebooks", "solutions", "exercises"]
+ALL_NOTEBOOKS = sorted(p for d in NOTEBOOK_DIRS for p in (REPO / d).glob("*.ipynb"))
+
+
+def _write(folder: Path, name: str, *sources: str) -> None:
+    nb = new_notebook(cells=[new_markdown_cell(f"# {name}")] + [new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / f"{name}.ipynb")
+
+
+def test_course_runner_writes_pages_and_goes_on_after_a_failure(tmp_path, capsys):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    _write(src, "a_good", "import os\nopen('made.txt', 'w').write('x')\nprint(os.environ['LESSONS_PROFILE'])")
+    _write(src, "b_bad", "raise ValueError('broken on purpose')")
+    _write(src, "c_after", "print('still runs')")
+    out = tmp_path / "out"
+    code = course.main(["--notebooks", str(src), "--out", str(out), "--profile", "fast", "--timeout", "60"])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "[1/3] a_good.ipynb ... ok" in printed and "[2/3] b_bad.ipynb ... FAILED" in printed
+    for name in ("a_good", "b_bad", "c_after"):
+        assert (out / f"{name}.html").is_file() and (out / f"{name}.ipynb").is_file()
+    executed = nbformat.read(out / "a_good.ipynb", as_version=4)
+    assert "fast" in executed.cells[1].outputs[0]["text"]
+    assert (out / "files" / "a_good" / "made.txt").is_file()  # notebooks write in their own folder
+    results = json.loads((out / "results.json").read_text())
+    assert [r["ok"] for r in results] == [True, False, True]
+    assert "broken on purpose" in results[1]["error"]
+    index = (out / "index.html").read_text()
+    assert "a_good.html" in index and "FAILED" in index and "2 of 3" in index
+
+
+def test_course_runner_never_overwrites_silently(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "index.html").write_text("earlier run")
+    assert course.main(["--notebooks", str(REPO / "notebooks"), "--out", str(out)]) == 2
+    assert "already holds results" in capsys.readouterr().err
+    assert (out / "index.html").read_text() == "earlier run"
+
+
+def test_course_runner_bad_folder(tmp_path, capsys):
+    assert course.main(["--notebooks", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_notebooks_are_committed_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs, f"{path.name}: a code cell has outputs; clear them before committing"
+            assert cell.execution_count is None, f"{path.name}: execution counts must be cleared"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_lesson_notebooks_follow_the_course_conventions(path):
+    nb = nbformat.read(path, as_version=4)
+    first_md, first_code = nb.cells[0], next(c for c in nb.cells if c.cell_type == "code")
+    assert first_md.cell_type == "markdown" and first_md.source.startswith("# ")
+    assert f"colab.research.google.com/github/image-transformation-course/lessons/blob/main/notebooks/{path.name}" \
+        in first_md.source, "Open-in-Colab badge must link to this notebook"
+    assert "What you will learn" in first_md.source
+    assert 'if "google.colab" in sys.modules:' in first_code.source and "%pip install" in first_code.source
+    assert "setup_notebook(" in first_code.source
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "## Try this" in text and "## Summary" in text
+
+
+def test_readme_links_every_notebook():
+    readme = (REPO / "README.md").read_text()
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        assert f"notebooks/{path.name}" in readme, f"README lacks a Colab link to {path.name}"

@@ -1,0 +1,135 @@
+import numpy as np
+import pytest
+import torch
+from scipy import linalg
+from skimage import color
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from lessons_lib import data, metrics
+
+
+def _np(x):
+    return x.permute(0, 2, 3, 1).double().numpy()
+
+
+def _pairs_random():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(5, 3, 32, 32, generator=g)
+    y = (x + 0.15 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    y[0] = x[0]                     # identical pair
+    y[1] = torch.rand(3, 32, 32, generator=g)  # unrelated pair
+    x[2] = 0.5                      # gray (achromatic: the hue terms' special cases)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def real_pairs(cifar_subset):
+    x = data.stack(data.ImageFolderDataset(cifar_subset / "train", size=32), limit=40)
+    # A plausible "colorization": the gray image, and a desaturated/shifted version.
+    gray = x.mean(dim=1, keepdim=True).expand_as(x)
+    return torch.cat([x, x]), torch.cat([gray, (0.6 * x + 0.4 * gray + 0.03).clamp(0, 1)])
+
+
+def _ref_ssim(x, y):
+    return np.array([structural_similarity(a, b, channel_axis=-1, data_range=1.0)
+                     for a, b in zip(_np(x), _np(y))])
+
+
+def _ref_de(x, y, fn):
+    return np.array([fn(color.rgb2lab(a), color.rgb2lab(b)).mean() for a, b in zip(_np(x), _np(y))])
+
+
+@pytest.mark.parametrize("source", ["random", "real"])
+def test_agree_with_skimage(source, request):
+    x, y = _pairs_random() if source == "random" else request.getfixturevalue("real_pairs")
+    assert np.abs(metrics.ssim(x, y, reduction="none").numpy() - _ref_ssim(x, y)).max() < 1e-4
+    assert np.abs(metrics.delta_e76(x, y, reduction="none").numpy()
+                  - _ref_de(x, y, color.deltaE_cie76)).max() < 1e-3
+    assert np.abs(metrics.delta_e2000(x, y, reduction="none").numpy()
+                  - _ref_de(x, y, color.deltaE_ciede2000)).max() < 1e-3
+    ref_psnr = [peak_signal_noise_ratio(a, b, data_range=1.0) for a, b in zip(_np(x), _np(y))]
+    ours = metrics.psnr(x, y, reduction="none").numpy()
+    finite = np.isfinite(ref_psnr)
+    assert np.allclose(ours[finite], np.array(ref_psnr)[finite], atol=1e-3)
+    assert np.array_equal(np.isinf(ours), ~finite)
+
+
+def test_ciede2000_pixelwise_against_skimage_on_hard_colours():
+    # Hues on both sides of 0/360 degrees, neutral colours and large differences.
+    g = torch.Generator().manual_seed(3)
+    lab1 = torch.stack([torch.rand(2, 9, 9, generator=g) * 100,
+                        torch.randn(2, 9, 9, generator=g) * 40,
+                        torch.randn(2, 9, 9, generator=g) * 40], dim=1)
+    lab2 = lab1 + torch.randn(lab1.shape, generator=g) * 10
+    lab1[0, 1:, 0, 0] = 0.0  # exactly achromatic pixel
+    ours = metrics.delta_e2000_lab(lab1.double(), lab2.double()).numpy()
+    ref = color.deltaE_ciede2000(_np(lab1), _np(lab2))
+    assert np.abs(ours - ref).max() < 1e-6
+
+
+def test_reductions_and_identity():
+    x = torch.rand(4, 3, 16, 16)
+    assert metrics.ssim(x, x, reduction="none").shape == (4,)
+    assert torch.allclose(metrics.ssim(x, x), torch.tensor(1.0))
+    assert metrics.delta_e2000(x, x) == 0 and metrics.delta_e76(x, x) == 0
+    assert torch.isinf(metrics.psnr(x, x))
+    assert torch.allclose(metrics.ssim(x, x.flip(0)), metrics.ssim(x, x.flip(0), reduction="none").mean())
+
+
+def test_bad_metric_inputs():
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.ssim(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 8))
+    with pytest.raises(ValueError, match="smaller than the 7x7 SSIM window"):
+        metrics.ssim(torch.rand(1, 3, 5, 5), torch.rand(1, 3, 5, 5))
+    with pytest.raises(ValueError, match="reduction must be"):
+        metrics.psnr(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), reduction="sum")
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        metrics.delta_e2000(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8))
+
+
+def test_colorfulness():
+    gray = torch.full((2, 3, 8, 8), 0.4)
+    assert torch.allclose(metrics.colorfulness(gray), torch.tensor(0.0))
+    # Direct NumPy computation of Hasler and Suesstrunk's formula on a random image.
+    x = torch.rand(1, 3, 10, 10)
+    r, g, b = (x[0] * 255).double().numpy()
+    rg, yb = r - g, 0.5 * (r + g) - b
+    expected = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
+    assert abs(float(metrics.colorfulness(x)) - expected) < 1e-3
+    vivid = torch.zeros(1, 3, 8, 8)
+    vivid[:, 0, :, :4] = 1
+    vivid[:, 2, :, 4:] = 1
+    assert metrics.colorfulness(vivid) > metrics.colorfulness(x)
+
+
+def test_frechet_distance_matches_scipy():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 8))
+    b = rng.normal(loc=0.5, scale=1.3, size=(150, 8)) @ rng.normal(size=(8, 8)) * 0.5
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(s1 @ s2).real
+    expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean)
+    assert abs(metrics.frechet_distance(a, b) - expected) < 1e-6 * max(1, expected)
+    assert metrics.frechet_distance(a, a) < 1e-6
+    with pytest.raises(ValueError, match="N >= 2"):
+        metrics.frechet_distance(a[:1], b)
+    with pytest.raises(ValueError, match="Feature sizes differ"):
+        metrics.frechet_distance(a, b[:, :4])
+
+
+def test_lpips_offline_says_weights_are_missing(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(metrics.LPIPSUnavailable, match="LPIPS alex backbone weights.*offline"):
+        metrics.LPIPS("alex")
+
+
+def test_lpips_wrapper_computes_with_random_backbone():
+    lp = metrics.LPIPS("alex", pretrained_backbone=False)
+    x = torch.rand(3, 3, 32, 32)
+    d = lp(x, x.flip(-1), reduction="none")
+    assert d.shape == (3,) and torch.all(d >= 0)
+    assert torch.allclose(lp(x, x), torch.tensor(0.0), atol=1e-6)
+    with pytest.raises(ValueError, match="net must be one of"):
+        metrics.LPIPS("resnet")

@@ -1,0 +1,101 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from lessons_lib import registry, runtime
+
+
+def test_profile_env_wins(monkeypatch):
+    monkeypatch.setenv("LESSONS_PROFILE", "full")
+    assert runtime.get_profile() == "full"
+    monkeypatch.setenv("LESSONS_PROFILE", "FAST")
+    assert runtime.get_profile() == "fast"
+
+
+def test_profile_default_follows_cuda(monkeypatch):
+    monkeypatch.delenv("LESSONS_PROFILE", raising=False)
+    expected = "full" if torch.cuda.is_available() else "fast"
+    assert runtime.get_profile() == expected
+
+
+def test_bad_profile_says_what_to_use(monkeypatch):
+    monkeypatch.setenv("LESSONS_PROFILE", "medium")
+    with pytest.raises(ValueError, match="LESSONS_PROFILE=fast"):
+        runtime.get_profile()
+
+
+def test_pick(monkeypatch):
+    monkeypatch.setenv("LESSONS_PROFILE", "fast")
+    assert runtime.pick(fast=1, full=10) == 1
+    assert runtime.pick(fast=1, full=10, profile="full") == 10
+
+
+def test_device_and_dtype():
+    dev = runtime.get_device()
+    assert dev.type in ("cuda", "mps", "cpu")
+    assert runtime.get_dtype("cpu") == torch.float32
+    assert runtime.get_dtype("cpu", pipeline=False) == torch.float32
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            runtime.get_device("0")
+    assert runtime.get_device("cpu") == torch.device("cpu")
+
+
+def test_cuda_dtype_is_half_for_pipelines():
+    assert runtime.get_dtype(torch.device("cuda")) == torch.float16
+    assert runtime.get_dtype(torch.device("cuda"), pipeline=False) == torch.float32
+
+
+def test_seed_everything_repeats():
+    g = runtime.seed_everything(123)
+    a = (torch.rand(3), np.random.rand(3), torch.rand(2, generator=g))
+    g = runtime.seed_everything(123)
+    b = (torch.rand(3), np.random.rand(3), torch.rand(2, generator=g))
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and torch.equal(a[2], b[2])
+    with pytest.raises(ValueError, match="non-negative integer"):
+        runtime.seed_everything(-1)
+
+
+def test_environment_report_names_versions():
+    text = runtime.environment_report()
+    for key in ("profile", "device", "torch", "diffusers"):
+        assert key in text
+
+
+def test_setup_notebook_warns_on_cpu_for_gpu_notebooks(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("only meaningful without a GPU")
+    with pytest.warns(UserWarning, match="meant for a GPU"):
+        env = runtime.setup_notebook(gpu=True)
+    assert "WARNING" in capsys.readouterr().out
+    assert env.device.type in ("cpu", "mps")
+
+
+def test_cache_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("LESSONS_CACHE_DIR", str(tmp_path / "c"))
+    assert runtime.cache_dir() == tmp_path / "c" and (tmp_path / "c").is_dir()
+
+
+def test_colab_detection(monkeypatch):
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    assert runtime.in_colab() is ("google.colab" in __import__("sys").modules)
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-x")
+    assert runtime.in_colab()
+
+
+def test_registry_ids_and_override(monkeypatch):
+    assert registry.hub_id("img2img") == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert registry.hub_id("instruct-pix2pix") == "timbrooks/instruct-pix2pix"
+    # No removed stabilityai/stable-diffusion-2* repositories anywhere in the registry.
+    assert not any(s.location.startswith("stabilityai/stable-diffusion-2") for s in registry.SOURCES.values())
+    monkeypatch.setenv("LESSONS_MODEL_IMG2IMG", "me/my-model")
+    assert registry.hub_id("img2img") == "me/my-model"
+    with pytest.raises(KeyError, match="Unknown source"):
+        registry.get_source("nope")
+
+
+def test_unavailable_message_says_what_to_do():
+    msg = registry.unavailable_message("CIFAR-10", "LESSONS_DATA_DIR", reason="no network")
+    assert "enable internet" in msg and "LESSONS_PROFILE=fast" in msg and "LESSONS_DATA_DIR" in msg
