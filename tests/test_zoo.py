@@ -154,3 +154,13 @@ def test_bad_input_gets_one_clear_message(tmp_path, capsys):
     assert code == 2 and "Use the same --latent_dim/--width" in io.err
     code, io = _cli(capsys, "--epochs", 0, "--data", data, "--out", out)
     assert code == 2 and "--epochs must be a positive number" in io.err
+
+
+def test_wandb_is_optional(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if it were not installed
+    data = _photo_folder(tmp_path / "photos", n=4)
+    code, io = _cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", tmp_path / "o",
+                    "--wandb", *SMALL)
+    assert code == 2 and "pip install wandb" in io.err
