@@ -292,20 +292,25 @@ class VAETask(Task):
 class DiffusionTask(Task):
     """Conditional noise prediction: ``model(x_t, t, cond) -> eps``.
 
-    Batches are ``(cond, x0)``. ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps`` with
+    Batches are ``(cond, x)``. ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps`` with
     ``alphas_cumprod`` from any beta schedule; MSE (or ``loss="l1"``) to ``eps``.
+    ``x0`` is ``x`` itself, or ``target(cond, x)`` when given (e.g. diffuse the colour
+    offset from the gray image rather than the colour image).
     """
 
     def __init__(self, model: nn.Module, alphas_cumprod: torch.Tensor, lr: float = 1e-3,
-                 loss: str = "mse"):
+                 loss: str = "mse", target: Callable | None = None):
         super().__init__({"model": model}, {"model": _adam(model, lr)})
         if loss not in ("mse", "l1"):
             raise ValueError(f"loss must be 'mse' or 'l1', got {loss!r}.")
         self.alphas_cumprod = torch.as_tensor(alphas_cumprod, dtype=torch.float32)
         self.loss_fn = F.mse_loss if loss == "mse" else F.l1_loss
+        self.target = target
 
     def _loss(self, batch):
         cond, x0 = batch
+        if self.target is not None:
+            x0 = self.target(cond, x0)
         abar = self.alphas_cumprod.to(x0.device)
         t = torch.randint(0, len(abar), (x0.shape[0],), device=x0.device)
         noise = torch.randn_like(x0)

@@ -1,0 +1,96 @@
+"""Overhead of lessons_lib.training.fit against a bare hand-written PyTorch loop.
+
+Both train the same zoo model (same initial weights) on the same batches for one epoch;
+the two are interleaved, alternating which goes first, for several repetitions, and the
+median time of each is compared. fit runs with everything on: progress bar, history,
+per-epoch checkpoint written atomically, RNG state capture.
+
+    PYTHONPATH=. python benchmarks/training.py [--reps 7] [--steps 20] [--model unet] [--width 16]
+
+Prints the median wall and CPU seconds per epoch of each and the overhead ratios
+(target: <= 10 %).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lessons_lib import data, training, zoo  # noqa: E402
+from lessons_lib.models.colorizers import build_model  # noqa: E402
+
+
+def bare_epoch(model, loader, lr):
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    total = 0.0
+    for x, y in loader:
+        opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        total += loss.item()
+    return total
+
+
+def fit_epoch(model, loader, lr, ckpt_dir):
+    task = training.SupervisedTask(model, lr=lr)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        training.fit(task, loader, 1, ckpt_dir=ckpt_dir, progress=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--steps", type=int, default=20, help="batches per epoch")
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--model", default="unet")
+    p.add_argument("--width", type=int, default=8)
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    photos = zoo.load_photos(None, 32, "train", limit=args.steps * args.batch_size, seed=0)
+    pairs = zoo.colorization_pairs(photos)
+    torch.manual_seed(0)
+    initial = build_model(args.model, width=args.width)
+    times = {"bare": [], "fit": []}
+    cpu = {"bare": [], "fit": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(args.reps + 1):  # rep 0 warms up both and is not counted
+            order = ("bare", "fit") if rep % 2 else ("fit", "bare")
+            for which in order:
+                model = copy.deepcopy(initial)
+                loader = data.make_loader(pairs, args.batch_size, seed=rep)
+                t0, c0 = time.perf_counter(), time.process_time()
+                if which == "bare":
+                    bare_epoch(model, loader, 1e-3)
+                else:
+                    fit_epoch(model, loader, 1e-3, Path(tmp) / f"run{rep}")
+                if rep:
+                    times[which].append(time.perf_counter() - t0)
+                    cpu[which].append(time.process_time() - c0)
+    print(f"model {args.model} (width {args.width}), {len(pairs)} images, batch {args.batch_size}, "
+          f"{args.reps} interleaved repetitions, {torch.get_num_threads()} threads")
+    for label, t in (("wall", times), ("CPU", cpu)):
+        bare, fit = statistics.median(t["bare"]), statistics.median(t["fit"])
+        paired = statistics.median(f / b for f, b in zip(t["fit"], t["bare"]))
+        print(f"{label:4} time  bare loop {bare:7.3f} s/epoch   training.fit {fit:7.3f} s/epoch   overhead "
+              f"{100 * (fit / bare - 1):+5.1f} % (median of paired ratios {100 * (paired - 1):+5.1f} %)")
+    print("target: overhead <= 10 % (wall time is noisy on a shared machine; CPU time is what each loop costs)")
+    bare, fit = statistics.median(cpu["bare"]), statistics.median(cpu["fit"])
+    return fit / bare
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,339 @@
+"""The colorization zoo: train, test and compare the eight models, from Python or the shell.
+
+Shell (the classic ``main.py`` flags, plus ``--data`` and ``--out``)::
+
+    python -m lessons_lib.zoo --model unet --mode train --epochs 10 --data photos/ --out runs/
+    python -m lessons_lib.zoo --model unet --mode test --weights 10 --data test_photos/ --out runs/
+    python -m lessons_lib.zoo compare --epochs 5 --data photos/ --out runs/   # every model
+
+``--data`` is a folder of colour images (flat, or one sub-folder per class) or
+``cifar10``; left out, it is CIFAR-10 in the full profile and the course's small photo
+set in the fast one. Training writes ``OUT/<model>/epoch_XXXX.pt`` checkpoints (resumed
+when run again), ``history.csv``/``history.json`` and ``config.json``; testing writes
+``OUT/metrics_<model>.json`` and ``OUT/samples_<model>.png``; ``compare`` holds out a
+validation split, trains and tests every model on it and writes
+``OUT/comparison.md`` and ``OUT/comparison.csv``. Earlier results are never
+overwritten unless ``--overwrite`` is given.
+
+Python (what notebook 2 calls)::
+
+    photos = zoo.load_photos("path/or/cifar10", size=32)
+    model, history = zoo.train("unet", photos, "runs/", epochs=5)
+    result = zoo.test("unet", test_photos, "runs/")
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from . import data, evaluation, training
+from .images import rgb_to_gray, to_signed, to_unit
+from .models.colorizers import MODELS, build_model
+from .runtime import get_device, get_profile, seed_everything
+
+__all__ = ["make_task", "load_photos", "colorization_pairs", "train", "load_trained", "test", "compare",
+           "save_samples", "main"]
+
+_KNOWN_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, RuntimeError,
+                 training.CheckpointError)
+
+
+def make_task(name: str, model: nn.Module, lr: float = 1e-3) -> training.Task:
+    """The training task for a zoo model: MSE, GAN (BCE + L1), VAE (MSE + 0.001 KL) or diffusion."""
+    kind = MODELS[name].kind if name in MODELS else None
+    if kind == "supervised":
+        return training.SupervisedTask(model, lr=lr)
+    if kind == "gan":
+        return training.GANTask(model.generator, model.discriminator, lr=lr)
+    if kind == "vae":
+        return training.VAETask(model, lr=lr, kl_weight=1e-3)
+    if kind == "diffusion":
+        return training.DiffusionTask(model, model.alphas_cumprod, lr=lr, target=model.training_target)
+    raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
+
+
+# --------------------------------------------------------------------------- data
+def load_photos(source: str | Path | None = None, size: int = 32, split: str = "train",
+                limit: int | None = None, seed: int = 0) -> torch.Tensor:
+    """Colour photos (N, 3, size, size) in [0, 1] from a folder, ``"cifar10"`` or the profile default.
+
+    ``split`` ("train"/"test") matters for CIFAR-10 and the default set only: a folder is
+    used whole. ``limit`` keeps a fixed random subset.
+    """
+    if source is None:
+        ds = data.colour_images(split, size=size, limit=limit, seed=seed)
+    elif str(source).lower() == "cifar10":
+        ds = data.colour_images(split, size=size, profile="full", limit=limit, seed=seed)
+    else:
+        ds = data.ImageFolderDataset(source, size=size)
+        if limit is not None and limit < len(ds):
+            idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:limit]
+            ds = torch.utils.data.Subset(ds, sorted(idx.tolist()))
+    photos = data.stack(ds)
+    if photos.shape[-1] % 8 or photos.shape[-2] % 8:
+        raise ValueError(f"Image size {tuple(photos.shape[-2:])} is not a multiple of 8; the zoo models "
+                         f"halve the size three times. Use --image_size 32, 64, 128 or 256.")
+    return photos
+
+
+def colorization_pairs(photos: torch.Tensor) -> TensorDataset:
+    """(grayscale, colour) pairs in [-1, 1], computed once for the whole set (fast to batch)."""
+    return TensorDataset(to_signed(rgb_to_gray(photos)), to_signed(photos))
+
+
+# --------------------------------------------------------------------------- config files
+def _config_path(out_dir: str | Path, name: str) -> Path:
+    return Path(out_dir) / name / "config.json"
+
+
+def _read_config(out_dir, name) -> dict | None:
+    path = _config_path(out_dir, name)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise training.CheckpointError(f"'{path}' is damaged (not valid JSON). Delete it and pass "
+                                       f"--latent_dim/--width as used for training.") from None
+
+
+# --------------------------------------------------------------------------- train / test
+def train(name: str, photos: torch.Tensor, out_dir: str | Path, epochs: int = 10, batch_size: int = 64,
+          lr: float = 1e-3, latent_dim: int = 256, width: int = 32, seed: int = 8000,
+          device: str | torch.device | None = None, val_photos: torch.Tensor | None = None,
+          steps_per_epoch: int | None = None, on_epoch: Callable | None = None,
+          progress: bool = True) -> tuple[nn.Module, training.History]:
+    """Trains zoo model ``name`` on ``photos`` with checkpoints in ``out_dir/name`` (resumable)."""
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
+    if len(photos) == 0:
+        raise ValueError("There are no training images.")
+    config = {"model": name, "latent_dim": latent_dim, "width": width, "image_size": int(photos.shape[-1])}
+    saved = _read_config(out_dir, name)
+    if saved is not None and any(saved.get(k) != v for k, v in config.items() if k != "image_size"):
+        raise ValueError(
+            f"'{Path(out_dir) / name}' holds a {name} trained with {saved}; this run asks for {config}. "
+            f"Use the same --latent_dim/--width to resume, or another --out folder.")
+    seed_everything(seed)
+    model = build_model(name, latent_dim=latent_dim, width=width)
+    task = make_task(name, model, lr)
+    loader = data.make_loader(colorization_pairs(photos), batch_size=batch_size, seed=seed)
+    val_loader = (data.make_loader(colorization_pairs(val_photos), batch_size=batch_size, shuffle=False)
+                  if val_photos is not None and len(val_photos) else None)
+    ckpt_dir = Path(out_dir) / name
+    if saved is None:
+        training.atomic_write_text(_config_path(out_dir, name), json.dumps(config, indent=1))
+    device = get_device(None if device is None else str(device))
+    history = training.fit(task, loader, epochs, val_loader=val_loader, ckpt_dir=ckpt_dir, device=device,
+                           steps_per_epoch=steps_per_epoch, progress=progress, desc=name, on_epoch=on_epoch)
+    return model, history
+
+
+def load_trained(name: str, out_dir: str | Path, epoch: int | None = None, latent_dim: int = 256,
+                 width: int = 32, device: str | torch.device | None = None) -> tuple[nn.Module, int]:
+    """The model saved after ``epoch`` (default: the latest) in ``out_dir/name``; returns (model, epoch)."""
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
+    saved = _read_config(out_dir, name) or {}
+    model = build_model(name, latent_dim=saved.get("latent_dim", latent_dim), width=saved.get("width", width))
+    task = make_task(name, model)
+    epoch = training.load_weights(task, Path(out_dir) / name, epoch)
+    model.to(get_device(None if device is None else str(device))).eval()
+    return model, epoch
+
+
+def _write_new(path: Path, write: Callable[[Path], None], overwrite: bool) -> Path:
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"'{path}' already exists and is kept. Pass --overwrite to replace it, "
+                              f"or choose another --out folder.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_samples(photos: torch.Tensor, outputs: torch.Tensor, path: str | Path, n: int = 4,
+                 overwrite: bool = False) -> Path:
+    """A PNG grid: grayscale inputs (top), model outputs (middle), real colour (bottom)."""
+    from torchvision.utils import make_grid, save_image
+
+    if n < 1:
+        raise ValueError(f"num_images must be at least 1, got {n}.")
+    n = min(n, len(photos))
+    rows = torch.cat([rgb_to_gray(photos[:n], keep_channels=True), outputs[:n], photos[:n]])
+    grid = make_grid(rows.clamp(0, 1), nrow=n, padding=2, pad_value=1.0)
+    return _write_new(Path(path), lambda p: save_image(grid, str(p), format="png"), overwrite)
+
+
+def test(name: str, photos: torch.Tensor, out_dir: str | Path, epoch: int | None = None, steps: int = 50,
+         num_images: int = 4, seed: int = 8000, device: str | torch.device | None = None,
+         lpips="auto", overwrite: bool = False, model: nn.Module | None = None) -> dict:
+    """Scores the trained model on ``photos`` beside the gray baseline; writes metrics JSON and samples PNG."""
+    out_dir = Path(out_dir)
+    if model is None:
+        model, epoch = load_trained(name, out_dir, epoch, device=device)
+    if steps < 1:
+        raise ValueError(f"--steps must be a positive number of sampling steps, got {steps}.")
+    scores = evaluation.evaluate(model, photos, num_inference_steps=steps, seed=seed, lpips=lpips)
+    outputs = scores.pop("outputs")
+    record = {"model": name, "epoch": epoch, "steps": steps if MODELS[name].kind == "diffusion" else None,
+              **scores}
+    metrics_path = out_dir / f"metrics_{name}.json"
+    if metrics_path.exists() and not overwrite:
+        raise FileExistsError(f"'{metrics_path}' already exists and is kept. Pass --overwrite to replace "
+                              f"it, or choose another --out folder.")
+    save_samples(photos, outputs, out_dir / f"samples_{name}.png", num_images, overwrite)
+    training.atomic_write_text(metrics_path, json.dumps(record, indent=1))
+    record["outputs"] = outputs
+    return record
+
+
+def compare(names: Sequence[str], photos: torch.Tensor, out_dir: str | Path, val_fraction: float = 0.1,
+            epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, latent_dim: int = 256, width: int = 32,
+            seed: int = 8000, steps: int = 50, num_images: int = 4, device=None, steps_per_epoch=None,
+            lpips="auto", overwrite: bool = False, progress: bool = True) -> dict:
+    """Holds out a validation split, trains and tests each model on it, writes the comparison table."""
+    for name in names:
+        if name not in MODELS:
+            raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(photos), generator=g)
+    n_val = max(1, round(len(photos) * val_fraction))
+    if n_val >= len(photos):
+        raise ValueError(f"{len(photos)} images are too few to hold out a validation split.")
+    train_photos, val_photos = photos[perm[n_val:]], photos[perm[:n_val]]
+    if isinstance(lpips, str):
+        lpips = evaluation.load_lpips()
+    results, target_colour = {}, None
+    for name in names:
+        model, _ = train(name, train_photos, out_dir, epochs, batch_size, lr, latent_dim, width, seed, device,
+                         steps_per_epoch=steps_per_epoch, progress=progress)
+        rec = test(name, val_photos, out_dir, epochs, steps, num_images, seed, device, lpips, overwrite,
+                   model=model)
+        results[name] = rec["model"]
+        results["gray baseline"] = rec["gray"]
+        target_colour = rec["target_colorfulness"]
+    table = {k: results[k] for k in [*names, "gray baseline"]}
+    evaluation.save_results(table, out_dir, "comparison", target_colour, overwrite)
+    return {"results": table, "target_colorfulness": target_colour, "n_val": n_val}
+
+
+# --------------------------------------------------------------------------- command line
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m lessons_lib.zoo",
+        description="Train, test and compare the colorization zoo. 'compare' (first argument) trains and "
+                    "tests every model on a held-out split and writes the comparison table.")
+    p.add_argument("command", nargs="?", default="run", choices=["run", "compare"],
+                   help="'run' (default): --mode train/test for --model; 'compare': every model")
+    p.add_argument("--seed", type=int, default=8000)
+    p.add_argument("--model", default="unet", help=f"one of {', '.join(MODELS)}, or 'all'")
+    p.add_argument("--mode", default="train", choices=["train", "test"])
+    p.add_argument("--weights", type=int, default=None, help="epoch to test (default: the latest)")
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--latent_dim", type=int, default=256)
+    p.add_argument("--device", default=None, help="GPU index (0), cuda, mps or cpu (default: the best there is)")
+    p.add_argument("--learning_rate", type=float, default=0.001)
+    p.add_argument("--steps", type=int, default=50, help="DDIM/DDPM sampling steps (diffusion models)")
+    p.add_argument("--num_images", type=int, default=4, help="samples in the PNG grid")
+    p.add_argument("--data", default=None, help="folder of colour images, or 'cifar10' (default: by profile)")
+    p.add_argument("--out", default="runs/zoo", help="output folder (checkpoints, metrics, samples)")
+    p.add_argument("--image_size", type=int, default=32)
+    p.add_argument("--width", type=int, default=32, help="channels of the first layer (model size)")
+    p.add_argument("--limit", type=int, default=None, help="use at most this many images")
+    p.add_argument("--steps_per_epoch", type=int, default=None, help="cap the batches per epoch")
+    p.add_argument("--val_fraction", type=float, default=0.1, help="held-out share for 'compare'")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier metrics/samples/tables")
+    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (if installed)")
+    return p
+
+
+def _wandb_logger(args, name):
+    try:
+        import wandb
+    except ImportError:
+        raise RuntimeError("--wandb was given but the 'wandb' package is not installed: "
+                           "pip install wandb (and wandb login), or leave --wandb out.") from None
+    run = wandb.init(project="colorization-zoo", name=name, config=vars(args), reinit=True)
+    return lambda epoch, row: run.log(row, step=epoch)
+
+
+def run(argv: Sequence[str] | None = None) -> dict:
+    """The command line without the exit-code handling (raises on bad input)."""
+    args = build_parser().parse_args(argv)
+    names = list(MODELS) if args.model == "all" or args.command == "compare" else [args.model]
+    for name in names:
+        if name not in MODELS:
+            raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)} (or 'all').")
+    for flag in ("batch_size", "epochs", "latent_dim", "steps", "num_images", "image_size", "width"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag} must be a positive number, got {getattr(args, flag)}.")
+    if args.data is not None and str(args.data).lower() != "cifar10" and not Path(args.data).exists():
+        raise FileNotFoundError(f"--data '{args.data}' does not exist. Pass a folder of colour images "
+                                f"(flat, or one sub-folder per class), or 'cifar10'.")
+    device = get_device(args.device)
+    print(f"profile {get_profile()}, device {device}")
+    if args.command == "compare":
+        photos = load_photos(args.data, args.image_size, "train", args.limit, args.seed)
+        out = compare(names, photos, args.out, args.val_fraction, args.epochs, args.batch_size,
+                      args.learning_rate, args.latent_dim, args.width, args.seed, args.steps, args.num_images,
+                      device, args.steps_per_epoch, overwrite=args.overwrite)
+        print(evaluation.results_table(out["results"], out["target_colorfulness"]))
+        return out
+    split = "train" if args.mode == "train" else "test"
+    photos = load_photos(args.data, args.image_size, split, args.limit, args.seed)
+    results = {}
+    for name in names:
+        if args.mode == "train":
+            on_epoch = _wandb_logger(args, name) if args.wandb else None
+            _, history = train(name, photos, args.out, args.epochs, args.batch_size, args.learning_rate,
+                               args.latent_dim, args.width, args.seed, device, on_epoch=on_epoch,
+                               steps_per_epoch=args.steps_per_epoch)
+            results[name] = dict(history)
+        else:
+            rec = test(name, photos, args.out, args.weights, args.steps, args.num_images, args.seed, device,
+                       overwrite=args.overwrite)
+            rec.pop("outputs")
+            results[name] = rec
+            print(evaluation.results_table({name: rec["model"], "gray baseline": rec["gray"]},
+                                          rec["target_colorfulness"]))
+    if args.mode == "test" and len(names) > 1:
+        table = {n: results[n]["model"] for n in names}
+        table["gray baseline"] = results[names[-1]]["gray"]
+        evaluation.save_results(table, args.out, "comparison", results[names[-1]]["target_colorfulness"],
+                                args.overwrite)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: bad input prints one clear message and exits with status 2."""
+    try:
+        run(argv)
+    except KeyboardInterrupt:
+        print("Interrupted. Checkpoints written so far are complete; run the same command to resume.",
+              file=sys.stderr)
+        return 130
+    except _KNOWN_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

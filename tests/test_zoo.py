@@ -1,0 +1,166 @@
+"""The colorization zoo: model shapes, evaluation tables, the CLI end to end, bad input."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lessons_lib import evaluation, training, zoo
+from lessons_lib.models.colorizers import MODELS, build_model
+
+ALL = list(MODELS)
+
+
+@pytest.mark.parametrize("size", [32, 64])
+@pytest.mark.parametrize("name", ALL)
+def test_forward_shapes(name, size):
+    torch.manual_seed(0)
+    model = build_model(name, latent_dim=8, width=8).eval()
+    gray = torch.rand(2, 1, size, size) * 2 - 1
+    with torch.no_grad():
+        out = evaluation.colorize(model, gray, num_inference_steps=2)
+    assert out.shape == (2, 3, size, size)
+    assert out.min() >= -1 and out.max() <= 1
+    kind = MODELS[name].kind
+    with torch.no_grad():
+        if kind == "vae":
+            y, mu, logvar = model.train()(gray)
+            assert y.shape == (2, 3, size, size) and mu.shape == logvar.shape == (2, 8, size // 8, size // 8)
+        elif kind == "gan":
+            logits = model.discriminator(gray, out)
+            assert logits.shape == (2, 1, size // 8, size // 8)
+        elif kind == "diffusion":
+            eps = model(torch.randn(2, 3, size, size), torch.tensor([0, 999]), gray)
+            assert eps.shape == (2, 3, size, size)
+    if kind != "diffusion":
+        # The colour offset starts at zero: an untrained model is the gray baseline.
+        assert torch.allclose(out, gray.expand(-1, 3, -1, -1), atol=1e-6)
+
+
+def test_model_registry_messages():
+    with pytest.raises(ValueError, match=r"Unknown model 'vgg'\. Choose one of: resnet, unet, gan"):
+        build_model("vgg")
+    with pytest.raises(ValueError, match="divisible by 8"):
+        build_model("gan", width=4)(torch.zeros(1, 1, 36, 36))
+    with pytest.raises(ValueError, match="latent_dim must be a positive integer"):
+        build_model("basicvae", latent_dim=0)
+
+
+def test_image_metrics_and_results_table():
+    g = torch.Generator().manual_seed(0)
+    photos = torch.rand(4, 3, 32, 32, generator=g)
+    same = evaluation.image_metrics(photos, photos)
+    assert same["ssim"] == pytest.approx(1.0) and same["delta_e76"] == pytest.approx(0, abs=1e-3)
+    assert same["lpips"] is None
+    gray = evaluation.image_metrics(evaluation.gray_baseline(photos), photos)
+    assert gray["colorfulness"] == pytest.approx(0, abs=1e-3) and gray["delta_e76"] > 5
+    results = {"a": {"ssim": 0.9, "psnr": 20.0, "delta_e76": 5.0, "delta_e2000": 4.0, "colorfulness": 30.0,
+                     "lpips": None},
+               "gray baseline": {"ssim": 0.95, "psnr": 18.0, "delta_e76": 9.0, "delta_e2000": 7.0,
+                                 "colorfulness": 0.0, "lpips": None}}
+    table = evaluation.results_table(results, target_colorfulness=25.0)
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
+    assert "**0.9500**" in rows["gray baseline"] and "**20.00**" in rows["a"]
+    assert "**5.00**" in rows["a"] and "**30.00**" in rows["a"] and "n/a" in rows["a"]
+    assert "real photos: 25.00" in table
+    assert evaluation.results_csv(results).splitlines()[0] == "model,ssim,psnr,delta_e76,delta_e2000,colorfulness,lpips"
+
+
+def _photo_folder(root, n=12, size=32, flat=False):
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        folder = root if flat else root / ("cats" if i % 2 else "dogs")
+        folder.mkdir(parents=True, exist_ok=True)
+        base = rng.integers(0, 255, 3)
+        arr = np.clip(base + rng.integers(-40, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(arr).save(folder / f"img_{i}.png")
+    return root
+
+
+def _cli(capsys, *args):
+    code = zoo.main([str(a) for a in args])
+    return code, capsys.readouterr()
+
+
+SMALL = ["--width", "4", "--latent_dim", "4", "--batch_size", "4"]
+
+
+def test_cli_train_then_test_end_to_end(tmp_path, capsys):
+    data, out = _photo_folder(tmp_path / "photos"), tmp_path / "out"
+    code, io = _cli(capsys, "--model", "unet", "--mode", "train", "--epochs", 2, "--data", data, "--out", out, *SMALL)
+    assert code == 0, io.err
+    assert sorted(training.list_checkpoints(out / "unet")) == [1, 2]
+    assert len(json.loads((out / "unet" / "history.json").read_text())) == 2
+    code, io = _cli(capsys, "--model", "unet", "--mode", "test", "--weights", 1, "--data", data, "--out", out,
+                    "--num_images", 3)
+    assert code == 0, io.err
+    record = json.loads((out / "metrics_unet.json").read_text())
+    for part in ("model", "gray"):
+        assert set(record[part]) == {"ssim", "psnr", "delta_e76", "delta_e2000", "colorfulness", "lpips"}
+    assert record["epoch"] == 1 and record["n_images"] == 12
+    assert record["gray"]["colorfulness"] == pytest.approx(0, abs=1e-3)
+    with Image.open(out / "samples_unet.png") as grid:  # 3 rows (gray, output, target) x 3 images
+        assert grid.size == (3 * 34 + 2, 3 * 34 + 2)
+    # A second test run keeps the first result unless told to overwrite it.
+    code, io = _cli(capsys, "--model", "unet", "--mode", "test", "--data", data, "--out", out)
+    assert code == 2 and "already exists and is kept" in io.err and "--overwrite" in io.err
+    code, io = _cli(capsys, "--model", "unet", "--mode", "test", "--data", data, "--out", out, "--overwrite")
+    assert code == 0 and json.loads((out / "metrics_unet.json").read_text())["epoch"] == 2
+
+
+def test_compare_writes_the_table_for_every_model(tmp_path, capsys):
+    data, out = _photo_folder(tmp_path / "photos", n=10, flat=True), tmp_path / "out"
+    code, io = _cli(capsys, "compare", "--epochs", 1, "--data", data, "--out", out, "--steps", 2,
+                    "--val_fraction", 0.2, *SMALL)
+    assert code == 0, io.err
+    table = (out / "comparison.md").read_text()
+    for name in [*ALL, "gray baseline"]:
+        assert f"| {name} |" in table
+    assert table.count("**") >= 2 * 5
+    lines = (out / "comparison.csv").read_text().splitlines()
+    assert len(lines) == len(ALL) + 2
+    assert all((out / f"metrics_{n}.json").is_file() and (out / f"samples_{n}.png").is_file() for n in ALL)
+
+
+def test_bad_input_gets_one_clear_message(tmp_path, capsys):
+    data, out = _photo_folder(tmp_path / "photos", n=4), tmp_path / "out"
+    code, io = _cli(capsys, "--model", "vgg", "--data", data, "--out", out)
+    assert code == 2 and "Unknown model 'vgg'. Choose one of: resnet, unet" in io.err
+    code, io = _cli(capsys, "--data", tmp_path / "nowhere", "--out", out)
+    assert code == 2 and "does not exist" in io.err
+    (tmp_path / "empty").mkdir()
+    code, io = _cli(capsys, "--data", tmp_path / "empty", "--out", out)
+    assert code == 2 and "No images found" in io.err and "It is empty" in io.err
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("not a photo")
+    code, io = _cli(capsys, "--data", junk, "--out", out)
+    assert code == 2 and "No images found" in io.err and "notes.txt" in io.err
+    (junk / "photo.png").write_text("<html>not a png</html>")
+    code, io = _cli(capsys, "--data", junk, "--out", out)
+    assert code == 2 and "photo.png" in io.err and "not an image" in io.err
+    code, io = _cli(capsys, "--model", "resnet", "--mode", "test", "--data", data, "--out", out)
+    assert code == 2 and "No checkpoints in" in io.err
+    code, io = _cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", out, *SMALL)
+    assert code == 0, io.err
+    code, io = _cli(capsys, "--model", "resnet", "--mode", "test", "--weights", 7, "--data", data, "--out", out)
+    assert code == 2 and "No checkpoint for epoch 7" in io.err and "saved epochs: 1" in io.err
+    ckpt = training.checkpoint_path(out / "resnet", 1)
+    ckpt.write_bytes(b"\x00" * 100)
+    code, io = _cli(capsys, "--model", "resnet", "--mode", "test", "--weights", 1, "--data", data, "--out", out)
+    assert code == 2 and "cannot be read: it is damaged or truncated" in io.err
+    code, io = _cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", out, "--width", "8")
+    assert code == 2 and "Use the same --latent_dim/--width" in io.err
+    code, io = _cli(capsys, "--epochs", 0, "--data", data, "--out", out)
+    assert code == 2 and "--epochs must be a positive number" in io.err
+
+
+def test_wandb_is_optional(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if it were not installed
+    data = _photo_folder(tmp_path / "photos", n=4)
+    code, io = _cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", tmp_path / "o",
+                    "--wandb", *SMALL)
+    assert code == 2 and "pip install wandb" in io.err
