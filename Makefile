@@ -6,9 +6,6 @@ PY := .venv/bin/python
 # Real CIFAR-10 images beside the checkout are used when present (CI has them).
 SHARED_DATA := $(abspath ../shared/data)
 export LESSONS_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
-# Idle torch/OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning
-# threads slow every training step several times over.
-export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup course test bench clean
 

@@ -8,8 +8,6 @@ os.environ.setdefault("LESSONS_PROFILE", "fast")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# Before torch loads: idle OpenMP threads sleep rather than spin (a busy 2-core machine).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 # Real CIFAR-10 photos beside the checkout (CI has them): notebooks and tests use them.
