@@ -227,8 +227,8 @@ def colour_images(split_name: str = "train", size: int = 32, profile: str | None
     """The course's colour photos for ``split_name`` ("train" or "test").
 
     full: CIFAR-10. fast: the real CIFAR-10 subset when ``LESSONS_DATA_DIR`` has it
-    (train/test are a fixed 90/10 split of it), else scikit-image crops. ``limit``
-    caps the number of images (a fixed random subset).
+    (train/test are one fixed 90/10 split of it, whatever the seed), else scikit-image
+    crops. ``limit`` caps the number of images (a random subset chosen by ``seed``).
     """
     if split_name not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split_name!r}.")
@@ -241,7 +241,9 @@ def colour_images(split_name: str = "train", size: int = 32, profile: str | None
         root = data_root()
         subset = root / CIFAR_SUBSET / "train" if root is not None else None
         if subset is not None and subset.is_dir():
-            train, test = split(ImageFolderDataset(subset, size=size), val_fraction=0.1, seed=seed)
+            # The split never depends on ``seed``: training with one seed and testing with
+            # another must not score on training images.
+            train, test = split(ImageFolderDataset(subset, size=size), val_fraction=0.1, seed=0)
             ds = train if split_name == "train" else test
         else:
             n = limit or 512

@@ -30,6 +30,10 @@ CACHE_ENV = "LESSONS_CACHE_DIR"
 REPO_URL = "https://github.com/image-transformation-course/lessons"
 
 
+class DeviceUnavailable(RuntimeError):
+    """A device was asked for that this machine does not have."""
+
+
 def in_colab() -> bool:
     """True inside Google Colab."""
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
@@ -46,13 +50,13 @@ def get_device(prefer: str | None = None) -> torch.device:
         if prefer.isdigit():
             prefer = f"cuda:{prefer}"
         if prefer.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError(
+            raise DeviceUnavailable(
                 f"Device '{prefer}' was asked for, but no CUDA GPU is available. "
                 "Use --device cpu (or leave the device out to pick one automatically); "
                 "in Colab choose Runtime > Change runtime type > T4 GPU."
             )
         if prefer == "mps" and not _mps_available():
-            raise RuntimeError("Device 'mps' was asked for, but Apple MPS is not available here.")
+            raise DeviceUnavailable("Device 'mps' was asked for, but Apple MPS is not available here.")
         return torch.device(prefer)
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -102,6 +106,18 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "lessons_lib"
     )
     path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+OUTPUT_ENV = "LESSONS_OUTPUT_DIR"
+
+
+def output_dir(*parts: str) -> Path:
+    """A folder for a notebook's checkpoints and results: ``outputs/<parts>`` under the
+    working folder, or under ``LESSONS_OUTPUT_DIR`` when set (the tests point it at a
+    fresh temporary folder, so a test run never resumes a stale checkpoint)."""
+    path = Path(os.environ.get(OUTPUT_ENV) or "outputs").joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -184,11 +200,12 @@ def setup_notebook(gpu: bool = False, seed: int = 0) -> Environment:
     env = environment()
     print(env.report())
     if gpu and env.device.type == "cpu":
-        message = ("This notebook is meant for a GPU but is running on the CPU. "
-                   "It will run, in the small 'fast' profile; in Colab choose "
-                   "Runtime > Change runtime type > T4 GPU for the real thing.")
+        message = ("This notebook is meant for a GPU but is running on the CPU. " +
+                   ("It will run, in the small 'fast' profile" if env.profile == "fast" else
+                    f"The full profile will be very slow here (set {PROFILE_ENV}=fast for a small run)")
+                   + "; in Colab choose Runtime > Change runtime type > T4 GPU for the real thing.")
         print("WARNING: " + message)
         warnings.warn(message, stacklevel=2)
-    if env.profile == "full" and env.device.type == "cpu":
+    elif env.profile == "full" and env.device.type == "cpu":
         print(f"WARNING: the full profile on a CPU will be very slow; set {PROFILE_ENV}=fast.")
     return env

@@ -594,8 +594,12 @@ def fit(task: Task, loader, epochs: int, *, val_loader=None, ckpt_dir: str | Pat
         raise ValueError("The training loader yields no batches: the dataset is empty or smaller "
                          "than one batch with drop_last=True.")
     if device is None:
+        # Models already placed on an accelerator stay there; otherwise the best device
+        # available (a notebook that forgets device= still trains on Colab's GPU).
+        from .runtime import get_device
+
         params = [p for m in task.models.values() for p in m.parameters()]
-        device = params[0].device if params else torch.device("cpu")
+        device = params[0].device if params and params[0].device.type != "cpu" else get_device()
     device = torch.device(device)
     cuda = device.type == "cuda"
     amp = cuda if amp is None else bool(amp and cuda)

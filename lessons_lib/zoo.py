@@ -35,16 +35,19 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from . import data, evaluation, training
+from . import data, evaluation, registry, training
 from .images import rgb_to_gray, to_signed, to_unit
 from .models.colorizers import MODELS, build_model
-from .runtime import get_device, get_profile, seed_everything
+from .runtime import DeviceUnavailable, get_device, get_profile, seed_everything
 
 __all__ = ["make_task", "load_photos", "colorization_pairs", "train", "load_trained", "test", "compare",
            "save_samples", "main"]
 
-_KNOWN_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, RuntimeError,
-                 training.CheckpointError)
+# Errors whose message already says what to do: printed as one line. Anything else
+# (a bug, a CUDA failure) keeps its traceback.
+_KNOWN_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, ImportError,
+                 training.CheckpointError, training.TrainingDiverged, registry.DownloadUnavailable,
+                 DeviceUnavailable)
 
 
 def make_task(name: str, model: nn.Module, lr: float = 1e-3) -> training.Task:
@@ -189,14 +192,15 @@ def test(name: str, photos: torch.Tensor, out_dir: str | Path, epoch: int | None
         model, epoch = load_trained(name, out_dir, epoch, device=device)
     if steps < 1:
         raise ValueError(f"--steps must be a positive number of sampling steps, got {steps}.")
+    metrics_path = out_dir / f"metrics_{name}.json"
+    # Refuse before the (possibly long) evaluation, not after it.
+    if metrics_path.exists() and not overwrite:
+        raise FileExistsError(f"'{metrics_path}' already exists and is kept. Pass --overwrite to replace "
+                              f"it, or choose another --out folder.")
     scores = evaluation.evaluate(model, photos, num_inference_steps=steps, seed=seed, lpips=lpips)
     outputs = scores.pop("outputs")
     record = {"model": name, "epoch": epoch, "steps": steps if MODELS[name].kind == "diffusion" else None,
               **scores}
-    metrics_path = out_dir / f"metrics_{name}.json"
-    if metrics_path.exists() and not overwrite:
-        raise FileExistsError(f"'{metrics_path}' already exists and is kept. Pass --overwrite to replace "
-                              f"it, or choose another --out folder.")
     save_samples(photos, outputs, out_dir / f"samples_{name}.png", num_images, overwrite)
     training.atomic_write_text(metrics_path, json.dumps(record, indent=1))
     record["outputs"] = outputs
@@ -268,7 +272,7 @@ def _wandb_logger(args, name):
     try:
         import wandb
     except ImportError:
-        raise RuntimeError("--wandb was given but the 'wandb' package is not installed: "
+        raise ImportError("--wandb was given but the 'wandb' package is not installed: "
                            "pip install wandb (and wandb login), or leave --wandb out.") from None
     run = wandb.init(project="colorization-zoo", name=name, config=vars(args), reinit=True)
     return lambda epoch, row: run.log(row, step=epoch)

@@ -1,5 +1,6 @@
 """Shared test settings: fast profile, offline, no windows, small thread count."""
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,10 @@ os.environ.setdefault("LESSONS_PROFILE", "fast")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Notebooks (run by nbval) and helpers write checkpoints and results here, never into
+# the repository, and a test run never resumes what an earlier run left behind.
+os.environ["LESSONS_OUTPUT_DIR"] = tempfile.mkdtemp(prefix="lessons-test-outputs-")
 
 REPO = Path(__file__).resolve().parents[1]
 # Real CIFAR-10 photos beside the checkout (CI has them): notebooks and tests use them.

@@ -7,6 +7,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from lessons_lib import course
+from lessons_lib.runtime import REPO_URL
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIRS = ["notebooks", "solutions", "exercises"]
@@ -74,7 +75,8 @@ def test_lesson_notebooks_follow_the_course_conventions(path):
     assert f"colab.research.google.com/github/image-transformation-course/lessons/blob/main/notebooks/{path.name}" \
         in first_md.source, "Open-in-Colab badge must link to this notebook"
     assert "What you will learn" in first_md.source
-    assert 'if "google.colab" in sys.modules:' in first_code.source and "%pip install" in first_code.source
+    assert 'if "google.colab" in sys.modules:' in first_code.source
+    assert f'%pip install -q "lessons_lib @ git+{REPO_URL}"' in first_code.source
     assert "setup_notebook(" in first_code.source
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "## Try this" in text and "## Summary" in text

@@ -5,7 +5,7 @@ import torch
 from lessons_lib import diffusion as D
 from lessons_lib.models.time_unet import TimeUNet, timestep_embedding
 
-diffusers = pytest.importorskip("diffusers")
+import diffusers  # a hard requirement: its schedulers are the reference here
 from diffusers import DDIMScheduler, DDPMScheduler, RePaintScheduler  # noqa: E402
 
 DIFFUSERS_NAME = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
