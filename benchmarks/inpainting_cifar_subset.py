@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("LESSONS_DATA_DIR", str(REPO.parent / "shared" / "data"))
 
-from lessons_lib import data, diffusion, inpainting, masks  # noqa: E402
+from lessons_lib import data, inpainting, masks  # noqa: E402
 
 
 def main() -> None:

@@ -16,11 +16,11 @@ import html
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .files import atomic_write
 from .runtime import PROFILE_ENV, get_profile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,20 +33,6 @@ class Result:
     ok: bool
     seconds: float
     error: str = ""
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a text file so a reader never sees half of it (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def find_notebooks(folder: Path, only: str | None = None) -> list[Path]:
@@ -83,9 +69,9 @@ def run_notebook(path: Path, out: Path, timeout: int) -> Result:
     except DeadKernelError as err:
         error = f"the kernel died ({err}); out of memory?"
     seconds = time.perf_counter() - start
-    write_atomic(out / f"{path.stem}.ipynb", nbformat.writes(nb))
+    atomic_write(out / f"{path.stem}.ipynb", nbformat.writes(nb))
     body, _ = HTMLExporter().from_notebook_node(nb)
-    write_atomic(out / f"{path.stem}.html", body)
+    atomic_write(out / f"{path.stem}.html", body)
     return Result(path.stem, not error, seconds, error)
 
 
@@ -110,8 +96,8 @@ def write_index(out: Path, results: list[Result], profile: str) -> None:
 {rows}
 </table></body></html>
 """
-    write_atomic(out / "index.html", page)
-    write_atomic(out / "results.json", json.dumps([r.__dict__ for r in results], indent=2))
+    atomic_write(out / "index.html", page)
+    atomic_write(out / "results.json", json.dumps([r.__dict__ for r in results], indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
+from .files import write_unique
 from .images import load_image, resize_to_multiple
 from .pipelines import TASKS, clear_pipeline_cache, load_pipeline
 from .runtime import pick
@@ -606,44 +607,12 @@ def safe_filename(text: str, max_length: int = 60, default: str = "edit") -> str
     return f"{stem}-file" if stem in _RESERVED else stem
 
 
-def _write_new(data: bytes, folder: Path, stem: str, suffix: str) -> Path:
-    """Write ``data`` to folder/stem+suffix, or stem-2, stem-3 ... if taken; never overwrite.
-
-    The bytes go to a temporary file first and are then linked under the free name,
-    so no half-written file ever carries the final name and two writers cannot race.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        for k in range(1, 100_000):
-            path = folder / (f"{stem}{suffix}" if k == 1 else f"{stem}-{k}{suffix}")
-            if path.exists():
-                continue
-            try:
-                os.link(tmp, path)
-                return path
-            except FileExistsError:
-                continue
-            except OSError:  # file systems without hard links: still check-then-rename
-                if not path.exists():
-                    os.replace(tmp, path)
-                    return path
-        raise FileExistsError(f"Too many files named {stem}* in {folder}; use another folder.")
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_image(image: Image.Image, folder: str | Path, name: str, max_length: int = 60) -> Path:
     """Save ``image`` as PNG under a safe name made from ``name`` (a prompt or instruction);
     an existing file is never overwritten: "-2", "-3" ... are added instead."""
     buf = io.BytesIO()
     image.save(buf, format="PNG")
-    return _write_new(buf.getvalue(), Path(folder), safe_filename(name, max_length), ".png")
+    return write_unique(folder, safe_filename(name, max_length), ".png", buf.getvalue())
 
 
 def save_result(result: EditResult, folder: str | Path, name: str | None = None,

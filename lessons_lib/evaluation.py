@@ -25,7 +25,7 @@ from torch import nn
 
 from . import metrics
 from .images import rgb_to_gray, to_signed, to_unit
-from .training import atomic_write_text
+from .files import atomic_write_text
 
 __all__ = ["METRICS", "HIGHER_IS_BETTER", "colorize", "gray_baseline", "image_metrics", "load_lpips",
            "evaluate", "results_table", "results_csv", "save_results"]

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import nbformat
+
+from lessons_lib.files import atomic_write
 
 __all__ = [
     "BEGIN_SOLUTION", "END_SOLUTION", "BEGIN_HIDDEN", "END_HIDDEN", "STUB_MESSAGE",
@@ -162,19 +162,6 @@ def _sources(source_dir: Path) -> list[Path]:
     return paths
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def generate(source_dir: Path | str = REPO_ROOT / "solutions",
              out_dir: Path | str = REPO_ROOT / "exercises") -> list[Path]:
     """Write one exercise per solution notebook; stale exercise notebooks are removed."""
@@ -183,7 +170,7 @@ def generate(source_dir: Path | str = REPO_ROOT / "solutions",
     rendered = {p.name: render_exercise(p) for p in _sources(source_dir)}  # all or nothing
     for name, text in rendered.items():
         target = out_dir / name
-        _write_atomic(target, text)
+        atomic_write(target, text)
         written.append(target)
     for stale in sorted(out_dir.glob("*.ipynb")):
         if stale.name not in rendered:

@@ -9,7 +9,7 @@ from PIL import Image
 __all__ = ["show_rows", "side_by_side", "plot_losses", "to_displayable"]
 
 
-def to_displayable(img) -> "np.ndarray":
+def to_displayable(img):
     """HxWx3 (or HxW) float array in [0, 1] from a PIL image or a CHW tensor in [0, 1]."""
     import numpy as np
 

@@ -68,6 +68,7 @@ from pathlib import Path
 import nbformat
 
 from lessons_lib.exercises import is_test_cell, nbgrader_meta
+from lessons_lib.files import atomic_write
 from lessons_lib.sandbox import SANDBOX_ENV, landlock_abi, probe_landlock
 
 __all__ = [
@@ -624,18 +625,6 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def check_out_dir(out_dir: Path, force: bool) -> None:
     """Refuse to replace earlier results unless force is set."""
     existing = [name for name in RESULT_FILES if (out_dir / name).exists()]
@@ -691,7 +680,7 @@ def write_results(out_dir: Path | str, assignments: list[Assignment], students: 
         writer.writerow([s] + [_num(v) for v in values] + [_num(totals[s]), _num(max_total)])
     wide_text = buf.getvalue()
 
-    md = [f"# Grading summary", "",
+    md = ["# Grading summary", "",
           f"- graded: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
           f"{len(students)} students, {sum(1 for o in outcomes if o.rows and o.rows[0]['status'] != 'missing')} "
           f"notebooks, {seconds:.0f} s",
@@ -739,7 +728,7 @@ def write_results(out_dir: Path | str, assignments: list[Assignment], students: 
     files = {"scores_long.csv": long_text, "scores_wide.csv": wide_text, "summary.md": "\n".join(md) + "\n"}
     written = []
     for name, text in files.items():
-        _atomic_write(out_dir / name, text)
+        atomic_write(out_dir / name, text)
         written.append(out_dir / name)
     return written
 

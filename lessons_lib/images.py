@@ -8,9 +8,8 @@ Conventions used across the course:
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 import torch

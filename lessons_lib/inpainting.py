@@ -18,12 +18,10 @@ with the tasks defined here; all outputs are composites: known pixels are the in
 """
 from __future__ import annotations
 
-from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from . import diffusion as D
 from . import masks as M

@@ -52,10 +52,8 @@ import csv
 import io
 import json
 import math
-import os
 import random
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -64,6 +62,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .files import atomic_write, atomic_write_text
 
 __all__ = ["Task", "SupervisedTask", "GANTask", "VAETask", "DiffusionTask", "fit", "History",
            "TrainingDiverged", "CheckpointError", "checkpoint_path", "list_checkpoints",
@@ -326,42 +326,9 @@ class DiffusionTask(Task):
 
 
 # --------------------------------------------------------------------------- files
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Writes ``text`` to a temporary file beside ``path``, then renames it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def atomic_save(obj: Any, path: str | Path, overwrite: bool = False) -> Path:
-    """``torch.save`` to a temporary file, then rename; refuses to replace an existing file."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"'{path}' already exists and is not overwritten. Move it away or "
-                              f"choose another folder.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    """``torch.save`` through a temporary file; refuses to replace an existing file."""
+    return atomic_write(path, lambda fh: torch.save(obj, fh), overwrite)
 
 
 def checkpoint_path(ckpt_dir: str | Path, epoch: int) -> Path:

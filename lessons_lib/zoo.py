@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -36,7 +34,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from . import data, evaluation, registry, training
-from .images import rgb_to_gray, to_signed, to_unit
+from .files import atomic_write, atomic_write_text
+from .images import rgb_to_gray, to_signed
 from .models.colorizers import MODELS, build_model
 from .runtime import DeviceUnavailable, get_device, get_profile, seed_everything
 
@@ -134,7 +133,7 @@ def train(name: str, photos: torch.Tensor, out_dir: str | Path, epochs: int = 10
                   if val_photos is not None and len(val_photos) else None)
     ckpt_dir = Path(out_dir) / name
     if saved is None:
-        training.atomic_write_text(_config_path(out_dir, name), json.dumps(config, indent=1))
+        atomic_write_text(_config_path(out_dir, name), json.dumps(config, indent=1))
     device = get_device(None if device is None else str(device))
     history = training.fit(task, loader, epochs, val_loader=val_loader, ckpt_dir=ckpt_dir, device=device,
                            steps_per_epoch=steps_per_epoch, progress=progress, desc=name, on_epoch=on_epoch)
@@ -154,20 +153,11 @@ def load_trained(name: str, out_dir: str | Path, epoch: int | None = None, laten
     return model, epoch
 
 
-def _write_new(path: Path, write: Callable[[Path], None], overwrite: bool) -> Path:
+def _keep_or_write(path: Path, content, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
         raise FileExistsError(f"'{path}' already exists and is kept. Pass --overwrite to replace it, "
                               f"or choose another --out folder.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, content)
 
 
 def save_samples(photos: torch.Tensor, outputs: torch.Tensor, path: str | Path, n: int = 4,
@@ -180,7 +170,7 @@ def save_samples(photos: torch.Tensor, outputs: torch.Tensor, path: str | Path, 
     n = min(n, len(photos))
     rows = torch.cat([rgb_to_gray(photos[:n], keep_channels=True), outputs[:n], photos[:n]])
     grid = make_grid(rows.clamp(0, 1), nrow=n, padding=2, pad_value=1.0)
-    return _write_new(Path(path), lambda p: save_image(grid, str(p), format="png"), overwrite)
+    return _keep_or_write(Path(path), lambda fh: save_image(grid, fh, format="png"), overwrite)
 
 
 def test(name: str, photos: torch.Tensor, out_dir: str | Path, epoch: int | None = None, steps: int = 50,
@@ -202,7 +192,7 @@ def test(name: str, photos: torch.Tensor, out_dir: str | Path, epoch: int | None
     record = {"model": name, "epoch": epoch, "steps": steps if MODELS[name].kind == "diffusion" else None,
               **scores}
     save_samples(photos, outputs, out_dir / f"samples_{name}.png", num_images, overwrite)
-    training.atomic_write_text(metrics_path, json.dumps(record, indent=1))
+    atomic_write_text(metrics_path, json.dumps(record, indent=1))
     record["outputs"] = outputs
     return record
 
