@@ -61,7 +61,10 @@ def run_notebook(path: Path, out: Path, timeout: int) -> Result:
     start = time.perf_counter()
     error = ""
     try:
-        client.execute()
+        # The kernel's own chatter goes to a log beside the notebook's files, so the
+        # console keeps one progress line per notebook.
+        with open(workdir / "kernel.log", "w") as kernel_log:
+            client.execute(stderr=kernel_log)
     except CellExecutionError as err:
         error = _first_line_of(err)
     except (CellTimeoutError, TimeoutError):
