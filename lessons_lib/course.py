@@ -63,8 +63,11 @@ def run_notebook(path: Path, out: Path, timeout: int) -> Result:
     try:
         # The kernel's own chatter goes to a log beside the notebook's files, so the
         # console keeps one progress line per notebook.
+        # Figures must be drawn inline into the pages: a non-interactive MPLBACKEND
+        # (Agg, as tests use) would swallow them.
+        env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
         with open(workdir / "kernel.log", "w") as kernel_log:
-            client.execute(stderr=kernel_log)
+            client.execute(stderr=kernel_log, env=env)
     except CellExecutionError as err:
         error = _first_line_of(err)
     except (CellTimeoutError, TimeoutError):
@@ -131,7 +134,6 @@ def main(argv: list[str] | None = None) -> int:
               f"to replace them.", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("MPLBACKEND", "Agg")
 
     print(f"Running {len(notebooks)} notebooks, profile '{profile}', into {out}/", flush=True)
     results = []

@@ -25,7 +25,7 @@ def test_course_runner_writes_pages_and_goes_on_after_a_failure(tmp_path, capsys
     src.mkdir()
     _write(src, "a_good", "import os\nopen('made.txt', 'w').write('x')\nprint(os.environ['LESSONS_PROFILE'])")
     _write(src, "b_bad", "raise ValueError('broken on purpose')")
-    _write(src, "c_after", "print('still runs')")
+    _write(src, "c_after", "import matplotlib.pyplot as plt\nplt.plot([1, 2]);")
     out = tmp_path / "out"
     code = course.main(["--notebooks", str(src), "--out", str(out), "--profile", "fast", "--timeout", "60"])
     printed = capsys.readouterr().out
@@ -36,6 +36,8 @@ def test_course_runner_writes_pages_and_goes_on_after_a_failure(tmp_path, capsys
     executed = nbformat.read(out / "a_good.ipynb", as_version=4)
     assert "fast" in executed.cells[1].outputs[0]["text"]
     assert (out / "files" / "a_good" / "made.txt").is_file()  # notebooks write in their own folder
+    figure = nbformat.read(out / "c_after.ipynb", as_version=4).cells[1].outputs
+    assert any("image/png" in o.get("data", {}) for o in figure), "figures must be drawn into the page"
     results = json.loads((out / "results.json").read_text())
     assert [r["ok"] for r in results] == [True, False, True]
     assert "broken on purpose" in results[1]["error"]
