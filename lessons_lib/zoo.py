@@ -121,10 +121,10 @@ def train(name: str, photos: torch.Tensor, out_dir: str | Path, epochs: int = 10
         raise ValueError("There are no training images.")
     config = {"model": name, "latent_dim": latent_dim, "width": width, "image_size": int(photos.shape[-1])}
     saved = _read_config(out_dir, name)
-    if saved is not None and any(saved.get(k) != v for k, v in config.items() if k != "image_size"):
+    if saved is not None and any(saved.get(k, v) != v for k, v in config.items()):
         raise ValueError(
             f"'{Path(out_dir) / name}' holds a {name} trained with {saved}; this run asks for {config}. "
-            f"Use the same --latent_dim/--width to resume, or another --out folder.")
+            f"Use the same --latent_dim/--width/--image_size to resume, or another --out folder.")
     seed_everything(seed)
     model = build_model(name, latent_dim=latent_dim, width=width)
     task = make_task(name, model, lr)

@@ -164,3 +164,13 @@ def test_wandb_is_optional(tmp_path, capsys, monkeypatch):
     code, io = _cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", tmp_path / "o",
                     "--wandb", *SMALL)
     assert code == 2 and "pip install wandb" in io.err
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    photos16 = torch.rand(8, 3, 16, 16)
+    zoo.train("unet", photos16, tmp_path, epochs=1, batch_size=4, width=4, latent_dim=8, progress=False)
+    with pytest.raises(ValueError, match="holds a unet trained with .*image_size"):
+        zoo.train("unet", torch.rand(8, 3, 32, 32), tmp_path, epochs=1, batch_size=4, width=4, latent_dim=8,
+                  progress=False)
+    with pytest.raises(ValueError, match="--latent_dim/--width"):
+        zoo.train("unet", photos16, tmp_path, epochs=1, batch_size=4, width=8, latent_dim=8, progress=False)
