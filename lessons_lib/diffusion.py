@@ -313,20 +313,13 @@ def ddpm_sample(model: Callable, shape, schedule="linear", num_inference_steps: 
     ``(t, x_t)`` pairs (``trajectory_points`` of them, noise to image) for strips.
     """
     schedule = _as_schedule(schedule)
-    device = torch.device(device) if device is not None else _model_device(model)
-    timesteps = inference_timesteps(schedule.T, num_inference_steps)
-    x = _start(shape, x_T, generator, device)
-    if cond is not None:
-        cond = cond.to(device)
-    marks, traj = _trajectory_marks(len(timesteps), trajectory_points), []
-    for i, t in enumerate(tqdm(timesteps.tolist(), desc="DDPM sampling", disable=not progress, leave=False)):
-        eps = predict_noise(model, x, t, cond, guidance_scale, uncond)
-        x = ddpm_step(eps, t, x, schedule, num_inference_steps=num_inference_steps,
-                      generator=generator, clip_sample=clip_sample).prev_sample
-        if return_trajectory and i in marks:
-            traj.append((t, x.detach().cpu()))
-    x = x.clamp(-1, 1)
-    return (x, traj) if return_trajectory else x
+
+    def step(eps, t, x):
+        return ddpm_step(eps, t, x, schedule, num_inference_steps=num_inference_steps,
+                         generator=generator, clip_sample=clip_sample).prev_sample
+
+    return _sample("DDPM", step, model, shape, schedule, num_inference_steps, generator, cond,
+                   guidance_scale, uncond, x_T, device, progress, return_trajectory, trajectory_points)
 
 
 @torch.no_grad()
@@ -340,16 +333,27 @@ def ddim_sample(model: Callable, shape, schedule="linear", num_inference_steps: 
     so the same ``x_T`` always gives the same image. Returns like :func:`ddpm_sample`."""
     schedule = _as_schedule(schedule)
     _check_steps(num_inference_steps, schedule.T)
+
+    def step(eps, t, x):
+        return ddim_step(eps, t, x, schedule, num_inference_steps=num_inference_steps, eta=eta,
+                         generator=generator, clip_sample=clip_sample).prev_sample
+
+    return _sample("DDIM", step, model, shape, schedule, num_inference_steps, generator, cond,
+                   guidance_scale, uncond, x_T, device, progress, return_trajectory, trajectory_points)
+
+
+def _sample(name, step, model, shape, schedule, num_inference_steps, generator, cond, guidance_scale,
+            uncond, x_T, device, progress, return_trajectory, trajectory_points):
+    """The loop both samplers share: noise in, ``step`` from t to the previous t, image out."""
     device = torch.device(device) if device is not None else _model_device(model)
     timesteps = inference_timesteps(schedule.T, num_inference_steps)
     x = _start(shape, x_T, generator, device)
     if cond is not None:
         cond = cond.to(device)
     marks, traj = _trajectory_marks(len(timesteps), trajectory_points), []
-    for i, t in enumerate(tqdm(timesteps.tolist(), desc="DDIM sampling", disable=not progress, leave=False)):
+    for i, t in enumerate(tqdm(timesteps.tolist(), desc=f"{name} sampling", disable=not progress, leave=False)):
         eps = predict_noise(model, x, t, cond, guidance_scale, uncond)
-        x = ddim_step(eps, t, x, schedule, num_inference_steps=num_inference_steps, eta=eta,
-                      generator=generator, clip_sample=clip_sample).prev_sample
+        x = step(eps, t, x)
         if return_trajectory and i in marks:
             traj.append((t, x.detach().cpu()))
     x = x.clamp(-1, 1)
