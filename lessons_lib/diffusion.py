@@ -469,19 +469,13 @@ def repaint_step(model_output: torch.Tensor, timestep: int, sample: torch.Tensor
     Before step 0 the known region is the original image itself.
     """
     schedule = _as_schedule(schedule)
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0, got {eta}.")
     t = _check_timestep(timestep, schedule.T)
     prev_t = _prev_timestep(t, schedule.T, num_inference_steps, None)
-    abar_t, abar_prev = schedule.alpha_bar(t), schedule.alpha_bar(prev_t)
-    x0 = _pred_x0(model_output, sample, abar_t, clip_sample, 1.0)
-    variance = (1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev)
-    std = eta * variance ** 0.5
-    unknown = abar_prev ** 0.5 * x0 + (1 - abar_prev - std ** 2) ** 0.5 * model_output
-    if t > 0 and eta > 0:
-        if noise is None:
-            noise = _randn(model_output.shape, generator, model_output)
-        unknown = unknown + std * noise
+    # The unknown region is exactly a DDIM step; at t = 0 it adds no noise (none is drawn).
+    unknown, x0 = ddim_step(model_output, t, sample, schedule, num_inference_steps=num_inference_steps,
+                            eta=eta, generator=generator, clip_sample=clip_sample,
+                            noise=noise if t > 0 else torch.zeros_like(model_output))
+    abar_prev = schedule.alpha_bar(prev_t)
     if known_noise is None:
         known_noise = _randn(original_image.shape, generator, original_image)
     known = abar_prev ** 0.5 * original_image + (1 - abar_prev) ** 0.5 * known_noise

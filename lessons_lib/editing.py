@@ -243,8 +243,14 @@ def _model_name(pipe) -> str | None:
     return getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path")
 
 
-def _unchanged(image: Image.Image, operation: str, params: dict, seed: int, why: str) -> EditResult:
-    warnings.warn(why, UserWarning, stacklevel=3)
+def _unchanged_if_no_steps(image: Image.Image, operation: str, params: dict, seed: int, n: int,
+                           strength: float) -> EditResult | None:
+    """int(n x strength) = 0 steps would run: say so and return the input as the result."""
+    if steps_that_run(n, strength) > 0:
+        return None
+    warnings.warn(f"strength={strength} with {n} steps runs int({n} x {strength}) = 0 denoising steps, "
+                  "so the image is returned unchanged. Raise strength or num_inference_steps.",
+                  UserWarning, stacklevel=3)
     return EditResult(image.copy(), operation, params, seed, 0)
 
 
@@ -262,10 +268,9 @@ def img2img(pipe, image, prompt: str, strength: float = 0.6, num_inference_steps
     params = {"prompt": prompt, "strength": strength, "num_inference_steps": n,
               "guidance_scale": guidance_scale, "negative_prompt": negative_prompt,
               "size": list(img.size), "model": _model_name(pipe)}
-    if steps_that_run(n, strength) == 0:
-        return _unchanged(img, "img2img", params, seed,
-                          f"strength={strength} with {n} steps runs int({n} x {strength}) = 0 denoising "
-                          "steps, so the image is returned unchanged. Raise strength or num_inference_steps.")
+    unchanged = _unchanged_if_no_steps(img, "img2img", params, seed, n, strength)
+    if unchanged is not None:
+        return unchanged
     counter = _StepCounter()
     with _memory_advice("img2img"):
         out = pipe(prompt=prompt, image=img, strength=strength, num_inference_steps=n,
@@ -428,10 +433,9 @@ def inpaint(pipe, image, mask, prompt: str, strength: float = 1.0, num_inference
               "paste_back": paste_back, "size": list(img.size),
               "mask_bbox": list(mask.point(lambda v: 255 if v >= 128 else 0).getbbox() or ()),
               "model": _model_name(pipe)}
-    if steps_that_run(n, strength) == 0:
-        return _unchanged(img, "inpaint", params, seed,
-                          f"strength={strength} with {n} steps runs 0 denoising steps, so the image "
-                          "is returned unchanged. Raise strength or num_inference_steps.")
+    unchanged = _unchanged_if_no_steps(img, "inpaint", params, seed, n, strength)
+    if unchanged is not None:
+        return unchanged
     counter = _StepCounter()
     with _memory_advice("inpainting"):
         out = pipe(prompt=prompt, image=img, mask_image=mask, height=img.height, width=img.width,

@@ -49,15 +49,20 @@ def center_box(n: int, size=32, fraction: float = 0.5) -> torch.Tensor:
     return mask
 
 
+def _check_count_range(name: str, pair) -> tuple[int, int]:
+    lo, hi = pair
+    if not 1 <= lo <= hi:
+        raise ValueError(f"{name} must be (min, max) with 1 <= min <= max, got {pair}.")
+    return lo, hi
+
+
 def random_boxes(n: int, size=32, num_boxes: tuple[int, int] = (1, 4), max_fraction: float = 0.4,
                  seed: int | torch.Generator | None = 0) -> torch.Tensor:
     """Between ``num_boxes[0]`` and ``num_boxes[1]`` random rectangles per image, each side
     at most ``max_fraction`` of the image side."""
     _check_n(n)
     h, w = _size(size)
-    lo, hi = num_boxes
-    if not 1 <= lo <= hi:
-        raise ValueError(f"num_boxes must be (min, max) with 1 <= min <= max, got {num_boxes}.")
+    lo, hi = _check_count_range("num_boxes", num_boxes)
     g = _gen(seed)
     ys = torch.arange(h).view(1, 1, h, 1)
     xs = torch.arange(w).view(1, 1, 1, w)
@@ -79,9 +84,7 @@ def free_form(n: int, size=32, strokes: tuple[int, int] = (1, 4), max_vertices: 
     """Free-form brush strokes (as in DeepFill v2): random walks of thick line segments."""
     _check_n(n)
     h, w = _size(size)
-    lo, hi = strokes
-    if not 1 <= lo <= hi:
-        raise ValueError(f"strokes must be (min, max) with 1 <= min <= max, got {strokes}.")
+    lo, hi = _check_count_range("strokes", strokes)
     g = _gen(seed)
     max_width = max_width or max(2.0, min(h, w) / 8)
     max_len = min(h, w) / 3
