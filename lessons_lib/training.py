@@ -63,6 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import diffusion
 from .files import atomic_write, atomic_write_text
 
 __all__ = ["Task", "SupervisedTask", "GANTask", "VAETask", "DiffusionTask", "fit", "History",
@@ -292,31 +293,26 @@ class VAETask(Task):
 class DiffusionTask(Task):
     """Conditional noise prediction: ``model(x_t, t, cond) -> eps``.
 
-    Batches are ``(cond, x)``. ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps`` with
-    ``alphas_cumprod`` from any beta schedule; MSE (or ``loss="l1"``) to ``eps``.
-    ``x0`` is ``x`` itself, or ``target(cond, x)`` when given (e.g. diffuse the colour
-    offset from the gray image rather than the colour image).
+    Batches are ``(cond, x)``; the loss is :func:`lessons_lib.diffusion.noise_prediction_loss`
+    (MSE, or ``loss="l1"``) under ``schedule`` (a ``NoiseSchedule``, a schedule name or
+    a tensor of betas). ``x0`` is ``x`` itself, or ``target(cond, x)`` when given (e.g.
+    diffuse the colour offset from the gray image rather than the colour image).
     """
 
-    def __init__(self, model: nn.Module, alphas_cumprod: torch.Tensor, lr: float = 1e-3,
+    def __init__(self, model: nn.Module, schedule="linear", lr: float = 1e-3,
                  loss: str = "mse", target: Callable | None = None):
         super().__init__({"model": model}, {"model": _adam(model, lr)})
-        if loss not in ("mse", "l1"):
-            raise ValueError(f"loss must be 'mse' or 'l1', got {loss!r}.")
-        self.alphas_cumprod = torch.as_tensor(alphas_cumprod, dtype=torch.float32)
-        self.loss_fn = F.mse_loss if loss == "mse" else F.l1_loss
+        if loss not in diffusion.LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(diffusion.LOSSES)}, got {loss!r}.")
+        self.schedule = diffusion.make_schedule(schedule) if isinstance(schedule, str) else schedule
+        self.loss = loss
         self.target = target
 
     def _loss(self, batch):
         cond, x0 = batch
         if self.target is not None:
             x0 = self.target(cond, x0)
-        abar = self.alphas_cumprod.to(x0.device)
-        t = torch.randint(0, len(abar), (x0.shape[0],), device=x0.device)
-        noise = torch.randn_like(x0)
-        a = abar[t].view(-1, *([1] * (x0.dim() - 1)))
-        x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        return self.loss_fn(self.models["model"](x_t, t, cond), noise)
+        return diffusion.noise_prediction_loss(self.models["model"], x0, self.schedule, self.loss, cond=cond)
 
     def training_step(self, batch):
         return {"loss": self.optimize(self._loss(batch), "model")}

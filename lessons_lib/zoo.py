@@ -59,7 +59,7 @@ def make_task(name: str, model: nn.Module, lr: float = 1e-3) -> training.Task:
     if kind == "vae":
         return training.VAETask(model, lr=lr, kl_weight=1e-3)
     if kind == "diffusion":
-        return training.DiffusionTask(model, model.alphas_cumprod, lr=lr, target=model.training_target)
+        return training.DiffusionTask(model, model.schedule, lr=lr, target=model.training_target)
     raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
 
 

@@ -27,8 +27,6 @@ class DiffusionColorizer(nn.Module):
         self.unet = TimeUNet(in_channels=3, cond_channels=1, base_channels=base,
                              channel_mults=channel_mults, attention=attention)
         self.schedule = diffusion.make_schedule(schedule, T)
-        # A buffer, so it follows .to(device) and is saved with the weights.
-        self.register_buffer("alphas_cumprod", self.schedule.alphas_cumprod.clone(), persistent=False)
         self.sampler = sampler
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:
