@@ -77,7 +77,7 @@ def main() -> None:
     print()
     print(f"Centre-box masks (16x16 hole), {len(test)} held-out CIFAR-10 images, width {args.width}, "
           f"{args.steps} training steps ({args.ddpm_steps} for the DDPM), batch {args.batch_size}:")
-    print(inpainting.format_table(rows))
+    print(inpainting.markdown_table(rows))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from .training import Task
 __all__ = ["METHODS", "InpaintUNet", "ConvDiscriminator", "PatchTransformer", "composite",
            "masked_mse", "masked_psnr", "naive_fill", "InpaintTask", "AdversarialInpaintTask",
            "DenoiserTask", "make_task", "inpaint", "repaint_inpaint", "compare_methods",
-           "train_inpainters", "run_inpainters", "format_table"]
+           "train_inpainters", "run_inpainters", "markdown_table"]
 
 METHODS = ("unet", "unet-gan", "transformer", "ddpm")
 
@@ -424,7 +424,7 @@ def run_inpainters(tasks: dict, images: torch.Tensor, mask: torch.Tensor, schedu
     return outputs
 
 
-def format_table(rows: list[dict]) -> str:
+def markdown_table(rows: list[dict]) -> str:
     """The rows of :func:`compare_methods` as a Markdown table, best PSNR in bold."""
     lines = ["| method | masked-region PSNR (dB) | std | vs naive fill (dB) |", "|---|---:|---:|---:|"]
     best = max(r["masked_psnr"] for r in rows)

@@ -195,3 +195,11 @@ def test_inception_features_offline_message_without_network(tmp_path, monkeypatc
 def test_inception_architecture_gives_2048_features():
     feats = frechet.InceptionFeatures(pretrained=False, resize=75)(torch.rand(2, 3, 32, 32))
     assert feats.shape == (2, 2048) and torch.isfinite(feats).all()
+
+
+def test_markdown_table_bolds_the_best_psnr():
+    rows = [{"method": "unet", "masked_psnr": 14.7, "masked_psnr_std": 2.1, "gain_over_naive": 1.9},
+            {"method": "naive", "masked_psnr": 12.8, "masked_psnr_std": 2.9, "gain_over_naive": 0.0}]
+    lines = inpainting.markdown_table(rows).splitlines()
+    assert lines[2] == "| unet | **14.70** | 2.10 | +1.90 |"
+    assert lines[3] == "| naive | 12.80 | 2.90 | +0.00 |"
