@@ -66,7 +66,7 @@ from torch import nn
 from . import diffusion
 from .files import atomic_write, atomic_write_text
 
-__all__ = ["Task", "SupervisedTask", "GANTask", "VAETask", "DiffusionTask", "fit", "History",
+__all__ = ["Task", "SupervisedTask", "VAETask", "DiffusionTask", "fit", "History",
            "TrainingDiverged", "CheckpointError", "checkpoint_path", "list_checkpoints",
            "latest_checkpoint", "save_checkpoint", "load_checkpoint", "restore", "load_weights",
            "kl_divergence", "atomic_write_text", "atomic_save"]
@@ -221,44 +221,6 @@ class SupervisedTask(Task):
     def validation_step(self, batch):
         x, y = batch
         return {"loss": float(self.loss_fn(self.model(x), y))}
-
-
-class GANTask(Task):
-    """A conditional GAN: ``generator(x) -> y``, ``discriminator(x, y) -> logits``.
-
-    Binary cross-entropy (with logits) adversarial losses; the generator also gets
-    ``content_weight`` x L1 to the target (pix2pix's recipe: without it a colorizing
-    GAN learns plausible but wrong colours very slowly). One step = one
-    discriminator update, then one generator update.
-    """
-
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, lr: float = 2e-4,
-                 betas=(0.5, 0.999), content_weight: float = 100.0):
-        super().__init__({"generator": generator, "discriminator": discriminator},
-                         {"generator": _adam(generator, lr, betas),
-                          "discriminator": _adam(discriminator, lr, betas)})
-        self.content_weight = content_weight
-
-    def training_step(self, batch):
-        x, y = batch
-        g, d = self.models["generator"], self.models["discriminator"]
-        fake = g(x)
-        real_logits = d(x, y)
-        fake_logits = d(x, fake.detach())
-        d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-                        + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-        logs = {"d_loss": self.optimize(d_loss, "discriminator")}
-        fake_logits = d(x, fake)
-        adv = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
-        l1 = F.l1_loss(fake, y)
-        logs["g_loss"] = self.optimize(adv + self.content_weight * l1, "generator")
-        logs["g_adv"], logs["l1"] = float(adv.detach()), float(l1.detach())
-        return logs
-
-    def validation_step(self, batch):
-        x, y = batch
-        fake = self.models["generator"](x)
-        return {"loss": float(F.mse_loss(fake, y)), "l1": float(F.l1_loss(fake, y))}
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

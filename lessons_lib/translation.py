@@ -210,7 +210,8 @@ class Pix2PixTask(Task):
 
     def validation_step(self, batch):
         x, y = batch
-        return {"l1": float(F.l1_loss(self.models["generator"](x), y))}
+        fake = self.models["generator"](x)
+        return {"loss": float(F.mse_loss(fake, y)), "l1": float(F.l1_loss(fake, y))}
 
 
 class CycleGANTask(Task):

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from . import data, evaluation, registry, training
+from . import data, evaluation, registry, training, translation
 from .files import atomic_write, atomic_write_text
 from .images import rgb_to_gray, to_signed
 from .models.colorizers import MODELS, build_model
@@ -55,7 +55,8 @@ def make_task(name: str, model: nn.Module, lr: float = 1e-3) -> training.Task:
     if kind == "supervised":
         return training.SupervisedTask(model, lr=lr)
     if kind == "gan":
-        return training.GANTask(model.generator, model.discriminator, lr=lr)
+        # The conditional GAN recipe is pix2pix's: BCE adversarial loss + 100 x L1.
+        return translation.Pix2PixTask(model.generator, model.discriminator, lr=lr)
     if kind == "vae":
         return training.VAETask(model, lr=lr, kl_weight=1e-3)
     if kind == "diffusion":

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from lessons_lib import training
+from lessons_lib import training, translation
 from lessons_lib.data import make_loader
 
 
@@ -170,7 +170,7 @@ class TimeNet(nn.Module):
 def test_every_task_kind_trains_and_checkpoints(tmp_path, kind):
     torch.manual_seed(0)
     if kind == "gan":
-        task = training.GANTask(Tiny(), Critic())
+        task = translation.Pix2PixTask(Tiny(), Critic())
         keys = {"train_d_loss", "train_g_loss", "train_l1", "val_loss"}
     elif kind == "vae":
         task = training.VAETask(TinyVAE())
@@ -196,6 +196,6 @@ def test_bad_arguments():
         training.fit(task, make_loader(_data(), 8), 0, progress=False)
     with pytest.raises(ValueError, match="yields no batches"):
         training.fit(task, make_loader(_data(4), 8, drop_last=True), 1, progress=False)
-    wrong = training.GANTask(Tiny(), Critic())
+    wrong = translation.Pix2PixTask(Tiny(), Critic())
     with pytest.raises(training.CheckpointError, match="has no weights for"):
         wrong.load_state_dict(task.state_dict())
