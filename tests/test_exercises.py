@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from lessons_lib import exercises
-from lessons_lib.exercises import MarkerError, nbgrader_meta
+from course_tools import exercises
+from course_tools.exercises import MarkerError, nbgrader_meta
+from course_tools.testcells import TestCellError, parse_test_cell
 from lessons_lib.tables import format_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +41,7 @@ def _namespace(name):
 # --------------------------------------------------------------------------- generation
 def test_committed_exercises_match_a_fresh_generation():
     assert exercises.check(SOLUTIONS, EXERCISES) == [], \
-        "exercises/ is stale: run `python -m lessons_lib.exercises` and commit the result"
+        "exercises/ is stale: run `python -m course_tools.exercises` and commit the result"
     assert sorted(p.stem for p in EXERCISES.glob("*.ipynb")) == NAMES
 
 
@@ -59,16 +60,48 @@ def test_check_mode_lists_what_differs(tmp_path):
     (out / "ex2_cfg_scale.ipynb").write_text((out / "ex2_cfg_scale.ipynb").read_text().replace("guide", "guid"))
     (out / "ex3_ddim_steps.ipynb").unlink()
     (out / "stray.ipynb").write_text("{}")
-    cmd = [sys.executable, "-m", "lessons_lib.exercises", "--source", str(SOLUTIONS), "--out", str(out)]
+    cmd = [sys.executable, "-m", "course_tools.exercises", "--source", str(SOLUTIONS), "--out", str(out)]
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
-    res = subprocess.run(cmd + ["--check"], capture_output=True, text=True, env=env)
+    res = subprocess.run(cmd + ["--check"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert res.returncode == 1
     assert "ex2_cfg_scale.ipynb: differs" in res.stderr and "ex3_ddim_steps.ipynb: missing" in res.stderr
     assert "stray.ipynb" in res.stderr and "ex1_vae" not in res.stderr
-    assert subprocess.run(cmd, capture_output=True, env=env).returncode == 0  # regenerate: stray removed
-    res = subprocess.run(cmd + ["--check"], capture_output=True, text=True, env=env)
-    assert res.returncode == 0, res.stderr
-    assert not (out / "stray.ipynb").exists()
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert res.returncode == 0 and "stray.ipynb has no solution notebook; it was left as it is" in res.stdout
+    assert (out / "stray.ipynb").read_text() == "{}"  # not the generator's file: never deleted
+    res = subprocess.run(cmd + ["--check"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert res.returncode == 1 and "stray.ipynb: has no solution notebook" in res.stderr
+    assert "differs" not in res.stderr and "missing" not in res.stderr
+
+
+def test_generator_keeps_other_notebooks_and_refuses_the_solutions_folder(tmp_path, capsys):
+    src = tmp_path / "solutions"
+    shutil.copytree(SOLUTIONS, src)
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    for out in (src, src / "sub"):  # the solutions folder itself, or a folder inside it
+        assert exercises.main(["--source", str(src), "--out", str(out)]) == 2
+        assert "would replace the answers" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before and not (src / "sub").exists()
+    out = tmp_path / "ex"
+    out.mkdir()
+    (out / "my_notes.ipynb").write_text("my own work")
+    (out / "readme.txt").write_text("keep")
+    assert exercises.main(["--source", str(src), "--out", str(out)]) == 0
+    assert (out / "my_notes.ipynb").read_text() == "my own work" and (out / "readme.txt").read_text() == "keep"
+    assert "my_notes.ipynb has no solution notebook" in capsys.readouterr().out
+    (tmp_path / "afile").write_text("x")
+    assert exercises.main(["--source", str(src), "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_generated_files_are_readable_by_others(tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        for path in exercises.generate(SOLUTIONS, tmp_path / "ex"):
+            assert path.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -148,6 +181,33 @@ def test_solution_metadata_is_nbgrader_schema_3(name):
             assert cell.outputs == [] and cell.execution_count is None
     assert len(ids) == len(set(ids)) and points == 10
     assert "setup_notebook(gpu=False)" in nb.cells[1].source
+    assert "from lessons_lib.checks import expect, raises" in nb.cells[1].source
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_test_cells_are_judged_outside_the_kernel(name):
+    """Every test cell checks through expect(); the student form carries no expected value."""
+    nb = _read(SOLUTIONS / f"{name}.ipynb")
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if not meta["grade"]:
+            continue
+        test = parse_test_cell(cell.source, meta["grade_id"], name)
+        assert "expect(" not in test.student_source and "### " not in test.student_source
+        assert test.hidden_sites and len(test.hidden_sites) < test.n_sites  # visible and hidden checks
+        assert test.student_source.count("observe(") == test.reference_source.count("observe(") == test.n_sites
+
+
+@pytest.mark.parametrize("source, match", [
+    ("x = 1\nassert x == 1", "assert statement"),
+    ("x = 1", "without any expect"),
+    ("expect('a', 1)", "exactly"),
+    ("f = expect\nf('a', 1, 1)", "other than by calling"),
+    ("%time expect('a', 1, 1)", "plain Python"),
+])
+def test_test_cells_that_cannot_be_judged_are_refused(source, match):
+    with pytest.raises(TestCellError, match=match):
+        parse_test_cell(source, "q", "ex.ipynb, cell 3")
 
 
 # --------------------------------------------------------------------------- references
