@@ -86,11 +86,14 @@ class _Job:
 
 
 # --------------------------------------------------------------------------- sources
-def _redact_lines(nb, name: str) -> tuple[str, ...]:
-    """Lines of the instructor's code that the exercise does not show (answers, hidden tests)."""
-    shown = {" ".join(line.split()) for c in make_exercise(nb, name).cells for line in c.source.splitlines()}
-    lines = {" ".join(line.split()) for c in nb.cells if c.cell_type == "code" for line in c.source.splitlines()}
-    return tuple(sorted(line for line in lines - shown if len(line) >= 12 and not line.startswith("#")))
+def _redact_lines(nb, name: str, tests: dict) -> tuple[str, ...]:
+    """Lines of the instructor's code that the exercise does not show (answers, hidden tests, and
+    the hidden tests' rewritten form that the sandbox runs): no result may quote them."""
+    def lines(sources):
+        return {" ".join(line.split()) for source in sources for line in source.splitlines()}
+    shown = lines(c.source for c in make_exercise(nb, name).cells)
+    secret = lines(c.source for c in nb.cells if c.cell_type == "code") | lines(t.student_source for t in tests.values())
+    return tuple(sorted(line for line in secret - shown if len(line) >= 12 and not line.startswith("#")))
 
 
 def load_sources(source_dir: Path | str) -> dict[str, Assignment]:
@@ -117,7 +120,7 @@ def load_sources(source_dir: Path | str) -> dict[str, Assignment]:
                 raise ValueError(f"{path.name}, {gid}: points must be a number >= 0, got {value!r}.")
             points[gid] = float(value)
         if tests:
-            assignments[path.name] = Assignment(path.name, path, nb, tests, points, _redact_lines(nb, path.name))
+            assignments[path.name] = Assignment(path.name, path, nb, tests, points, _redact_lines(nb, path.name, tests))
     if not assignments:
         raise FileNotFoundError(f"{source_dir} holds no notebook with graded test cells "
                                 "(nbgrader metadata grade: true).")
@@ -156,6 +159,9 @@ def _expected_values(assignment: Assignment, slots: _Slots, limits: Limits, sand
             raise ReferenceError_(f"{where} did not finish within {limits.timeout:g} s in the instructor's "
                                   "notebook (raise --timeout)")
         expected[gid] = reference_checks(cells.get(i), where)
+        hidden = assignment.tests[gid].hidden_sites
+        labels = {" ".join(e.label.split()) for e in expected[gid] if e.site in hidden}
+        assignment.redact = tuple(sorted(set(assignment.redact) | {x for x in labels if len(x) >= 8}))
     return expected
 
 

@@ -135,6 +135,10 @@ def main():
                 except DeadKernelError:
                     emit(event="crashed", cell=index, reason=death(client))
                     return
+                except Exception as exc:  # e.g. a message with a forged signature: the channel is spoiled
+                    emit(event="crashed", cell=index,
+                         reason=f"the kernel's messages could not be read ({type(exc).__name__})")
+                    return
                 reply = client.replies.get(index, {})
                 checks = [o["data"][CHECK_MIME] for o in cell.get("outputs", [])
                           if CHECK_MIME in o.get("data", {})]
