@@ -89,8 +89,12 @@ def kill_all() -> None:
 
 
 def _kill(proc: subprocess.Popen) -> None:
+    """SIGKILL bwrap's session while bwrap is still ours (never a reaped pid: it may be reused).
+    Killing bwrap is enough: --die-with-parent ends the sandbox's init, and with it its PID namespace."""
+    if proc.poll() is not None:
+        return
     try:
-        os.killpg(proc.pid, signal.SIGKILL)   # bwrap and anything left in its session
+        os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     try:
