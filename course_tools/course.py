@@ -22,10 +22,10 @@ import datetime as _dt
 import fnmatch
 import html
 import json
+import math
 import os
 import sys
 import time
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,7 +171,8 @@ def write_index(out: Path, results: list[Result], profile: str) -> None:
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Course run</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em 1em;text-align:left}}
-.beats td:last-child{{color:#080}} .loses td:last-child{{color:#b00;font-weight:bold}} .bad{{color:#b00}}</style>
+.beats td:last-child{{color:#080}} .loses td:last-child{{color:#b00;font-weight:bold}}
+.bad{{color:#b00}}</style>
 </head>
 <body><h1>Image transformation with deep learning: executed notebooks</h1>
 <p>Profile <b>{profile}</b>, run on {stamp}. {sum(r.ok for r in results)} of {len(results)} notebooks
@@ -188,14 +189,16 @@ def _seconds(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--timeout must be a whole number of seconds, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"--timeout must be a whole number of seconds, got "
+                                         f"{text!r}") from None
     if not 1 <= value <= 7 * 86400:
         raise argparse.ArgumentTypeError(f"--timeout must be between 1 and 604800 seconds, got {value}")
     return value
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_tools.course", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m course_tools.course",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: course_output/run-<date-time>)")
     parser.add_argument("--notebooks", type=Path, default=repo_root() / "notebooks",

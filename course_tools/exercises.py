@@ -187,7 +187,7 @@ def generate(source_dir: Path | str | None = None, out_dir: Path | str | None = 
     check_folders(source_dir, out_dir)
     written = []
     rendered = {p.name: render_exercise(p) for p in _sources(source_dir)}  # all or nothing
-    for name, text in rendered.items():
+    for name in rendered:
         target = out_dir / name
         if target.is_symlink() or (target.exists() and not target.is_file()):
             raise ValueError(f"{target} is a link or not a regular file; it is left alone and nothing "
@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in extra_notebooks(args.source, args.out):
             print(f"note: {path} has no solution notebook; it was left as it is (delete it if it is stale)")
         return 0
-    except (FileNotFoundError, ValueError, nbformat.reader.NotJSONError, nbformat.ValidationError, OSError) as exc:
+    except (FileNotFoundError, ValueError, OSError, nbformat.reader.NotJSONError,
+            nbformat.ValidationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -50,13 +50,28 @@ import nbformat
 
 from course_tools import repo_root
 from course_tools.exercises import is_test_cell, make_exercise, nbgrader_meta
-from course_tools.intake import (Assignment, Submission, display_name, find_submissions, match_assignment,
-                                 prepare_notebook, read_notebook, reference_notebook)
-from course_tools.judge import (Expected, ReferenceError_, exception_name, judge_test, parse_records,
-                                reference_checks, sanitize)
+from course_tools.intake import (
+    Assignment,
+    Submission,
+    display_name,
+    find_submissions,
+    match_assignment,
+    prepare_notebook,
+    read_notebook,
+    reference_notebook,
+)
+from course_tools.judge import (
+    Expected,
+    ReferenceError_,
+    exception_name,
+    judge_test,
+    parse_records,
+    reference_checks,
+    sanitize,
+)
 from course_tools.report import RESULT_FILES, check_out_dir, commit, md_cell, render
 from course_tools.sandbox import INSTALL_HINT, Limits, kill_all, probe, run_job
-from course_tools.testcells import TestCellError, parse_test_cell
+from course_tools.testcells import parse_test_cell
 
 __all__ = ["STATUSES", "RESULT_FILES", "Limits", "load_sources", "grade_folder", "summary", "main"]
 
@@ -92,7 +107,8 @@ def _redact_lines(nb, name: str, tests: dict) -> tuple[str, ...]:
     def lines(sources):
         return {" ".join(line.split()) for source in sources for line in source.splitlines()}
     shown = lines(c.source for c in make_exercise(nb, name).cells)
-    secret = lines(c.source for c in nb.cells if c.cell_type == "code") | lines(t.student_source for t in tests.values())
+    secret = lines(c.source for c in nb.cells if c.cell_type == "code")
+    secret |= lines(t.student_source for t in tests.values())
     return tuple(sorted(line for line in secret - shown if len(line) >= 12 and not line.startswith("#")))
 
 
@@ -120,7 +136,8 @@ def load_sources(source_dir: Path | str) -> dict[str, Assignment]:
                 raise ValueError(f"{path.name}, {gid}: points must be a number >= 0, got {value!r}.")
             points[gid] = float(value)
         if tests:
-            assignments[path.name] = Assignment(path.name, path, nb, tests, points, _redact_lines(nb, path.name, tests))
+            redact = _redact_lines(nb, path.name, tests)
+            assignments[path.name] = Assignment(path.name, path, nb, tests, points, redact)
     if not assignments:
         raise FileNotFoundError(f"{source_dir} holds no notebook with graded test cells "
                                 "(nbgrader metadata grade: true).")
@@ -208,7 +225,8 @@ def _grade(job: _Job, expected: dict[str, list[Expected]], slots: _Slots, limits
         where = f" in cell {cell + 1}" if type(cell) is int else ""
         default = ("crashed", f"{sanitize(crashed.get('reason'), redact=a.redact)}{where}")
     elif not any(r["event"] == "done" for r in records):
-        default = ("crashed", f"the sandbox stopped before the notebook finished (exit status {result.returncode})")
+        default = ("crashed", f"the sandbox stopped before the notebook finished (exit status "
+                              f"{result.returncode})")
     else:
         default = ("error", "the test cell was not run")
     return _rows(job, verdicts, default)
@@ -233,7 +251,8 @@ def _intake(submissions_dir: Path, assignments: dict[str, Assignment]):
             jobs.append(_Job(sub, next(iter(in_use.values())), None, why))
         else:
             reason = why or "its name and cells match no source notebook"
-            notes.setdefault(sub.student, []).append(f"{display_name(sub.path.name)} was not graded: {reason}")
+            notes.setdefault(sub.student, []).append(f"{display_name(sub.path.name)} was not graded: "
+                                                     f"{reason}")
     chosen, unique = set(), []
     for job in sorted(jobs, key=lambda j: bool(j.why)):  # a readable notebook wins over a broken copy
         key = (job.sub.student, job.assignment.name)
@@ -246,10 +265,11 @@ def _intake(submissions_dir: Path, assignments: dict[str, Assignment]):
     return unique, sorted({s.student for s in subs}), notes, {j.assignment.name: j.assignment for j in unique}
 
 
-def grade_folder(submissions_dir: Path | str, source_dir: Path | str, limits: Limits = Limits(),
+def grade_folder(submissions_dir: Path | str, source_dir: Path | str, limits: Limits | None = None,
                  workers: int = 1, sandboxed: bool = True, progress=print) -> Run:
     """Grade every submission in the folder; raises before any grading when something is wrong."""
     start = time.monotonic()
+    limits = limits or Limits()
     if sandboxed:
         ok, what = probe()
         if not ok:
@@ -271,12 +291,14 @@ def grade_folder(submissions_dir: Path | str, source_dir: Path | str, limits: Li
             done[0] += 1
             got, top = sum(r["points"] for r in job_rows), sum(r["max_points"] for r in job_rows)
             bad = sorted({r["status"] for r in job_rows if r["status"] != "passed"})
-            progress(f"[{done[0]}/{len(jobs)}] {job.sub.student}/{job.assignment.name}: {got:g}/{top:g} points"
+            progress(f"[{done[0]}/{len(jobs)}] {job.sub.student}/{job.assignment.name}: {got:g}/{top:g} "
+                     f"points"
                      f"{' (' + ', '.join(bad) + ')' if bad else ''} in {seconds:.1f} s")
 
     for job in jobs:
         if job.why:
-            report(job, _rows(job, {}, ("invalid notebook", f"{display_name(job.sub.path.name)}: {job.why}")), 0.0)
+            report(job, _rows(job, {}, ("invalid notebook", f"{display_name(job.sub.path.name)}: "
+                                                            f"{job.why}")), 0.0)
 
     def grade(job: _Job):
         t0 = time.monotonic()
@@ -289,13 +311,15 @@ def grade_folder(submissions_dir: Path | str, source_dir: Path | str, limits: Li
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         progress(f"running the {len(in_use)} source notebooks in use to get the expected values ...")
-        refs = {name: pool.submit(_expected_values, a, slots, limits, sandboxed) for name, a in in_use.items()}
+        refs = {name: pool.submit(_expected_values, a, slots, limits, sandboxed)
+                for name, a in in_use.items()}
         expected = {}
         for name, future in refs.items():
             try:
                 expected[name] = future.result()
             except ReferenceError_ as exc:
-                raise ReferenceError_(f"{exc}. Fix the source notebook (or its test); nothing was graded.") from None
+                raise ReferenceError_(f"{exc}. Fix the source notebook (or its test); nothing was "
+                                      f"graded.") from None
         list(pool.map(grade, runnable))
     except BaseException:
         kill_all()
@@ -326,13 +350,15 @@ def enforcement_notes(run: Run) -> list[str]:
              f"limits per process: address space {lim.memory_mb} MB, CPU time {lim.cpu_seconds} s, file size "
              f"{lim.max_file_mb} MB, {lim.max_processes} processes/threads, no core dumps"]
     if run.sandboxed:
-        lines += [f"isolation: {run.sandbox}: own PID, network, IPC and UTS namespaces; the Python environment "
+        lines += [f"isolation: {run.sandbox}: own PID, network, IPC and UTS namespaces; the Python "
+                  f"environment "
                   f"read-only; a private {lim.disk_mb} MB home and /tmp; nothing else of the machine (no "
                   "solutions, no other submission, no results, no home folder); a minimal environment",
                   "expected values never entered a student's sandbox; each check was compared in the grader"]
     else:
         lines += ["isolation: NONE. --no-sandbox was given: each notebook ran with the grader's rights and "
-                  "could read and change the grader's files; expected values were still compared in the grader"]
+                  "could read and change the grader's files; expected values were still compared in the "
+                  "grader"]
     return lines
 
 
@@ -360,12 +386,14 @@ def summary(run: Run, source_name: str) -> list[str]:
     for _, gid, p in questions:
         q = [r for r in rows if r["grade_id"] == gid]
         mean = sum(r["points"] for r in q) / len(q) if q else 0.0
-        md.append(f"| {md_cell(gid)} | {_num(p)} | {sum(r['status'] == 'passed' for r in q)}/{len(q)} | {mean:.2f} |")
+        md.append(f"| {md_cell(gid)} | {_num(p)} | {sum(r['status'] == 'passed' for r in q)}/{len(q)} | "
+                  f"{mean:.2f} |")
     md += ["", "## Problems", ""]
     groups: dict[tuple, list[str]] = {}
     for r in rows:
         if r["status"] not in ("passed", "missing"):
-            groups.setdefault((r["student"], r["notebook"], r["status"], r["reason"]), []).append(r["grade_id"])
+            key = (r["student"], r["notebook"], r["status"], r["reason"])
+            groups.setdefault(key, []).append(r["grade_id"])
     if groups:
         md += ["| student | notebook | questions | status | reason |", "|---|---|---|---|---|"]
         count = {a.name: len(a.points) for a in a_list}
@@ -373,7 +401,8 @@ def summary(run: Run, source_name: str) -> list[str]:
             stem = Path(notebook).stem + "_"
             which = (f"all {len(ids)}" if len(ids) == count[notebook]
                      else ", ".join(i[len(stem):] if i.startswith(stem) else i for i in ids))
-            md.append(f"| {md_cell(student)} | {md_cell(Path(notebook).stem)} | {md_cell(which)} | {status} | "
+            md.append(f"| {md_cell(student)} | {md_cell(Path(notebook).stem)} | {md_cell(which)} | {status} "
+                      f"| "
                       f"{md_cell(reason)} |")
     else:
         md.append("None: every test cell that ran passed.")
@@ -402,7 +431,8 @@ def _number(kind, low, high, what):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be {'a whole number' if kind is int else 'a number'}, "
+            raise argparse.ArgumentTypeError(f"{what} must be "
+                                             f"{'a whole number' if kind is int else 'a number'}, "
                                              f"got {text!r}") from None
         if not (isinstance(value, int) or math.isfinite(value)) or not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{what} must be between {low:g} and {high:g}, got {text}")
@@ -413,18 +443,22 @@ def _number(kind, low, high, what):
 def _parser() -> argparse.ArgumentParser:
     root = repo_root()
     p = argparse.ArgumentParser(prog="python -m course_tools.grading",
-                                description="Grade a folder of submitted exercise notebooks (one folder per student).")
+                                description="Grade a folder of submitted exercise notebooks (one folder per "
+                                            "student).")
     p.add_argument("submissions", type=Path, help="folder with one folder per student")
-    p.add_argument("--out", type=Path, required=True, help="folder for scores_long.csv, scores_wide.csv, summary.md")
+    p.add_argument("--out", type=Path, required=True, help="folder for scores_long.csv, scores_wide.csv, "
+                                                           "summary.md")
     p.add_argument("--source", type=Path, default=root / "solutions",
                    help="instructor notebooks with the hidden tests (default: %(default)s)")
-    p.add_argument("--timeout", type=_number(float, 1, 86400, "--timeout (seconds per notebook)"), default=120.0,
+    p.add_argument("--timeout", type=_number(float, 1, 86400, "--timeout (seconds per "
+                                                              "notebook)"), default=120.0,
                    help="seconds per notebook, kernel start included (default: %(default)s)")
     p.add_argument("--workers", type=_number(int, 1, 64, "--workers"), default=1,
                    help="notebooks graded in parallel (default: %(default)s)")
     p.add_argument("--memory-mb", type=_number(int, 1024, 2**22, "--memory-mb (address space per process)"),
                    default=8192, help="address-space limit per process in MB (default: %(default)s)")
-    p.add_argument("--max-file-mb", type=_number(int, 1, 2**20, "--max-file-mb (largest file a notebook writes)"),
+    p.add_argument("--max-file-mb", type=_number(int, 1, 2**20, "--max-file-mb (largest file a notebook "
+                                                                "writes)"),
                    default=64, help="largest file a notebook may write, in MB (default: %(default)s)")
     p.add_argument("--disk-mb", type=_number(int, 16, 2**20, "--disk-mb (private home and /tmp size)"),
                    default=256, help="size of the private home and of /tmp, in MB (default: %(default)s)")
@@ -438,10 +472,12 @@ def _parser() -> argparse.ArgumentParser:
 def _check_folders(args) -> None:
     subs, out, src = args.submissions.resolve(), args.out.resolve(), args.source.resolve()
     if not subs.is_dir():
-        raise FileNotFoundError(f"No submissions folder at {args.submissions}: give the folder that holds one "
+        raise FileNotFoundError(f"No submissions folder at {args.submissions}: give the folder that holds "
+                                f"one "
                                 "folder per student (or the students' notebooks).")
     if not src.is_dir():
-        raise FileNotFoundError(f"No source folder at {args.source}: pass --source with the folder of solution "
+        raise FileNotFoundError(f"No source folder at {args.source}: pass --source with the folder of "
+                                f"solution "
                                 "notebooks (the ones with the hidden tests).")
     for folder, name in ((subs, "the submissions folder"), (src, "the --source folder")):
         if out == folder or folder in out.parents:

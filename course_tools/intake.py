@@ -207,7 +207,8 @@ def read_notebook(path: Path, max_mb: int = MAX_NOTEBOOK_MB) -> tuple[object | N
 
 
 def _grade_ids(nb) -> set[str]:
-    return {g for g in (nbgrader_meta(c).get("grade_id") for c in getattr(nb, "cells", [])) if isinstance(g, str)}
+    ids = (nbgrader_meta(c).get("grade_id") for c in getattr(nb, "cells", []))
+    return {g for g in ids if isinstance(g, str)}
 
 
 def match_assignment(sub: Submission, nb, assignments: dict[str, Assignment]) -> Assignment | None:
@@ -234,9 +235,11 @@ def _test_cell(test: TestCell, source: str):
 
 
 def _locked(assignment: Assignment) -> dict:
+    def read_only(c):
+        meta = nbgrader_meta(c)
+        return is_test_cell(c) or (meta.get("locked") and not meta.get("solution"))
     return {nbgrader_meta(c)["grade_id"]: c for c in assignment.nb.cells
-            if isinstance(nbgrader_meta(c).get("grade_id"), str)
-            and (is_test_cell(c) or (nbgrader_meta(c).get("locked") and not nbgrader_meta(c).get("solution")))}
+            if isinstance(nbgrader_meta(c).get("grade_id"), str) and read_only(c)}
 
 
 def prepare_notebook(student_nb, assignment: Assignment) -> tuple[object, dict[int, str], list[str]]:

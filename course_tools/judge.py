@@ -104,8 +104,9 @@ def _observations(record: dict | None) -> list[tuple[int, str, object]] | None:
         return None
     out = []
     for check in checks:
-        if (type(check) is not dict or type(check.get("site")) is not int or type(check.get("label")) is not str
-                or "value" not in check or not is_plain(check["value"])):
+        if (type(check) is not dict or type(check.get("site")) is not int
+                or type(check.get("label")) is not str or "value" not in check
+                or not is_plain(check["value"])):
             return None
         out.append((check["site"], check["label"], check["value"]))
     return out
@@ -132,7 +133,8 @@ def reference_checks(record: dict | None, where: str) -> list[Expected]:
         if not compare(check["value"], check["expected"], check["rtol"], check["atol"]):
             raise ReferenceError_(f"{where}, check {check['label']!r}: the instructor's own answer does not "
                                   "give the expected value")
-        expected.append(Expected(check["site"], check["label"], check["expected"], check["rtol"], check["atol"]))
+        expected.append(Expected(check["site"], check["label"], check["expected"], check["rtol"],
+                                 check["atol"]))
     if not expected:
         raise ReferenceError_(f"{where} published no check values in the instructor's notebook")
     return expected

@@ -62,7 +62,8 @@ def check_out_dir(out_dir: Path, force: bool) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise PermissionError(f"--out {out_dir} cannot be written ({exc.strerror or exc}); nothing was graded. "
+        raise PermissionError(f"--out {out_dir} cannot be written ({exc.strerror or exc}); nothing was "
+                              f"graded. "
                               "Choose a folder you can write to.") from None
 
 

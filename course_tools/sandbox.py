@@ -147,7 +147,8 @@ def _mount_args(job_dir: Path, limits: Limits, as_root: bool) -> list[str]:
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime"):
         if Path(etc).exists():
             args += ["--ro-bind", etc, etc]
-    args += ["--ro-bind", str(job_dir / "passwd"), "/etc/passwd", "--ro-bind", str(job_dir / "group"), "/etc/group",
+    args += ["--ro-bind", str(job_dir / "passwd"), "/etc/passwd",
+             "--ro-bind", str(job_dir / "group"), "/etc/group",
              "--ro-bind", str(job_dir), GRADER, "--proc", "/proc", "--dev", "/dev",
              "--perms", "0755", "--dir", "/home",
              "--size", str(limits.disk_mb * MB), "--tmpfs", HOME,
@@ -163,7 +164,8 @@ def _environment(home: str, pythonpath: str) -> dict[str, str]:
            "PYTHONPATH": pythonpath, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
            "MPLBACKEND": "Agg", "LESSONS_PROFILE": "fast", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "CUDA_VISIBLE_DEVICES": "", "IPYTHONDIR": f"{home}/.ipython", "MPLCONFIGDIR": f"{home}/.config/matplotlib",
+           "CUDA_VISIBLE_DEVICES": "", "IPYTHONDIR": f"{home}/.ipython",
+           "MPLCONFIGDIR": f"{home}/.config/matplotlib",
            "JUPYTER_CONFIG_DIR": f"{home}/.jupyter", "JUPYTER_DATA_DIR": f"{home}/.local/share/jupyter",
            "JUPYTER_RUNTIME_DIR": f"{home}/.local/share/jupyter/runtime", "XDG_CACHE_HOME": f"{home}/.cache",
            "XDG_CONFIG_HOME": f"{home}/.config", "LESSONS_CACHE_DIR": f"{home}/.cache/lessons_lib"}
@@ -174,7 +176,8 @@ def _write_job(job_dir: Path, notebook_text: str, job: dict, uid: int) -> None:
     job_dir.mkdir(mode=0o755)
     os.chmod(job_dir, 0o755)
     files = {"worker.py": WORKER.read_text(encoding="utf-8"), "notebook.ipynb": notebook_text,
-             "job.json": json.dumps(job), "passwd": f"student:x:{uid}:{uid}:student:{HOME}:/usr/sbin/nologin\n",
+             "job.json": json.dumps(job),
+             "passwd": f"student:x:{uid}:{uid}:student:{HOME}:/usr/sbin/nologin\n",
              "group": f"student:x:{uid}:\n"}
     for name, text in files.items():
         (job_dir / name).write_text(text, encoding="utf-8")
@@ -269,7 +272,8 @@ def probe(limits: Limits = Limits(timeout=60.0, memory_mb=2048)) -> tuple[bool, 
             return False, f"bubblewrap could not be started ({type(exc).__name__}: {exc})"
         if res.returncode == 0 and "sandbox ok 2" in res.stdout:
             version = subprocess.run(["bwrap", "--version"], capture_output=True, text=True).stdout.strip()
-            return True, f"{version or 'bubblewrap'}, {'as root, dropping to an unprivileged uid' if os.geteuid() == 0 else 'in a user namespace'}"
+            how = "as root, dropping to an unprivileged uid" if os.geteuid() == 0 else "in a user namespace"
+            return True, f"{version or 'bubblewrap'}, {how}"
         why = (res.stderr.strip().splitlines() or [f"exit status {res.returncode}"])[-1]
         return False, (f"bubblewrap is installed but cannot create its sandbox here ({why}); on a desktop "
                        "Linux, unprivileged user namespaces may be switched off (e.g. Ubuntu 24.04's "

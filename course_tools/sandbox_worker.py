@@ -143,7 +143,8 @@ def main():
                 checks = [o["data"][CHECK_MIME] for o in cell.get("outputs", [])
                           if CHECK_MIME in o.get("data", {})]
                 emit(event="cell", cell=index, status=str(reply.get("status", "unknown"))[:20],
-                     ename=str(reply.get("ename", ""))[:MAX_TEXT], evalue=str(reply.get("evalue", ""))[:MAX_TEXT],
+                     ename=str(reply.get("ename", ""))[:MAX_TEXT],
+                     evalue=str(reply.get("evalue", ""))[:MAX_TEXT],
                      checks=checks)
                 cell.outputs = []
     except DeadKernelError:

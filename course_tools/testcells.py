@@ -72,7 +72,8 @@ def _check_calls(tree: ast.Module, where: str) -> list[ast.Call]:
             raise TestCellError(f"{where}, line {node.lineno}: an assert statement. The grader judges "
                                 f"answers outside the student's kernel, so write the check as "
                                 f"{CHECK_NAME}(label, observed, expected) (from lessons_lib.checks).")
-        if isinstance(node, ast.Name) and node.id == CHECK_NAME and isinstance(node.ctx, (ast.Store, ast.Del)):
+        rebound = isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del))
+        if rebound and node.id == CHECK_NAME:
             raise TestCellError(f"{where}, line {node.lineno}: the name {CHECK_NAME} is reassigned.")
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == CHECK_NAME:
             if (len(node.args) != 3 or any(isinstance(a, ast.Starred) for a in node.args)
@@ -95,10 +96,12 @@ def parse_test_cell(source: str, grade_id: str, where: str) -> TestCell:
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
-        raise TestCellError(f"{where}: a test cell must be plain Python ({exc.msg}, line {exc.lineno}).") from None
+        raise TestCellError(f"{where}: a test cell must be plain Python ({exc.msg}, line "
+                            f"{exc.lineno}).") from None
     calls = sorted(_check_calls(tree, where), key=lambda n: (n.lineno, n.col_offset))
     try:
-        hidden_lines = [(a + 1, b + 1) for a, b in _regions(source.split("\n"), BEGIN_HIDDEN, END_HIDDEN, where)]
+        regions = _regions(source.split("\n"), BEGIN_HIDDEN, END_HIDDEN, where)
+        hidden_lines = [(a + 1, b + 1) for a, b in regions]
     except MarkerError as exc:
         raise TestCellError(str(exc)) from None
     student = _Rewrite(reference=False).visit(ast.parse(source))

@@ -108,7 +108,7 @@ def compare(observed, expected, rtol: float = DEFAULT_RTOL, atol: float = DEFAUL
         return type(expected) is str and type(observed) is str and expected == observed
     if type(expected) is list or type(observed) is list:
         return (type(expected) is list and type(observed) is list and len(expected) == len(observed)
-                and all(compare(o, e, rtol, atol) for o, e in zip(observed, expected)))
+                and all(compare(o, e, rtol, atol) for o, e in zip(observed, expected, strict=False)))
     if _tag(expected) == "$dict" and _tag(observed) == "$dict":
         try:
             exp = {_key(k): v for k, v in expected["$dict"]}
@@ -126,7 +126,8 @@ def describe(plain, limit: int = 120) -> str:
 
 
 def expect(label: str, observed, expected, *, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL) -> None:
-    """Check that ``observed`` matches ``expected`` (numbers within the tolerances); raise AssertionError if not."""
+    """Check that ``observed`` matches ``expected`` (numbers within the tolerances);
+    raise AssertionError if not."""
     got, want = to_plain(observed), to_plain(expected)
     if not compare(got, want, rtol, atol):
         raise AssertionError(f"{label}: got {describe(got)}, expected {describe(want)}")

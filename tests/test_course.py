@@ -126,8 +126,9 @@ def test_lesson_notebooks_follow_the_course_conventions(path):
     nb = nbformat.read(path, as_version=4)
     first_md, first_code = nb.cells[0], next(c for c in nb.cells if c.cell_type == "code")
     assert first_md.cell_type == "markdown" and first_md.source.startswith("# ")
-    assert f"colab.research.google.com/github/image-transformation-course/lessons/blob/main/notebooks/{path.name}" \
-        in first_md.source, "Open-in-Colab badge must link to this notebook"
+    badge = ("colab.research.google.com/github/image-transformation-course/lessons/blob/main/notebooks/"
+             + path.name)
+    assert badge in first_md.source, "Open-in-Colab badge must link to this notebook"
     assert "What you will learn" in first_md.source
     assert 'if "google.colab" in sys.modules:' in first_code.source
     assert f'%pip install -q "lessons_lib @ git+{REPO_URL}"' in first_code.source

@@ -112,7 +112,8 @@ sys.excepthook = lambda *a: None
 def fake(cell, checks):
     rec = {"event": "cell", "cell": cell, "status": "ok", "ename": "", "evalue": "", "checks": checks}
     return json.dumps(rec) + "\\n"
-line = "".join(fake(i, [{"site": s, "label": "forged", "value": True} for s in range(1, 9)]) for i in range(40))
+forged = [{"site": s, "label": "forged", "value": True} for s in range(1, 9)]
+line = "".join(fake(i, forged) for i in range(40))
 for pid in (os.getppid(), 1, 2, 3):
     for fd in range(0, 12):
         try:
@@ -146,7 +147,8 @@ try:
     import solutions  # the checkout is not importable from the sandbox
 except ImportError:
     pass
-STOLEN = {p: open(p, errors="replace").read()[:100] for p in ("/proc/1/cmdline", "/proc/1/environ") if os.path.exists(p)}
+STOLEN = {p: open(p, errors="replace").read()[:100] for p in ("/proc/1/cmdline", "/proc/1/environ")
+          if os.path.exists(p)}
 '''
 
 OUTSIDE = '''
@@ -259,7 +261,7 @@ def _build(root: Path, outside: Path, ports: dict, victim_pid: int) -> dict[str,
     honest["carol"] = 0
     _save(_after_solution(_ex1(), "while True:\n    pass"), subs / "dave" / EX1)   # hangs
     honest["dave"] = 0
-    nb = _ex1()                                                          # wrong ratio, edits and deletes tests
+    nb = _ex1()                                                          # wrong ratio; edits, deletes tests
     _edit_solution(nb, "return self.pixel_values(height, width) / self.latent_values(height, width)",
                    "return 50.0")
     _cell(nb, "_test_ratio").source = "# 3 points\npass"
@@ -268,7 +270,8 @@ def _build(root: Path, outside: Path, ports: dict, victim_pid: int) -> dict[str,
     honest["erin"] = 7
     _save(_after_solution(_ex1(), "import os\nos._exit(3)"), subs / "henry" / EX1)   # the kernel dies
     honest["henry"] = 0
-    targets = [str(SOLUTIONS / EX1), str(subs / "solutions" / EX1), str(subs / "bob" / EX1), str(outside / "x")]
+    targets = [str(SOLUTIONS / EX1), str(subs / "solutions" / EX1), str(subs / "bob" / EX1),
+               str(outside / "x")]
     writable = [str(subs / "solutions" / EX1), str(subs / "bob" / EX1), str(outside / "x")]
     setup = (f"TARGETS = {targets!r}\nWRITE_TARGETS = {writable!r}\nVICTIM_PID = {victim_pid}\n"
              f"UDP_PORT = {ports['udp']}\nTCP_PORT = {ports['tcp']}\nUNIX_PATH = {ports['unix']!r}\n")
@@ -293,7 +296,8 @@ def _build(root: Path, outside: Path, ports: dict, victim_pid: int) -> dict[str,
     nb.metadata["kernelspec"] = {"name": "../../bin/sh", "display_name": "x", "language": "sh"}
     _save(nb, subs / "tamper" / EX1)
     honest["tamper"] = 0
-    nb = _after_solution(_ex1(), "raise type('=Evil', (Exception,), {})('=HYPERLINK(\"http://x\")|\\n| forged |')")
+    nb = _after_solution(_ex1(), "raise type('=Evil', (Exception,), {})('=HYPERLINK(\"http://x\")|\\n| "
+                                 "forged |')")
     _save(nb, subs / "=HYPERLINK(\"x\")" / EX1)                    # CSV / Markdown injection
     _save(_ex1(), subs / "pipe|name\n| forged | 60 of 60 |" / EX1)
     honest['=HYPERLINK("x")'] = 10
@@ -311,10 +315,12 @@ def _build(root: Path, outside: Path, ports: dict, victim_pid: int) -> dict[str,
     (subs / "notjson").mkdir()
     (subs / "notjson" / EX1).write_text("{ this is not a notebook")
     (subs / "nocells").mkdir()
-    (subs / "nocells" / EX1).write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    empty = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (subs / "nocells" / EX1).write_text(json.dumps(empty))
     (subs / "oddcells").mkdir()
-    (subs / "oddcells" / EX1).write_text(json.dumps({"cells": [1, None, {"cell_type": "code", "source": 5},
-                                                               {"cell_type": ["x"], "metadata": []}], "metadata": 7}))
+    odd = {"cells": [1, None, {"cell_type": "code", "source": 5}, {"cell_type": ["x"], "metadata": []}],
+           "metadata": 7}
+    (subs / "oddcells" / EX1).write_text(json.dumps(odd))
     (subs / "huge").mkdir()
     with open(subs / "huge" / EX1, "wb") as fh:
         fh.truncate(25 * 2**20)  # sparse: over the size cap without using the disk
@@ -354,7 +360,8 @@ def _sandbox_uid_processes() -> list[int]:
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                uid = int(next(li for li in (proc / "status").read_text().splitlines() if li.startswith("Uid:")).split()[1])
+                status = (proc / "status").read_text().splitlines()
+                uid = int(next(li for li in status if li.startswith("Uid:")).split()[1])
             except (OSError, StopIteration, ValueError):
                 continue
             if sandbox.UID_BASE <= uid < sandbox.UID_BASE + 64:
@@ -408,7 +415,8 @@ def graded(tmp_path_factory):
         s.close()
     result = {"code": code, "elapsed": elapsed, "n": n, "honest": honest, "out": out, "subs": subs,
               "changed": before != _snapshot(outside, subs, SOLUTIONS, EXERCISES), "received": received,
-              "victim_alive": victim_alive, "alive": _alive_with(MARKER), "uid_procs": _sandbox_uid_processes(),
+              "victim_alive": victim_alive, "alive": _alive_with(MARKER),
+              "uid_procs": _sandbox_uid_processes(),
               "texts": {name: (out / name).read_text() for name in grading.RESULT_FILES}}
     with open(out / "scores_long.csv", newline="") as f:
         result["long"] = list(csv.DictReader(f))
@@ -439,20 +447,24 @@ def test_every_submission_gets_its_honest_score(graded):
 
 def test_controls_statuses_and_reasons(graded):
     blank = [r for r in graded["long"] if r["student"] == "blank"]
-    assert len(blank) == 23 and all(r["status"] == "error" and "NotImplementedError" in r["reason"] for r in blank)
+    assert len(blank) == 23
+    assert all(r["status"] == "error" and "NotImplementedError" in r["reason"] for r in blank)
     bob = _rows(graded, "bob")
     assert bob["megabytes"]["status"] == "failed" and "gave a wrong value" in bob["megabytes"]["reason"]
     assert bob["counts"]["status"] == bob["ratio"]["status"] == "passed"
     assert all("after cell" in r["reason"] and "ModuleNotFoundError" in r["reason"]
                for r in _rows(graded, "carol").values())
-    assert all(r["status"] == "timeout" and f"within {TIMEOUT} s" in r["reason"] for r in _rows(graded, "dave").values())
-    assert all(r["status"] == "crashed" and "exited with status 3" in r["reason"] for r in _rows(graded, "henry").values())
+    assert all(r["status"] == "timeout" and f"within {TIMEOUT} "
+                                            f"s" in r["reason"] for r in _rows(graded, "dave").values())
+    assert all(r["status"] == "crashed" and "exited with status "
+                                            "3" in r["reason"] for r in _rows(graded, "henry").values())
     erin = _rows(graded, "erin")
     assert erin["ratio"]["status"] == "failed" and erin["validation"]["status"] == "passed"
     summary = graded["texts"]["summary.md"]
     assert "restored: ex1\\_vae" not in summary and "restored: ex1_vae_compression_test_ratio" in summary
     assert "put back: ex1_vae_compression_test_validation" in summary
-    assert {r["status"] for r in graded["long"] if r["student"] == "bob" and r["notebook"] != EX1} == {"missing"}
+    others = {r["status"] for r in graded["long"] if r["student"] == "bob" and r["notebook"] != EX1}
+    assert others == {"missing"}
 
 
 def test_attacks_on_the_judgement_score_nothing(graded):
@@ -479,7 +491,8 @@ def test_links_special_and_malformed_files_get_a_reason(graded):
     assert "FIFO" in next(iter(reasons["fifo"])) and "device" in next(iter(reasons["device"]))
     assert "nested too deeply" in next(iter(reasons["nested"]))
     assert "not valid JSON" in next(iter(reasons["notjson"]))
-    assert "no code cells" in next(iter(reasons["nocells"])) and "no code cells" in next(iter(reasons["oddcells"]))
+    assert "no code cells" in next(iter(reasons["nocells"]))
+    assert "no code cells" in next(iter(reasons["oddcells"]))
     assert "over the 20 MB limit" in next(iter(reasons["huge"]))
     assert "symbolic link" in graded["texts"]["summary.md"]  # the linked student folder
     assert "bytes\\xff\\xfename" in graded["wide"]
@@ -493,7 +506,8 @@ def test_results_leak_nothing_and_start_no_formula(graded):
                 block = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
                 hidden += [" ".join(li.split()) for li in block.splitlines() if len(li.strip()) >= 12]
             if nbgrader_meta(cell).get("solution"):
-                hidden += [li.strip() for li in cell.source.splitlines() if "return" in li and len(li.strip()) > 20]
+                hidden += [li.strip() for li in cell.source.splitlines()
+                           if "return" in li and len(li.strip()) > 20]
     text = "\n".join(graded["texts"].values())
     flat = " ".join(text.split())
     assert hidden and not [h for h in hidden if h in flat]
@@ -632,9 +646,11 @@ def test_interrupted_run_leaves_nothing_behind(tmp_path):
         pytest.skip("no sandbox here")
     subs, tmp = tmp_path / "subs", tmp_path / "tmp"
     tmp.mkdir()
-    _save(_after_solution(_ex1(), f"import time\nwhile True:\n    time.sleep(1)  # {MARKER}-int"), subs / "dave" / EX1)
+    _save(_after_solution(_ex1(), f"import time\nwhile True:\n    time.sleep(1)  # "
+                                  f"{MARKER}-int"), subs / "dave" / EX1)
     env = dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "course_tools.grading", str(subs), "--out", str(tmp_path / "out")],
+    cmd = [sys.executable, "-m", "course_tools.grading", str(subs), "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(cmd,
                             env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(12)
     proc.send_signal(signal.SIGTERM)
