@@ -435,7 +435,7 @@ def _number(kind, low, high, what):
                                              f"{'a whole number' if kind is int else 'a number'}, "
                                              f"got {text!r}") from None
         if not (isinstance(value, int) or math.isfinite(value)) or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{what} must be between {low:g} and {high:g}, got {text}")
+            raise argparse.ArgumentTypeError(f"{what} must be between {low} and {high}, got {text}")
         return value
     return parse
 

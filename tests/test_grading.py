@@ -437,6 +437,11 @@ def _rows(graded, name):
 def test_the_run_finishes_with_results(graded):
     assert graded["code"] == 0
     assert graded["elapsed"] < graded["n"] * TIMEOUT / 2 + 60
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for name in grading.RESULT_FILES:  # readable by others as the umask allows, not 0600
+        assert (graded["out"] / name).stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in graded["out"].iterdir()) == sorted(grading.RESULT_FILES)  # no staging left
 
 
 def test_every_submission_gets_its_honest_score(graded):
@@ -639,6 +644,27 @@ def test_results_are_never_overwritten_silently(tmp_path, capsys):
     _save(_ex1(), subs / "amy" / EX1)
     assert grading.main([str(subs), "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err and (out / "scores_long.csv").read_text() == "earlier"
+
+
+@needs_bwrap
+def test_results_that_cannot_be_written_are_saved_elsewhere(tmp_path, capsys, monkeypatch):
+    subs = tmp_path / "subs"
+    _save(_ex1(), subs / "amy" / EX1)
+    real = grading.commit
+    calls = []
+
+    def full_disk(folder, files):
+        calls.append(folder)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real(folder, files)
+
+    monkeypatch.setattr(grading, "commit", full_disk)
+    assert grading.main([str(subs), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and f"saved in {calls[1]}" in err
+    assert "amy,2,3,3,2,10,10" in (calls[1] / "scores_wide.csv").read_text()
+    shutil.rmtree(calls[1])
 
 
 def test_interrupted_run_leaves_nothing_behind(tmp_path):
