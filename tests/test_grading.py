@@ -685,3 +685,15 @@ def test_interrupted_run_leaves_nothing_behind(tmp_path):
     time.sleep(1)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     assert list(tmp.iterdir()) == [] and _sandbox_uid_processes() == []
+
+
+def test_the_student_install_carries_no_grader():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    deps = " ".join(project["project"]["dependencies"]) + (REPO / "requirements.txt").read_text()
+    for tool in ("nbformat", "nbclient", "nbconvert", "ipykernel", "nbval"):
+        assert tool not in deps, f"{tool} is an instructor tool, not a student dependency"
+    assert project["tool"]["setuptools"]["packages"]["find"]["include"] == ["lessons_lib*"]
+    for path in (REPO / "lessons_lib").rglob("*.py"):
+        text = path.read_text()
+        assert "course_tools" not in text and "import nbformat" not in text and "nbclient" not in text, path
