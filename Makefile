@@ -13,7 +13,7 @@ setup:
 	@bash scripts/setup_env.sh
 
 course: setup
-	$(PY) -m lessons_lib.course $(ARGS)
+	$(PY) -m course_tools.course $(ARGS)
 
 test: setup
 	LESSONS_PROFILE=fast MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
