@@ -295,3 +295,69 @@ def test_time_unet_shapes_conditioning_and_time_dependence():
     # Gradients reach every parameter (the network is trainable end to end).
     net(x, torch.tensor([1, 500]), cond).pow(2).mean().backward()
     assert all(p.grad is not None for p in net.parameters())
+
+
+# --------------------------------------------------------------------------- prediction types, EMA
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "sample"])
+@pytest.mark.parametrize("t", [900, 300, 0])
+def test_steps_with_other_prediction_types_match_diffusers(prediction_type, t):
+    sched = D.make_schedule("cosine", 1000, prediction_type)
+    out, x = _step_inputs(t + 5)
+    noise = torch.randn(out.shape, generator=torch.Generator().manual_seed(3))
+    ddim = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=prediction_type)
+    ddim.set_timesteps(50)
+    expected = ddim.step(out, t, x, eta=0.5, variance_noise=noise)
+    ours = D.ddim_step(out, t, x, sched, num_inference_steps=50, eta=0.5, noise=noise)
+    assert (ours.prev_sample - expected.prev_sample).abs().max() <= 1e-5
+    assert (ours.pred_original_sample - expected.pred_original_sample).abs().max() <= 1e-5
+    ddpm = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=prediction_type)
+    expected = ddpm.step(out, t, x, generator=torch.Generator().manual_seed(3)).prev_sample
+    ours = D.ddpm_step(out, t, x, sched, noise=noise).prev_sample
+    assert (ours - expected).abs().max() <= 1e-5
+
+
+def test_v_target_matches_diffusers_velocity_and_recovers_x0():
+    sched = D.make_schedule("cosine", 1000, "v_prediction")
+    g = torch.Generator().manual_seed(4)
+    x0, noise = torch.rand(4, 3, 8, 8, generator=g) * 2 - 1, torch.randn(4, 3, 8, 8, generator=g)
+    t = torch.tensor([0, 10, 500, 999])
+    ref = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2").get_velocity(x0, noise, t)
+    v = D.training_target(x0, noise, t, sched)
+    assert (v - ref).abs().max() <= 1e-5
+    x_t = D.q_sample(x0, t, noise, sched)
+    for i in range(4):  # the x0 that v implies is the x0 that made x_t
+        assert (D.predicted_x0(v[i:i + 1], int(t[i]), x_t[i:i + 1], sched) - x0[i:i + 1]).abs().max() <= 1e-3
+
+
+def test_diffusion_loss_targets_and_bad_prediction_type():
+    x0, noise = _step_inputs(5)
+    t = torch.full((x0.shape[0],), 300)
+    for kind, target in [("epsilon", noise), ("sample", x0)]:
+        sched = D.make_schedule("linear", 1000, kind)
+        perfect = lambda x_t, tt, target=target: target  # noqa: E731
+        assert D.diffusion_loss(perfect, x0, sched, "mse", t=t, noise=noise) < 1e-12
+    with pytest.raises(ValueError, match="prediction_type must be one of"):
+        D.make_schedule("linear", 1000, "x0")
+
+
+def test_ema_update_and_warmup_in_diffusion_task():
+    from lessons_lib import training
+
+    model = torch.nn.Linear(3, 3)
+    ema = torch.nn.Linear(3, 3)
+    ema.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    before = ema.weight.clone()
+    training.ema_update(ema, model, 0.75)
+    assert torch.allclose(ema.weight, 0.75 * before + 0.25 * model.weight)
+    with pytest.raises(ValueError, match="ema_decay"):
+        training.DiffusionTask(TimeUNet(3, base_channels=8, channel_mults=(1, 2), attention=False), ema_decay=1.0)
+    net = TimeUNet(3, base_channels=8, channel_mults=(1, 2), attention=False)
+    task = training.DiffusionTask(net, D.make_schedule("cosine", 100, "v_prediction"), ema_decay=0.999)
+    images = torch.rand(4, 3, 8, 8) * 2 - 1
+    task.training_step(images)  # images alone: unconditional
+    # First update: decay min(0.999, 1/10) = 0.1, so the average moved 90 % of the way.
+    ema_w, new_w = task.inference_model().out_conv.weight, net.out_conv.weight
+    assert task.ema_updates == 1 and torch.allclose(ema_w, 0.9 * new_w, atol=1e-6)
+    assert task.state_dict()["extra"] == {"ema_updates": 1}

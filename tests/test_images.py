@@ -147,3 +147,24 @@ def test_resize_to_multiple():
         images.resize_to_multiple(Image.new("RGB", (5, 40)), 8, max_side=None)
     rgba = Image.new("RGBA", (64, 64))
     assert images.resize_to_multiple(rgba).mode == "RGB"
+
+
+def test_chroma_round_trip_and_pil_ycbcr():
+    import numpy as np
+    from PIL import Image
+
+    from lessons_lib.images import luma_chroma_to_rgb, rgb_to_chroma, rgb_to_gray
+
+    x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    for batch in (x, x * 2 - 1):  # the same formulas in [0, 1] and in [-1, 1]
+        back = luma_chroma_to_rgb(rgb_to_gray(batch), rgb_to_chroma(batch))
+        assert (back - batch).abs().max() < 1e-5
+    gray = rgb_to_gray(x, keep_channels=True)
+    assert rgb_to_chroma(gray).abs().max() < 1e-6          # a gray picture has no chroma
+    # PIL's JPEG YCbCr: Cb, Cr = 128 + 255 x our chroma (to its uint8 rounding).
+    img = Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    ycbcr = torch.from_numpy(np.asarray(img.convert("YCbCr"), dtype=np.float32)).permute(2, 0, 1) / 255
+    ours = rgb_to_chroma(torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)[None] / 255)[0]
+    assert (ours + 128 / 255 - ycbcr[1:]).abs().max() <= 1.5 / 255
+    with pytest.raises(ValueError, match="chroma"):
+        luma_chroma_to_rgb(torch.rand(1, 1, 4, 4), torch.rand(1, 3, 4, 4))
