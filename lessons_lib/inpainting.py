@@ -178,7 +178,7 @@ def make_task(method: str, image_size: int = 32, width: int = 32, lr: float | No
     kwargs.setdefault("channel_mults", (1, 2, 2))
     # The DDPM: v-prediction on a cosine schedule with averaged weights, the recipe that
     # learns in minutes (see lessons_lib.diffusion); the images are diffused in [-1, 1].
-    return DiffusionTask(TimeUNet(base_channels=width, **kwargs), schedule=schedule or default_schedule(),
+    return DiffusionTask(TimeUNet(width=width, **kwargs), schedule=schedule or default_schedule(),
                          lr=lr or 2e-3, loss=loss, target=_signed_images, ema_decay=0.999)
 
 

@@ -166,7 +166,7 @@ def test_ddpm_sampler_with_oracle_and_trajectory():
 
 def test_ddim_sampler_matches_diffusers_loop():
     sched = D.make_schedule("cosine", 1000)
-    model = TimeUNet(base_channels=8, channel_mults=(1, 2)).eval()
+    model = TimeUNet(width=8, channel_mults=(1, 2)).eval()
     torch.nn.init.normal_(model.out_conv.weight, std=0.02)
     x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     ours = D.ddim_sample(model, x_T.shape, sched, num_inference_steps=10, x_T=x_T, progress=False)
@@ -220,7 +220,7 @@ def test_repaint_keeps_known_pixels_and_uses_the_oracle():
     x0 = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
     mask = torch.ones(2, 1, 16, 16)
     mask[:, :, 4:12, 4:12] = 0
-    model = TimeUNet(base_channels=8, channel_mults=(1, 2)).eval()
+    model = TimeUNet(width=8, channel_mults=(1, 2)).eval()
     out = D.repaint_sample(model, x0, mask, sched, num_inference_steps=20, jump_length=5,
                            jump_n_sample=2, generator=torch.Generator().manual_seed(1), progress=False)
     keep = mask.expand_as(x0).bool()
@@ -281,7 +281,7 @@ def test_timestep_embedding_matches_diffusers():
 
 def test_time_unet_shapes_conditioning_and_time_dependence():
     torch.manual_seed(0)
-    net = TimeUNet(in_channels=3, cond_channels=1, base_channels=8, channel_mults=(1, 2, 2))
+    net = TimeUNet(in_channels=3, cond_channels=1, width=8, channel_mults=(1, 2, 2))
     torch.nn.init.normal_(net.out_conv.weight, std=0.1)
     x, cond = torch.randn(2, 3, 32, 32), torch.randn(2, 1, 32, 32)
     out = net(x, torch.tensor([1, 500]), cond)
@@ -352,8 +352,8 @@ def test_ema_update_and_warmup_in_diffusion_task():
     training.ema_update(ema, model, 0.75)
     assert torch.allclose(ema.weight, 0.75 * before + 0.25 * model.weight)
     with pytest.raises(ValueError, match="ema_decay"):
-        training.DiffusionTask(TimeUNet(3, base_channels=8, channel_mults=(1, 2), attention=False), ema_decay=1.0)
-    net = TimeUNet(3, base_channels=8, channel_mults=(1, 2), attention=False)
+        training.DiffusionTask(TimeUNet(3, width=8, channel_mults=(1, 2), attention=False), ema_decay=1.0)
+    net = TimeUNet(3, width=8, channel_mults=(1, 2), attention=False)
     task = training.DiffusionTask(net, D.make_schedule("cosine", 100, "v_prediction"), ema_decay=0.999)
     images = torch.rand(4, 3, 8, 8) * 2 - 1
     task.training_step(images)  # images alone: unconditional

@@ -17,7 +17,7 @@ from torch import nn
 
 from . import gan, resnet, unet, vae
 
-__all__ = ["ZooModel", "MODELS", "build_model", "model_names"]
+__all__ = ["ZooModel", "MODELS", "build_model"]
 
 
 @dataclass(frozen=True)
@@ -38,26 +38,22 @@ def _diffusion(sampler: str):
 
 MODELS: dict[str, ZooModel] = {m.name: m for m in [
     ZooModel("resnet", "supervised", "residual conv features + transposed-conv upsampling (MSE)",
-             lambda latent_dim=256, width=32: resnet.ResNetColorizer(base=width)),
+             lambda latent_dim=256, width=32: resnet.ResNetColorizer(width=width)),
     ZooModel("unet", "supervised", "U-Net with skip connections (MSE)",
-             lambda latent_dim=256, width=32: unet.UNet(base=width)),
+             lambda latent_dim=256, width=32: unet.UNet(width=width)),
     ZooModel("gan", "gan", "encoder-decoder generator without skips + patch discriminator (BCE + L1)",
-             lambda latent_dim=256, width=32: gan.gan(base=width)),
+             lambda latent_dim=256, width=32: gan.gan(width=width)),
     ZooModel("unetgan", "gan", "U-Net generator + patch discriminator (BCE + L1)",
-             lambda latent_dim=256, width=32: gan.unet_gan(base=width)),
+             lambda latent_dim=256, width=32: gan.unet_gan(width=width)),
     ZooModel("basicvae", "vae", "conv VAE without skips (MSE + 0.001 KL)",
-             lambda latent_dim=256, width=32: vae.BasicVAE(latent_dim=latent_dim, base=width)),
+             lambda latent_dim=256, width=32: vae.BasicVAE(latent_dim=latent_dim, width=width)),
     ZooModel("unetvae", "vae", "U-Net with a variational bottleneck (MSE + 0.001 KL)",
-             lambda latent_dim=256, width=32: vae.UNetVAE(latent_dim=latent_dim, base=width)),
+             lambda latent_dim=256, width=32: vae.UNetVAE(latent_dim=latent_dim, width=width)),
     ZooModel("unetddpm", "diffusion", "conditional diffusion UNet on chroma, ancestral DDPM sampling (v-prediction MSE)",
              _diffusion("ddpm")),
     ZooModel("unetddim", "diffusion", "conditional diffusion UNet on chroma, deterministic DDIM sampling (v-prediction MSE)",
              _diffusion("ddim")),
 ]}
-
-
-def model_names() -> list[str]:
-    return list(MODELS)
 
 
 def build_model(name: str, latent_dim: int = 256, width: int = 32) -> nn.Module:

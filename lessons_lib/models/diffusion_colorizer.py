@@ -40,7 +40,7 @@ class DiffusionColorizer(nn.Module):
         super().__init__()
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
-        self.unet = TimeUNet(in_channels=2, cond_channels=1, base_channels=width,
+        self.unet = TimeUNet(in_channels=2, cond_channels=1, width=width,
                              channel_mults=channel_mults, attention=attention)
         self.schedule = diffusion.make_schedule(schedule, T, prediction_type)
         self.sampler = sampler

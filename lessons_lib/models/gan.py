@@ -17,7 +17,7 @@ from .unet import UNet, check_side, gray_plus, offset_head
 class EncoderDecoderGenerator(nn.Module):
     """Strided convolutions down to 1/8 size, transposed convolutions back; no skips."""
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 2, base: int = 32):
+    def __init__(self, in_channels: int = 1, out_channels: int = 2, width: int = 32):
         super().__init__()
 
         def down(cin, cout, norm=True):
@@ -28,10 +28,10 @@ class EncoderDecoderGenerator(nn.Module):
             return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=False),
                                  nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
-        self.encoder = nn.Sequential(down(in_channels, base, norm=False), down(base, 2 * base),
-                                     down(2 * base, 4 * base))
-        self.decoder = nn.Sequential(up(4 * base, 2 * base), up(2 * base, base), up(base, base),
-                                     offset_head(base, out_channels))
+        self.encoder = nn.Sequential(down(in_channels, width, norm=False), down(width, 2 * width),
+                                     down(2 * width, 4 * width))
+        self.decoder = nn.Sequential(up(4 * width, 2 * width), up(2 * width, width), up(width, width),
+                                     offset_head(width, out_channels))
 
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
         check_side(gray, 8, type(self).__name__)
@@ -44,15 +44,15 @@ class PatchDiscriminator(nn.Module):
     Fully convolutional: a 32x32 input gives a 4x4 map of logits, larger inputs larger maps.
     """
 
-    def __init__(self, in_channels: int = 1 + 3, base: int = 32):
+    def __init__(self, in_channels: int = 1 + 3, width: int = 32):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, base, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(base, 2 * base, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * base),
+            nn.Conv2d(in_channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * width),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(2 * base, 4 * base, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(4 * base),
+            nn.Conv2d(2 * width, 4 * width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(4 * width),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(4 * base, 1, 3, padding=1),
+            nn.Conv2d(4 * width, 1, 3, padding=1),
         )
 
     def forward(self, gray: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
@@ -77,11 +77,11 @@ class GANColorizer(nn.Module):
         return self.generator(gray).clamp(-1, 1)
 
 
-def gan(base: int = 32) -> GANColorizer:
+def gan(width: int = 32) -> GANColorizer:
     """The ``gan`` model: encoder-decoder generator (no skips) + patch discriminator."""
-    return GANColorizer(EncoderDecoderGenerator(base=base), PatchDiscriminator(base=base))
+    return GANColorizer(EncoderDecoderGenerator(width=width), PatchDiscriminator(width=width))
 
 
-def unet_gan(base: int = 32, depth: int = 3) -> GANColorizer:
+def unet_gan(width: int = 32, depth: int = 3) -> GANColorizer:
     """The ``unetgan`` model: U-Net generator + patch discriminator."""
-    return GANColorizer(UNet(base=base, depth=depth), PatchDiscriminator(base=base))
+    return GANColorizer(UNet(width=width, depth=depth), PatchDiscriminator(width=width))

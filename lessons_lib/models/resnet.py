@@ -39,15 +39,15 @@ class ResNetColorizer(nn.Module):
     transposed convolutions back up to a colour offset added to the gray input.
     Sides divisible by 4."""
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 2, base: int = 32, blocks: int = 2):
+    def __init__(self, in_channels: int = 1, out_channels: int = 2, width: int = 32, blocks: int = 2):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, base, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(base), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         self.features = nn.Sequential(
-            ResidualBlock(base, 2 * base, stride=2), ResidualBlock(2 * base, 4 * base, stride=2),
-            *[ResidualBlock(4 * base, 4 * base) for _ in range(blocks)])
-        self.upsample = nn.Sequential(up_block(4 * base, 2 * base), up_block(2 * base, base))
-        self.head = offset_head(base, out_channels)
+            ResidualBlock(width, 2 * width, stride=2), ResidualBlock(2 * width, 4 * width, stride=2),
+            *[ResidualBlock(4 * width, 4 * width) for _ in range(blocks)])
+        self.upsample = nn.Sequential(up_block(4 * width, 2 * width), up_block(2 * width, width))
+        self.head = offset_head(width, out_channels)
 
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
         check_side(gray, 4, type(self).__name__)

@@ -79,30 +79,30 @@ class TimeUNet(nn.Module):
 
     in_channels / out_channels: image channels (3 for RGB). cond_channels: channels of
     an optional condition image of the same size, concatenated to x_t (0 = none).
-    base_channels, channel_mults: widths per resolution level (each level after the
+    width, channel_mults: widths per resolution level (each level after the
     first halves the side). num_res_blocks per level; attention at the lowest level
     when ``attention`` is true.
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int | None = None, cond_channels: int = 0,
-                 base_channels: int = 32, channel_mults: tuple[int, ...] = (1, 2, 2),
+                 width: int = 32, channel_mults: tuple[int, ...] = (1, 2, 2),
                  num_res_blocks: int = 1, attention: bool = True, dropout: float = 0.0):
         super().__init__()
-        if base_channels < 1 or not channel_mults:
-            raise ValueError("base_channels must be positive and channel_mults non-empty.")
+        if width < 1 or not channel_mults:
+            raise ValueError("width must be positive and channel_mults non-empty.")
         self.in_channels = in_channels
         self.out_channels = out_channels or in_channels
         self.cond_channels = cond_channels
         self.levels = len(channel_mults)
-        emb_dim = base_channels * 4
-        self.base_channels = base_channels
-        self.time_mlp = nn.Sequential(nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.stem = nn.Conv2d(in_channels + cond_channels, base_channels, 3, padding=1)
+        emb_dim = width * 4
+        self.width = width
+        self.time_mlp = nn.Sequential(nn.Linear(width, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.stem = nn.Conv2d(in_channels + cond_channels, width, 3, padding=1)
 
-        widths = [base_channels * m for m in channel_mults]
+        widths = [width * m for m in channel_mults]
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
-        skips, ch = [base_channels], base_channels
+        skips, ch = [width], width
         for i, w in enumerate(widths):
             blocks = nn.ModuleList()
             for _ in range(num_res_blocks):
@@ -155,7 +155,7 @@ class TimeUNet(nn.Module):
         t = torch.as_tensor(t, device=x.device)
         if t.dim() == 0:
             t = t.expand(x.shape[0])
-        emb = self.time_mlp(timestep_embedding(t, self.base_channels))
+        emb = self.time_mlp(timestep_embedding(t, self.width))
         h = self.stem(torch.cat([x, cond], dim=1) if self.cond_channels else x)
         hs = [h]
         for i, blocks in enumerate(self.down):

@@ -47,15 +47,15 @@ def check_side(x: torch.Tensor, multiple: int, name: str) -> None:
 
 
 class UNet(nn.Module):
-    """``depth`` poolings (sides must be divisible by 2**depth); widths base, 2*base, ...
+    """``depth`` poolings (sides must be divisible by 2**depth); widths width, 2*width, ...
 
     ``encode`` returns the bottleneck and the skips, ``decode`` goes back up, so a
     variant (the VAE) can change what happens in the middle.
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 2, base: int = 32, depth: int = 3):
+    def __init__(self, in_channels: int = 1, out_channels: int = 2, width: int = 32, depth: int = 3):
         super().__init__()
-        widths = [base * 2 ** i for i in range(depth + 1)]
+        widths = [width * 2 ** i for i in range(depth + 1)]
         self.depth = depth
         self.inc = conv_block(in_channels, widths[0])
         self.downs = nn.ModuleList(conv_block(widths[i], widths[i + 1]) for i in range(depth))

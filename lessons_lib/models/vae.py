@@ -25,7 +25,7 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, sample: bool) -> torc
 class BasicVAE(nn.Module):
     """Strided-conv encoder -> (mu, logvar) -> z -> transposed-conv decoder; no skips."""
 
-    def __init__(self, latent_dim: int = 256, in_channels: int = 1, out_channels: int = 2, base: int = 32):
+    def __init__(self, latent_dim: int = 256, in_channels: int = 1, out_channels: int = 2, width: int = 32):
         super().__init__()
 
         def down(cin, cout):
@@ -36,11 +36,11 @@ class BasicVAE(nn.Module):
             return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=False),
                                  nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
-        self.encoder = nn.Sequential(down(in_channels, base), down(base, 2 * base), down(2 * base, 4 * base))
-        self.to_stats = nn.Conv2d(4 * base, 2 * latent_dim, 1)
+        self.encoder = nn.Sequential(down(in_channels, width), down(width, 2 * width), down(2 * width, 4 * width))
+        self.to_stats = nn.Conv2d(4 * width, 2 * latent_dim, 1)
         self.decoder = nn.Sequential(
-            nn.Conv2d(latent_dim, 4 * base, 1), nn.ReLU(inplace=True),
-            up(4 * base, 2 * base), up(2 * base, base), up(base, base), offset_head(base, out_channels))
+            nn.Conv2d(latent_dim, 4 * width, 1), nn.ReLU(inplace=True),
+            up(4 * width, 2 * width), up(2 * width, width), up(width, width), offset_head(width, out_channels))
         self.latent_dim = latent_dim
 
     def forward(self, gray: torch.Tensor):
@@ -58,9 +58,9 @@ class UNetVAE(nn.Module):
     """A U-Net whose bottleneck is variational: skips carry detail, z carries the rest."""
 
     def __init__(self, latent_dim: int = 256, in_channels: int = 1, out_channels: int = 2,
-                 base: int = 32, depth: int = 3):
+                 width: int = 32, depth: int = 3):
         super().__init__()
-        self.unet = UNet(in_channels, out_channels, base=base, depth=depth)
+        self.unet = UNet(in_channels, out_channels, width=width, depth=depth)
         c = self.unet.bottleneck_channels
         self.to_stats = nn.Conv2d(c, 2 * latent_dim, 1)
         self.from_latent = nn.Sequential(nn.Conv2d(latent_dim, c, 1), nn.ReLU(inplace=True))

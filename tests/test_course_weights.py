@@ -1,0 +1,111 @@
+"""The course weights shipped in lessons_lib/weights: intact, within budget, and as good as the manifest says."""
+import json
+
+import pytest
+import torch
+
+from lessons_lib import course_weights, inpainting, zoo
+from lessons_lib.models.colorizers import MODELS
+
+SHIPPED = course_weights.manifest()["weights"]
+needs = pytest.mark.skipif(not SHIPPED, reason="no course weights in this checkout")
+
+
+def test_manifest_matches_the_files_and_the_budget():
+    assert set(SHIPPED) >= {f"zoo/{m}" for m in MODELS} | {f"inpainting/{m}" for m in inpainting.METHODS}
+    total = 0
+    for name, entry in SHIPPED.items():
+        path = course_weights.WEIGHTS_DIR / entry["file"]
+        assert path.is_file(), name
+        assert course_weights.file_sha256(path) == entry["sha256"], f"{name}: the file does not match its sha256"
+        assert path.stat().st_size == entry["bytes"]
+        for key in ("command", "data", "epochs", "seconds", "config", "metrics"):
+            assert key in entry, f"{name}: the manifest lacks '{key}'"
+        m = entry["metrics"]
+        better = m["model"] < m["baseline"] if m["better"] == "lower" else m["model"] > m["baseline"]
+        assert better, f"{name}: {m}"
+        total += entry["bytes"]
+    assert total <= course_weights.MAX_TOTAL_BYTES
+    # Nothing in the folder that the manifest does not describe.
+    files = {p.name for p in course_weights.WEIGHTS_DIR.glob("*.safetensors")}
+    assert files == {e["file"] for e in SHIPPED.values()}
+
+
+def test_zoo_targets_on_held_out_photos():
+    """The issue's bar: every zoo model below the gray baseline, the best at or below 13.3,
+    the diffusion models colourful (at least half the real photos' colourfulness)."""
+    zoo_rows = {n: SHIPPED[f"zoo/{n}"] for n in MODELS}
+    assert min(e["metrics"]["model"] for e in zoo_rows.values()) <= 13.3
+    for name in ("unetddpm", "unetddim"):
+        held = zoo_rows[name]["held_out"]
+        assert held["model"]["colorfulness"] >= 0.5 * held["target_colorfulness"], name
+
+
+def test_inpainting_targets():
+    gains = [e["metrics"]["model"] - e["metrics"]["baseline"]
+             for n, e in SHIPPED.items() if n.startswith("inpainting/")]
+    assert min(gains) > 0 and max(gains) >= 2.0
+
+
+def test_load_state_checks_the_checksum(tmp_path):
+    state = {"w": torch.randn(3, 4), "n": torch.tensor([1, 2])}
+    entry = course_weights.save_state("demo/net", state, {"config": {}}, folder=tmp_path)
+    assert entry["dtype"] == "float16" and (tmp_path / entry["file"]).is_file()
+    loaded, info = course_weights.load_state("demo/net", folder=tmp_path)
+    assert loaded["w"].dtype == torch.float32 and torch.allclose(loaded["w"], state["w"], atol=1e-2)
+    assert torch.equal(loaded["n"], state["n"])
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        course_weights.save_state("demo/net", state, {}, folder=tmp_path)
+    path = tmp_path / entry["file"]
+    path.write_bytes(path.read_bytes()[:-1] + b"\0")
+    with pytest.raises(course_weights.WeightsError, match="checksum"):
+        course_weights.load_state("demo/net", folder=tmp_path)
+    with pytest.raises(course_weights.WeightsError, match="No course weights named 'demo/other'"):
+        course_weights.load_state("demo/other", folder=tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(course_weights.WeightsError, match="damaged"):
+        course_weights.manifest(tmp_path / "manifest.json")
+
+
+@needs
+def test_zoo_cli_tests_the_course_weights_on_a_folder(tmp_path, capsys):
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(6):  # smooth colourful images, not noise
+        base = torch.rand(3, 1, 1, generator=g)
+        ramp = torch.linspace(0, 1, 32).view(1, 1, 32)
+        img = (base * 0.7 + 0.3 * ramp).clamp(0, 1).expand(3, 32, 32)
+        Image.fromarray((img.permute(1, 2, 0).numpy() * 255).astype("uint8")).save(photos / f"p{i}.png")
+    out = tmp_path / "out"
+    assert zoo.main(["--model", "unet", "--mode", "test", "--weights", "course", "--data", str(photos),
+                     "--out", str(out), "--num_images", "2"]) == 0
+    record = json.loads((out / "metrics_unet.json").read_text())
+    assert record["epoch"] == "course" and "delta_e76" in record["model"] and "delta_e76" in record["gray"]
+    assert (out / "samples_unet.png").is_file()
+    assert zoo.main(["--model", "unet", "--mode", "test", "--weights", "0", "--out", str(out)]) == 2
+    assert "'course'" in capsys.readouterr().err
+
+
+@needs
+def test_inpainting_cli_course_weights(tmp_path):
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    g = torch.Generator().manual_seed(1)
+    for i in range(4):
+        img = torch.rand(3, 8, 8, generator=g).repeat_interleave(4, 1).repeat_interleave(4, 2)
+        Image.fromarray((img.permute(1, 2, 0).numpy() * 255).astype("uint8")).save(photos / f"p{i}.png")
+    out = tmp_path / "out"
+    assert inpainting.main(["--mode", "test", "--weights", "course", "--methods", "unet,transformer",
+                            "--data", str(photos), "--out", str(out)]) == 0
+    record = json.loads((out / "metrics_inpainting.json").read_text())
+    assert {"naive", "unet", "transformer"} <= set(record)
+    assert all("masked_psnr" in record[m] for m in ("naive", "unet", "transformer"))
+    assert (out / "samples_inpainting.png").is_file()
+    # An earlier result is kept unless --overwrite.
+    assert inpainting.main(["--mode", "test", "--weights", "course", "--methods", "unet", "--data", str(photos),
+                            "--out", str(out)]) == 2
