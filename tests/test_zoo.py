@@ -31,10 +31,10 @@ def test_forward_shapes(name, size):
             logits = model.discriminator(gray, out)
             assert logits.shape == (2, 1, size // 8, size // 8)
         elif kind == "diffusion":
-            eps = model(torch.randn(2, 3, size, size), torch.tensor([0, 999]), gray)
-            assert eps.shape == (2, 3, size, size)
+            v = model(torch.randn(2, 2, size, size), torch.tensor([0, 999]), gray)  # the two chroma channels
+            assert v.shape == (2, 2, size, size)
     if kind != "diffusion":
-        # The colour offset starts at zero: an untrained model is the gray baseline.
+        # The chroma starts at zero: an untrained model is the gray baseline.
         assert torch.allclose(out, gray.expand(-1, 3, -1, -1), atol=1e-6)
 
 
