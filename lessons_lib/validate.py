@@ -109,8 +109,8 @@ def value_range(name: str, x, low: float, high: float, hint: str = "", tol: floa
             guess = " It looks like [-1, 1] values: convert with lessons_lib.images.to_unit first."
         else:
             guess = ""
-        raise ValueError(f"{name} has values in [{lo:.4g}, {hi:.4g}], but must lie in [{low:g}, {high:g}]."
-                         f"{guess}{_sp(hint)}")
+        raise ValueError(f"{name}: the values span [{lo:.4g}, {hi:.4g}], but they must lie in "
+                         f"[{low:g}, {high:g}].{guess}{_sp(hint)}")
     return x
 
 
