@@ -34,6 +34,9 @@ __all__ = ["WriteFailed", "number", "count", "optional_count", "fraction", "valu
 class WriteFailed(OSError):
     """A file could not be written (disk full, read-only folder...); the earlier files are whole."""
 
+    def __str__(self) -> str:  # the plain message, without "[Errno 28]"
+        return str(self.strerror)
+
 
 def _is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -174,7 +177,7 @@ _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
 def writing(path, kept: str = "") -> Iterator[None]:
     """Turns an OSError while writing ``path`` into :class:`WriteFailed` with a plain message.
 
-    ``kept`` says which earlier files are whole (e.g. "the checkpoints of epochs 1-3").
+    ``kept`` says which earlier files are whole, in the plural (e.g. "the checkpoints of epochs 1-3").
     The writers of :mod:`lessons_lib.files` never leave a partial file under the real name.
     """
     try:
@@ -193,8 +196,8 @@ def writing(path, kept: str = "") -> Iterator[None]:
         else:
             why = err.strerror or str(err)
             todo = "Fix that and run again"
-        still = f" Nothing was replaced: {kept} {'are' if kept.endswith('s') else 'is'} whole." if kept \
-            else " Nothing was replaced and no partial file was left behind."
+        still = (f" Nothing was replaced: {kept} are whole." if kept
+                 else " Nothing was replaced and no partial file was left behind.")
         raise WriteFailed(err.errno, f"Could not write '{path}': {why}.{still} {todo}.") from None
 
 
