@@ -35,7 +35,7 @@ __all__ = ["SCHEDULES", "beta_schedule", "NoiseSchedule", "make_schedule", "q_sa
            "classifier_free_guidance", "predict_noise", "ddpm_sample", "ddim_sample",
            "noise_prediction_loss", "check_mask", "repaint_schedule", "repaint_step",
            "repaint_undo_step", "repaint_sample", "LOSSES", "PREDICTION_TYPES",
-           "training_target", "diffusion_loss"]
+           "training_target", "diffusion_loss", "predicted_x0"]
 
 SCHEDULES = ("linear", "cosine")
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
@@ -209,6 +209,13 @@ def _pred_x0_eps(model_output, sample, abar_t, prediction_type: str):
     if prediction_type == "v_prediction":
         return a * sample - s * model_output, a * model_output + s * sample
     return model_output, (sample - a * model_output) / s
+
+
+def predicted_x0(model_output: torch.Tensor, timestep: int, sample: torch.Tensor, schedule="linear") -> torch.Tensor:
+    """The clean sample the model's output implies at ``timestep`` (by the schedule's prediction type)."""
+    schedule = _as_schedule(schedule)
+    t = _check_timestep(timestep, schedule.T)
+    return _pred_x0_eps(model_output, sample, schedule.alpha_bar(t), schedule.prediction_type)[0]
 
 
 def _pred_x0(model_output, sample, abar_t, clip_sample, clip_range, prediction_type="epsilon"):

@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 import torch
 from PIL import Image
 
-__all__ = ["show_rows", "side_by_side", "plot_losses", "to_displayable"]
+__all__ = ["show_rows", "save_rows", "side_by_side", "plot_losses", "to_displayable"]
 
 
 def to_displayable(img):
@@ -52,6 +52,21 @@ def show_rows(rows: Mapping[str, Sequence], n: int | None = None, title: str | N
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def save_rows(rows: Mapping[str, Sequence], path, n: int | None = None, title: str | None = None,
+              overwrite: bool = False):
+    """:func:`show_rows` written to a PNG file (atomically; an existing file is kept unless
+    ``overwrite``). Returns the path."""
+    import matplotlib.pyplot as plt
+
+    from .files import atomic_write
+
+    fig = show_rows(rows, n, title)
+    try:
+        return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100), overwrite)
+    finally:
+        plt.close(fig)
 
 
 def side_by_side(images: Sequence, titles: Sequence[str] | None = None, cell: float = 3.5,

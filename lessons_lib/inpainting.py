@@ -27,12 +27,13 @@ from . import diffusion as D
 from . import masks as M
 from . import validate as V
 from .images import to_signed, to_unit
+from .models.inpainting import ConvDiscriminator, InpaintUNet, PatchTransformer
 from .models.time_unet import TimeUNet
-from .training import Task
+from .training import DiffusionTask, Task
 
 __all__ = ["METHODS", "InpaintUNet", "ConvDiscriminator", "PatchTransformer", "composite",
            "masked_mse", "masked_psnr", "naive_fill", "InpaintTask", "AdversarialInpaintTask",
-           "DenoiserTask", "make_task", "inpaint", "repaint_inpaint", "compare_methods",
+           "make_task", "inpaint", "repaint_inpaint", "compare_methods",
            "train_inpainters", "run_inpainters", "markdown_table"]
 
 METHODS = ("unet", "unet-gan", "transformer", "ddpm")
@@ -79,120 +80,6 @@ def _check_images(images, name: str = "images") -> None:
         raise ValueError(f"{name} must be a (N, C, H, W) batch in [0, 1], got {got}.")
     V.value_range(name, images, 0.0, 1.0, hint="Inpainting takes [0, 1] images (what datasets and "
                   "metrics use); it converts to the models' [-1, 1] itself.")
-
-
-# --------------------------------------------------------------------------- models
-def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8 if cout % 8 == 0 else 1, cout),
-                         nn.SiLU(), nn.Conv2d(cout, cout, 3, padding=1),
-                         nn.GroupNorm(8 if cout % 8 == 0 else 1, cout), nn.SiLU())
-
-
-class InpaintUNet(nn.Module):
-    """UNet (skip connections) from (masked image, mask) to the full image in [-1, 1].
-
-    Input: the masked image in [-1, 1] (holes at 0) and the keep-mask, 4 channels;
-    ``levels`` resolution levels of ``width * 2**i`` channels.
-    """
-
-    def __init__(self, channels: int = 3, width: int = 32, levels: int = 3):
-        super().__init__()
-        self.levels = levels
-        widths = [width * 2 ** i for i in range(levels)]
-        self.enc = nn.ModuleList()
-        cin = channels + 1
-        for w in widths:
-            self.enc.append(_block(cin, w))
-            cin = w
-        self.dec = nn.ModuleList()
-        self.up = nn.ModuleList()
-        for w in reversed(widths[:-1]):
-            self.up.append(nn.ConvTranspose2d(cin, w, 2, stride=2))
-            self.dec.append(_block(2 * w, w))
-            cin = w
-        self.out = nn.Conv2d(cin, channels, 1)
-
-    def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        factor = 2 ** (self.levels - 1)
-        if masked.shape[-1] % factor or masked.shape[-2] % factor:
-            raise ValueError(f"Image sides must be divisible by {factor}, got {tuple(masked.shape[-2:])}.")
-        h = torch.cat([masked, mask.expand(masked.shape[0], 1, *masked.shape[-2:])], dim=1)
-        skips = []
-        for i, block in enumerate(self.enc):
-            h = block(h if i == 0 else F.max_pool2d(h, 2))
-            skips.append(h)
-        skips.pop()
-        for up, block in zip(self.up, self.dec):
-            h = block(torch.cat([up(h), skips.pop()], dim=1))
-        return torch.tanh(self.out(h))
-
-
-class ConvDiscriminator(nn.Module):
-    """Strided convolutions to one real/fake logit per image; sees the image and the mask."""
-
-    def __init__(self, channels: int = 3, width: int = 32, image_size: int = 32):
-        super().__init__()
-        layers, cin, side = [], channels + 1, image_size
-        for i, w in enumerate([width, width * 2, width * 4]):
-            layers += [nn.Conv2d(cin, w, 4, stride=2, padding=1)]
-            if i:
-                layers += [nn.GroupNorm(8 if w % 8 == 0 else 1, w)]
-            layers += [nn.LeakyReLU(0.2)]
-            cin, side = w, side // 2
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(cin, 1)
-
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.features(torch.cat([image, mask.expand(image.shape[0], 1, *image.shape[-2:])], dim=1))
-        return self.head(h.mean(dim=(2, 3))).squeeze(1)
-
-
-class PatchTransformer(nn.Module):
-    """Encoder-only transformer over ``patch_size`` patches: masked patch prediction.
-
-    Each patch (its masked pixels and its mask) is embedded linearly; patches that are
-    entirely hole are replaced by a learned mask token (MAE / BEiT style); learned
-    position embeddings; ``depth`` pre-norm transformer encoder layers; a linear head
-    predicts every patch's pixels in [-1, 1].
-    """
-
-    def __init__(self, image_size: int = 32, patch_size: int = 4, channels: int = 3, dim: int = 128,
-                 depth: int = 4, heads: int = 4, mlp_ratio: int = 2, dropout: float = 0.0):
-        super().__init__()
-        if image_size % patch_size:
-            raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}.")
-        self.image_size, self.patch_size, self.channels = image_size, patch_size, channels
-        n = (image_size // patch_size) ** 2
-        self.embed = nn.Linear((channels + 1) * patch_size ** 2, dim)
-        self.mask_token = nn.Parameter(torch.zeros(dim))
-        self.pos = nn.Parameter(torch.randn(1, n, dim) * 0.02)
-        layer = nn.TransformerEncoderLayer(dim, heads, dim * mlp_ratio, dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim, channels * patch_size ** 2)
-
-    def _patches(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.patch_size
-        n, c, h, w = x.shape
-        return x.reshape(n, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(n, (h // p) * (w // p), c * p * p)
-
-    def _unpatch(self, tokens: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        p, c = self.patch_size, self.channels
-        n = tokens.shape[0]
-        return tokens.reshape(n, h // p, w // p, c, p, p).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
-
-    def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h, w = masked.shape[-2:]
-        if (h, w) != (self.image_size, self.image_size):
-            raise ValueError(f"This transformer was built for {self.image_size}x{self.image_size} "
-                             f"images, got {h}x{w}.")
-        mask = mask.expand(masked.shape[0], 1, h, w)
-        tokens = self.embed(self._patches(torch.cat([masked, mask], dim=1)))
-        all_hole = self._patches(mask).amax(dim=2) == 0  # (N, L): patch has no known pixel
-        tokens = torch.where(all_hole[..., None], self.mask_token.expand_as(tokens), tokens)
-        out = self.head(self.norm(self.encoder(tokens + self.pos)))
-        return torch.tanh(self._unpatch(out, h, w))
 
 
 # --------------------------------------------------------------------------- training tasks
@@ -280,29 +167,8 @@ class AdversarialInpaintTask(_MaskRNG, Task):
         return {"loss": float(masked_mse(pred, x, mask))}
 
 
-class DenoiserTask(Task):
-    """Unconditional noise prediction (L1 or MSE) for a DDPM on [0, 1] image batches."""
-
-    def __init__(self, model: nn.Module, schedule=None, lr: float = 2e-3, loss: str = "l1"):
-        super().__init__({"model": model}, {"model": torch.optim.Adam(model.parameters(), lr=lr)})
-        if loss not in D.LOSSES:
-            raise ValueError(f"Unknown loss {loss!r}. Use one of: {', '.join(D.LOSSES)}.")
-        self.schedule = schedule if schedule is not None else D.make_schedule("linear", 1000)
-        self.loss = loss
-
-    def _loss(self, batch):
-        images = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return D.noise_prediction_loss(self.models["model"], to_signed(images), self.schedule, self.loss)
-
-    def training_step(self, batch):
-        return {"loss": self.optimize(self._loss(batch), "model")}
-
-    def validation_step(self, batch):
-        return {"loss": float(self._loss(batch))}
-
-
 def make_task(method: str, image_size: int = 32, width: int = 32, lr: float | None = None,
-              seed: int = 0, schedule=None, loss: str = "l1", **kwargs) -> Task:
+              seed: int = 0, schedule=None, loss: str = "mse", **kwargs) -> Task:
     """A fresh, seeded model and its training task for one of :data:`METHODS`.
 
     ``width`` scales every network (16 in the fast profile, 64 for quality).
@@ -322,7 +188,19 @@ def make_task(method: str, image_size: int = 32, width: int = 32, lr: float | No
         kwargs.setdefault("dim", 4 * width)
         return InpaintTask(PatchTransformer(image_size=image_size, **kwargs), lr=lr or 1e-3, seed=seed)
     kwargs.setdefault("channel_mults", (1, 2, 2))
-    return DenoiserTask(TimeUNet(base_channels=width, **kwargs), schedule=schedule, lr=lr or 2e-3, loss=loss)
+    # The DDPM: v-prediction on a cosine schedule with averaged weights, the recipe that
+    # learns in minutes (see lessons_lib.diffusion); the images are diffused in [-1, 1].
+    return DiffusionTask(TimeUNet(base_channels=width, **kwargs), schedule=schedule or default_schedule(),
+                         lr=lr or 2e-3, loss=loss, target=_signed_images, ema_decay=0.999)
+
+
+def default_schedule() -> D.NoiseSchedule:
+    """The DDPM inpainter's schedule: cosine, T = 1000, v-prediction."""
+    return D.make_schedule("cosine", 1000, "v_prediction")
+
+
+def _signed_images(cond, images: torch.Tensor) -> torch.Tensor:
+    return to_signed(images)
 
 
 # --------------------------------------------------------------------------- inference
@@ -351,7 +229,7 @@ def repaint_inpaint(model: nn.Module, images: torch.Tensor, mask: torch.Tensor, 
                     generator: torch.Generator | None = None, progress: bool = True) -> torch.Tensor:
     """RePaint with an unconditional denoiser on [0, 1] ``images``; returns [0, 1] composites."""
     _check_images(images)
-    schedule = schedule if schedule is not None else D.make_schedule("linear", 1000)
+    schedule = schedule if schedule is not None else default_schedule()
     mask = D.check_mask(mask, images)
     was_training = model.training
     model.eval()
@@ -435,8 +313,8 @@ def run_inpainters(tasks: dict, images: torch.Tensor, mask: torch.Tensor, schedu
     outputs = {"naive": naive_fill(images, mask)}
     for method, task in tasks.items():
         task = task[0] if isinstance(task, tuple) else task
-        if isinstance(task, DenoiserTask):
-            outputs[method] = repaint_inpaint(task.models["model"], images, mask,
+        if isinstance(task, DiffusionTask):
+            outputs[method] = repaint_inpaint(task.inference_model(), images, mask,
                                               schedule if schedule is not None else task.schedule,
                                               num_inference_steps, jump_length, jump_n_sample,
                                               generator=torch.Generator().manual_seed(seed), progress=progress)
@@ -456,3 +334,144 @@ def markdown_table(rows: list[dict]) -> str:
             psnr = f"**{psnr}**"
         lines.append(f"| {r['method']} | {psnr} | {r['masked_psnr_std']:.2f} | {r['gain_over_naive']:+.2f} |")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- weights
+def inference_network(task: Task) -> nn.Module:
+    """The network that inpaints: the generator, the model, or the DDPM's averaged weights."""
+    if isinstance(task, DiffusionTask):
+        return task.inference_model()
+    return task.models["generator"] if "generator" in task.models else task.models["model"]
+
+
+def load_course_task(method: str, device=None) -> Task:
+    """The task of ``method`` holding the course weights shipped in ``lessons_lib/weights``."""
+    from . import course_weights
+
+    if method not in METHODS:
+        raise ValueError(f"Unknown inpainting method {method!r}. Use one of: {', '.join(METHODS)}.")
+    state, info = course_weights.load_state(f"inpainting/{method}")
+    config = dict(info["config"])
+    task = make_task(method, image_size=config.pop("image_size", 32), width=config.pop("width"), **config)
+    try:
+        inference_network(task).load_state_dict(state)
+    except RuntimeError as err:
+        raise course_weights.WeightsError(
+            f"The course weights for {method} do not fit the network this version builds "
+            f"({str(err).splitlines()[0]}). Reinstall the course package, or retrain with `make weights`.") from None
+    task.to(torch.device(device) if device is not None else torch.device("cpu"))
+    return task.eval()
+
+
+# --------------------------------------------------------------------------- command line
+def build_parser():
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python -m lessons_lib.inpainting",
+        description="Train the four inpainters on a folder of photos, or test them (with the course "
+                    "weights or your own) on centre-box holes beside the naive fill.")
+    p.add_argument("--mode", choices=["train", "test"], default="test")
+    p.add_argument("--methods", default="all", help=f"comma-separated, from {', '.join(METHODS)} (default all)")
+    p.add_argument("--data", default=None, help="folder of colour images, or 'cifar10' (default: by profile)")
+    p.add_argument("--out", default="runs/inpainting", help="output folder (checkpoints, metrics, samples)")
+    p.add_argument("--weights", default=None,
+                   help="test: 'course' (the shipped weights), an epoch number, or the latest epoch (default)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--image_size", type=int, default=32)
+    p.add_argument("--limit", type=int, default=None, help="use at most this many images")
+    p.add_argument("--steps", type=int, default=25, help="RePaint denoising steps (the DDPM)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace earlier metrics and samples")
+    return p
+
+
+def _methods(text: str) -> list[str]:
+    names = list(METHODS) if text == "all" else [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown or not names:
+        raise ValueError(f"Unknown inpainting method(s) {unknown or text!r}. Use 'all' or some of: "
+                         f"{', '.join(METHODS)}.")
+    return names
+
+
+def _load_task(method: str, args, out) -> Task:
+    from pathlib import Path
+
+    from .training import load_weights
+
+    if args.weights == "course":
+        return load_course_task(method)
+    epoch = None
+    if args.weights is not None:
+        if not str(args.weights).isdigit() or int(args.weights) < 1:
+            raise ValueError(f"--weights must be 'course' or an epoch number (1, 2, ...), got {args.weights!r}.")
+        epoch = int(args.weights)
+    task = make_task(method, image_size=args.image_size, width=args.width, seed=args.seed)
+    load_weights(task, Path(out) / method, epoch)
+    return task.eval()
+
+
+def run(argv=None) -> dict:
+    """The command line without the exit-code handling (raises on bad input)."""
+    import json
+    from pathlib import Path
+
+    from .figures import save_rows
+    from .files import atomic_write_text
+    from .zoo import load_photos
+
+    args = build_parser().parse_args(argv)
+    methods = _methods(args.methods)
+    for flag in ("epochs", "batch_size", "width", "image_size", "steps"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag} must be a positive number, got {getattr(args, flag)}.")
+    out = Path(args.out)
+    split = "train" if args.mode == "train" else "test"
+    photos = load_photos(args.data, args.image_size, split, args.limit, args.seed)
+    if args.mode == "train":
+        results = train_inpainters(photos, methods, epochs=args.epochs, batch_size=args.batch_size,
+                                   width=args.width, seed=args.seed, ckpt_root=out)
+        return {m: dict(r[1]) for m, r in results.items()}
+    metrics_path = out / "metrics_inpainting.json"
+    if metrics_path.exists() and not args.overwrite:
+        raise FileExistsError(f"'{metrics_path}' already exists and is kept. Pass --overwrite to replace it, "
+                              f"or choose another --out folder.")
+    tasks = {m: _load_task(m, args, out) for m in methods}
+    mask = M.center_box(len(photos), tuple(photos.shape[-2:]))
+    outputs = run_inpainters(tasks, photos, mask, num_inference_steps=args.steps, seed=args.seed)
+    rows = compare_methods(outputs, photos, mask)
+    record = {r["method"]: {k: v for k, v in r.items() if k != "method"} for r in rows}
+    n = min(8, len(photos))
+    save_rows({"input": M.apply_mask(photos[:n], mask[:n], fill=0.5), **{k: v[:n] for k, v in outputs.items()},
+               "original": photos[:n]}, out / "samples_inpainting.png", overwrite=args.overwrite)
+    atomic_write_text(metrics_path, json.dumps({"weights": args.weights or "latest", "photos": len(photos),
+                                                "mask": "center box, half the side", **record}, indent=1))
+    print(markdown_table(rows))
+    return record
+
+
+def main(argv=None) -> int:
+    """Entry point: bad input prints one clear message and exits with status 2."""
+    import sys
+
+    from .course_weights import WeightsError
+    from .training import CheckpointError
+
+    try:
+        run(argv)
+    except KeyboardInterrupt:
+        print("Interrupted. Checkpoints written so far are complete; run the same command to resume.",
+              file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, CheckpointError,
+            WeightsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -71,7 +71,7 @@ from .files import atomic_write, atomic_write_text
 __all__ = ["Task", "SupervisedTask", "VAETask", "DiffusionTask", "fit", "History",
            "TrainingDiverged", "CheckpointError", "checkpoint_path", "list_checkpoints",
            "latest_checkpoint", "save_checkpoint", "load_checkpoint", "restore", "load_weights",
-           "kl_divergence", "atomic_write_text", "atomic_save"]
+           "kl_divergence", "vae_loss", "ema_update", "atomic_write_text", "atomic_save"]
 
 CHECKPOINT_FORMAT = "lessons_lib.training/1"
 _CKPT_RE = re.compile(r"^epoch_(\d+)\.pt$")
@@ -230,6 +230,14 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).flatten(1).sum(1).mean()
 
 
+def vae_loss(output: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+             kl_weight: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, mse, kl): the reconstruction MSE plus ``kl_weight`` x KL(q(z|x) || N(0, I))."""
+    mse = F.mse_loss(output, target)
+    kl = kl_divergence(mu.float(), logvar.float())
+    return mse + kl_weight * kl, mse, kl
+
+
 class VAETask(Task):
     """``model(x) -> (y_hat, mu, logvar)``; loss = MSE(y_hat, y) + ``kl_weight`` x KL."""
 
@@ -240,18 +248,15 @@ class VAETask(Task):
     def _losses(self, batch):
         x, y = batch
         y_hat, mu, logvar = self.models["model"](x)
-        mse = F.mse_loss(y_hat, y)
-        kl = kl_divergence(mu.float(), logvar.float())
-        return mse, kl
+        return vae_loss(y_hat, y, mu, logvar, self.kl_weight)
 
     def training_step(self, batch):
-        mse, kl = self._losses(batch)
-        loss = mse + self.kl_weight * kl
+        loss, mse, kl = self._losses(batch)
         return {"loss": self.optimize(loss, "model"), "mse": float(mse.detach()), "kl": float(kl.detach())}
 
     def validation_step(self, batch):
-        mse, kl = self._losses(batch)
-        return {"loss": float(mse + self.kl_weight * kl), "mse": float(mse), "kl": float(kl)}
+        loss, mse, kl = self._losses(batch)
+        return {"loss": float(loss), "mse": float(mse), "kl": float(kl)}
 
 
 @torch.no_grad()
@@ -296,8 +301,8 @@ class DiffusionTask(Task):
         self.ema_updates = 0
 
     def _loss(self, batch):
-        if isinstance(batch, torch.Tensor):
-            cond, x0 = None, batch
+        if isinstance(batch, torch.Tensor) or len(batch) == 1:  # images alone: unconditional
+            cond, x0 = None, (batch if isinstance(batch, torch.Tensor) else batch[0])
         else:
             cond, x0 = batch
         if self.target is not None:

@@ -1,0 +1,61 @@
+"""Course weights for lesson 2's colorization zoo: all eight models.
+
+Each model trains with ``lessons_lib.zoo.train`` (the same code the notebook and the CLI
+run) on the CIFAR-10 subset's training split, and is scored on its held-out split
+beside the keep-the-gray baseline. DDPM and DDIM are one trained network sampled two
+ways, so it is trained once and shipped under both names.
+"""
+from __future__ import annotations
+
+import functools
+import tempfile
+
+import torch
+
+from course_tools.train_weights import Trained
+from lessons_lib import evaluation, zoo
+
+WIDTH = 32
+LATENT_DIM = 64
+BATCH_SIZE = 64
+SEED = 8000
+# Epochs per model: where the held-out Delta E stops improving on a CPU budget of a few
+# minutes (measured with course_tools.train_weights; see the manifest's metrics).
+EPOCHS = {"resnet": 4, "unet": 4, "gan": 4, "unetgan": 4, "basicvae": 4, "unetvae": 4, "diffusion": 10}
+SAMPLING_STEPS = 20
+
+
+@functools.lru_cache(maxsize=None)
+def _photos(split: str) -> torch.Tensor:
+    return zoo.load_photos(None, 32, split)
+
+
+@functools.lru_cache(maxsize=None)
+def _train(name: str):
+    with tempfile.TemporaryDirectory() as out:
+        model, history = zoo.train(name, _photos("train"), out, epochs=EPOCHS.get(name, EPOCHS["diffusion"]),
+                                   batch_size=BATCH_SIZE, lr=1e-3,
+                                   latent_dim=LATENT_DIM, width=WIDTH, seed=SEED, device="cpu")
+    return model, len(history.epochs)
+
+
+def _recipe(name: str, trained_as: str | None = None):
+    def run() -> Trained:
+        model, epochs = _train(trained_as or name)
+        if zoo.MODELS[name].kind == "diffusion":  # one network, sampled by this model's own sampler
+            model.sampler = "ddpm" if name == "unetddpm" else "ddim"
+        scores = evaluation.evaluate(model, _photos("test"), num_inference_steps=SAMPLING_STEPS, seed=0, lpips=None)
+        held_out = {"model": scores["model"], "gray": scores["gray"],
+                    "target_colorfulness": scores["target_colorfulness"], "photos": len(_photos("test")),
+                    "sampling_steps": SAMPLING_STEPS if zoo.MODELS[name].kind == "diffusion" else None}
+        return Trained(
+            state=zoo.shipped_part(model).state_dict(),
+            config={"width": WIDTH, "latent_dim": LATENT_DIM, "image_size": 32},
+            epochs=epochs,
+            metrics={"what": f"{name}: Delta E 76 on held-out photos", "model": scores["model"]["delta_e76"],
+                     "baseline": scores["gray"]["delta_e76"], "better": "lower"},
+            extra={"held_out": held_out, "trained_as": trained_as or name})
+    return run
+
+
+RECIPES = {f"zoo/{name}": _recipe(name, "unetddim" if name == "unetddpm" else None) for name in zoo.MODELS}
