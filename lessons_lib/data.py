@@ -23,6 +23,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import registry
+from . import validate as V
 from .images import IMAGE_SUFFIXES, load_image, pil_to_tensor, rgb_to_gray, to_signed
 from .runtime import cache_dir, get_profile
 
@@ -77,6 +78,7 @@ class ImageFolderDataset(Dataset):
     """
 
     def __init__(self, root: str | Path, size: int | None = 32, cache: bool = True):
+        V.optional_count("size (pixels a side)", size, 1, hint="For example 32; None keeps each image's own size.")
         self.root = Path(root)
         self.files = list_images(self.root)
         self.size = size
@@ -192,6 +194,8 @@ def sample_photos(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
 
     if n <= 0:
         raise ValueError(f"n must be positive, got {n}.")
+    n = V.count("n (the number of photos)", n)
+    V.count("size (pixels a side)", size, 1, hint="For example 32.")
     photos = []
     for name in _SKIMAGE_PHOTOS:
         loader = getattr(skdata, name, None)
@@ -231,6 +235,9 @@ def colour_images(split_name: str = "train", size: int = 32, profile: str | None
     """
     if split_name not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split_name!r}.")
+    V.count("size (pixels a side)", size, 1, hint="For example 32.")
+    V.optional_count("limit (the number of images to use)", limit,
+                     hint="Leave it out (None) to use every image.")
     profile = profile or get_profile()
     if profile == "full":
         ds = cifar10(train=(split_name == "train"))
@@ -299,6 +306,7 @@ def make_loader(dataset: Dataset, batch_size: int = 64, shuffle: bool = True, se
     """A DataLoader with a seeded shuffle (the same seed gives the same batches)."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    batch_size = V.count("batch_size", batch_size, hint="It is the number of images per batch, e.g. 64.")
     if len(dataset) == 0:
         raise ValueError("The dataset is empty: there is nothing to load.")
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
@@ -307,5 +315,9 @@ def make_loader(dataset: Dataset, batch_size: int = 64, shuffle: bool = True, se
 
 def stack(dataset: Dataset, limit: int | None = None) -> torch.Tensor:
     """All items of an image dataset as one (N, 3, H, W) tensor (for metrics and figures)."""
+    V.optional_count("limit (the number of images to use)", limit,
+                     hint="Leave it out (None) to use every image.")
+    if len(dataset) == 0:
+        raise ValueError("The dataset is empty: there are no images to stack.")
     n = len(dataset) if limit is None else min(limit, len(dataset))
     return torch.stack([dataset[i] for i in range(n)])

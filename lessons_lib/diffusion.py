@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import validate as V
+
 __all__ = ["SCHEDULES", "beta_schedule", "NoiseSchedule", "make_schedule", "q_sample",
            "inference_timesteps", "StepOutput", "ddpm_step", "ddim_step",
            "classifier_free_guidance", "predict_noise", "ddpm_sample", "ddim_sample",
@@ -263,8 +265,7 @@ def ddim_step(model_output: torch.Tensor, timestep: int, sample: torch.Tensor, s
     is the clean image (abar = 1).
     """
     schedule = _as_schedule(schedule)
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0 (0 = deterministic DDIM, 1 = DDPM-like), got {eta}.")
+    V.number("eta", eta, 0.0, hint=_ETA_HINT)
     t = _check_timestep(timestep, schedule.T)
     prev_t = _prev_timestep(t, schedule.T, num_inference_steps, prev_timestep)
     abar_t, abar_prev = schedule.alpha_bar(t), schedule.alpha_bar(prev_t)
@@ -285,6 +286,8 @@ def ddim_step(model_output: torch.Tensor, timestep: int, sample: torch.Tensor, s
 def classifier_free_guidance(noise_uncond: torch.Tensor, noise_cond: torch.Tensor,
                              guidance_scale: float) -> torch.Tensor:
     """uncond + s (cond - uncond): s = 1 is the conditional prediction, s > 1 pushes past it."""
+    if not torch.is_tensor(guidance_scale) or guidance_scale.dim() == 0:
+        V.number("guidance_scale", guidance_scale, hint=_GUIDANCE_HINT)
     return noise_uncond + guidance_scale * (noise_cond - noise_uncond)
 
 
@@ -310,6 +313,18 @@ def predict_noise(model: Callable, x: torch.Tensor, t: int, cond: torch.Tensor |
 
 
 # --------------------------------------------------------------------------- samplers
+_ETA_HINT = "0 is deterministic DDIM, 1 has DDPM's variance."
+_GUIDANCE_HINT = "1 is the plain conditional prediction; 2-7 follow the condition more strongly."
+
+
+def _check_sampling(eta=0.0, guidance_scale=1.0, clip_sample_range=1.0, trajectory_points=1) -> None:
+    """The numbers every sampler takes, checked before the first model call."""
+    V.number("eta", eta, 0.0, hint=_ETA_HINT)
+    V.number("guidance_scale", guidance_scale, 0.0, hint=_GUIDANCE_HINT)
+    V.number("clip_sample_range", clip_sample_range, 0.0, low_open=True, hint="Images in [-1, 1] use 1.")
+    V.count("trajectory_points", trajectory_points)
+
+
 def _start(shape, x_T, generator, device, dtype=torch.float32):
     if x_T is not None:
         return x_T.to(device)
@@ -343,6 +358,9 @@ def ddpm_sample(model: Callable, shape, schedule="linear", num_inference_steps: 
     ``(t, x_t)`` pairs (``trajectory_points`` of them, noise to image) for strips.
     """
     schedule = _as_schedule(schedule)
+    _check_sampling(0.0, guidance_scale, clip_sample_range, trajectory_points)
+    if num_inference_steps is not None:
+        _check_steps(num_inference_steps, schedule.T)
 
     def step(eps, t, x):
         return ddpm_step(eps, t, x, schedule, num_inference_steps=num_inference_steps,
@@ -365,6 +383,7 @@ def ddim_sample(model: Callable, shape, schedule="linear", num_inference_steps: 
     so the same ``x_T`` always gives the same image. Returns like :func:`ddpm_sample`."""
     schedule = _as_schedule(schedule)
     _check_steps(num_inference_steps, schedule.T)
+    _check_sampling(eta, guidance_scale, clip_sample_range, trajectory_points)
 
     def step(eps, t, x):
         return ddim_step(eps, t, x, schedule, num_inference_steps=num_inference_steps, eta=eta,
@@ -562,8 +581,12 @@ def repaint_sample(model: Callable, image: torch.Tensor, mask: torch.Tensor, sch
     """
     schedule = _as_schedule(schedule)
     _check_steps(num_inference_steps, schedule.T)
-    if image.dim() != 4:
-        raise ValueError(f"image must be a (N, C, H, W) batch in [-1, 1], got shape {tuple(image.shape)}.")
+    _check_sampling(eta)
+    if not torch.is_tensor(image) or image.dim() != 4:
+        raise ValueError(f"image must be a (N, C, H, W) batch in [-1, 1], got "
+                         f"{tuple(image.shape) if torch.is_tensor(image) else type(image).__name__}.")
+    V.value_range("The image given to RePaint", image, -1.0, 1.0,
+                  hint="RePaint works on [-1, 1]; convert [0, 1] images with lessons_lib.images.to_signed.")
     device = torch.device(device) if device is not None else _model_device(model)
     image = image.to(device)
     mask = check_mask(mask, image).to(device)

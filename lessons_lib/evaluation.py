@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from . import metrics
+from . import validate as V
 from .images import rgb_to_gray, to_signed, to_unit
 from .files import atomic_write_text
 
@@ -46,6 +47,10 @@ def colorize(model: nn.Module, gray: torch.Tensor, batch_size: int = 256, num_in
     """
     if gray.dim() != 4 or gray.shape[1] != 1:
         raise ValueError(f"colorize needs grayscale (N, 1, H, W), got {tuple(gray.shape)}.")
+    V.count("batch_size", batch_size, hint="It is the number of images per forward pass, e.g. 256.")
+    V.count("num_inference_steps", num_inference_steps, hint="The diffusion models' sampling steps, e.g. 50.")
+    V.value_range("The grayscale input of colorize", gray, -1.0, 1.0,
+                  hint="colorize takes [-1, 1]; convert [0, 1] images with lessons_lib.images.to_signed.")
     device = next(model.parameters()).device
     params = inspect.signature(model.colorize).parameters
     kwargs = {}
@@ -104,6 +109,7 @@ def evaluate(model: nn.Module, photos: torch.Tensor, batch_size: int = 256, num_
         raise ValueError(f"evaluate needs colour photos (N, 3, H, W) in [0, 1], got {tuple(photos.shape)}.")
     if len(photos) == 0:
         raise ValueError("There are no images to evaluate on.")
+    V.value_range("The photos given to evaluate", photos, 0.0, 1.0)
     if isinstance(lpips, str):
         lpips = load_lpips()
     gray = to_signed(rgb_to_gray(photos))
@@ -175,12 +181,13 @@ def results_csv(results: Mapping[str, Mapping]) -> str:
 def save_results(results: Mapping[str, Mapping], out_dir: str | Path, stem: str = "comparison",
                  target_colorfulness: float | None = None, overwrite: bool = False) -> tuple[Path, Path]:
     """Writes ``stem.md`` and ``stem.csv`` atomically; an existing table is kept unless ``overwrite``."""
-    out_dir = Path(out_dir)
+    out_dir = V.output_dir(out_dir, "output folder")
     md, cs = out_dir / f"{stem}.md", out_dir / f"{stem}.csv"
     for path in (md, cs):
         if path.exists() and not overwrite:
             raise FileExistsError(f"'{path}' already exists and is kept. Pass --overwrite (overwrite=True) "
                                   f"to replace it, or choose another output folder.")
-    atomic_write_text(md, results_table(results, target_colorfulness))
-    atomic_write_text(cs, results_csv(results))
+    with V.writing(md):
+        atomic_write_text(md, results_table(results, target_colorfulness))
+        atomic_write_text(cs, results_csv(results))
     return md, cs

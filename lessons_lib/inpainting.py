@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from . import diffusion as D
 from . import masks as M
+from . import validate as V
 from .images import to_signed, to_unit
 from .models.inpainting import ConvDiscriminator, InpaintUNet, PatchTransformer
 from .models.time_unet import TimeUNet
@@ -53,6 +54,7 @@ def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
 def masked_psnr(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
                 data_range: float = 1.0) -> torch.Tensor:
     """PSNR (dB) of each image over its hole pixels only, (N,). Images in [0, data_range]."""
+    V.number("data_range", data_range, 0.0, low_open=True, hint="Use 1 for [0, 1] images, 255 for 0..255.")
     if output.shape != target.shape:
         raise ValueError(f"output {tuple(output.shape)} and target {tuple(target.shape)} differ in shape.")
     hole = (1 - mask.to(output)).expand_as(output)
@@ -65,9 +67,19 @@ def masked_psnr(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
 
 def naive_fill(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The baseline: each hole pixel is the mean colour of that image's known pixels."""
+    _check_images(images)
     mask = D.check_mask(mask, images).to(images)
     mean = (images * mask).flatten(2).sum(2) / mask.flatten(2).sum(2)
     return composite(mean[..., None, None].expand_as(images), images, mask)
+
+
+def _check_images(images, name: str = "images") -> None:
+    """A (N, 3, H, W) batch in [0, 1], the interface of this module."""
+    if not torch.is_tensor(images) or images.dim() != 4:
+        got = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(f"{name} must be a (N, C, H, W) batch in [0, 1], got {got}.")
+    V.value_range(name, images, 0.0, 1.0, hint="Inpainting takes [0, 1] images (what datasets and "
+                  "metrics use); it converts to the models' [-1, 1] itself.")
 
 
 # --------------------------------------------------------------------------- training tasks
@@ -196,6 +208,8 @@ def _signed_images(cond, images: torch.Tensor) -> torch.Tensor:
 def inpaint(model: nn.Module, images: torch.Tensor, mask: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """Fills the holes of [0, 1] ``images`` with a trained ``model(masked, mask)``; returns
     [0, 1] composites (known pixels exactly the input's)."""
+    _check_images(images)
+    V.count("batch_size", batch_size, hint="It is the number of images per forward pass, e.g. 64.")
     mask = D.check_mask(mask, images)
     device = next(model.parameters()).device
     was_training = model.training
@@ -214,6 +228,7 @@ def repaint_inpaint(model: nn.Module, images: torch.Tensor, mask: torch.Tensor, 
                     num_inference_steps: int = 50, jump_length: int = 5, jump_n_sample: int = 2,
                     generator: torch.Generator | None = None, progress: bool = True) -> torch.Tensor:
     """RePaint with an unconditional denoiser on [0, 1] ``images``; returns [0, 1] composites."""
+    _check_images(images)
     schedule = schedule if schedule is not None else default_schedule()
     mask = D.check_mask(mask, images)
     was_training = model.training
@@ -231,6 +246,13 @@ def compare_methods(outputs: dict[str, torch.Tensor], target: torch.Tensor,
                     mask: torch.Tensor) -> list[dict]:
     """Rows {method, masked_psnr, masked_psnr_std, gain_over_naive} for each method's [0, 1]
     outputs, best first; "naive" is computed here when not given."""
+    _check_images(target, "target")
+    for name, out in dict(outputs).items():
+        if not torch.is_tensor(out) or out.shape != target.shape:
+            got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+            raise ValueError(f"The output of {name!r} is {got}; every output must have the target's "
+                             f"shape {tuple(target.shape)}.")
+        _check_images(out, f"the output of {name!r}")
     outputs = dict(outputs)
     mask = D.check_mask(mask, target)
     outputs.setdefault("naive", naive_fill(target, mask))

@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from . import validate as V
+
 __all__ = ["MASK_KINDS", "center_box", "random_boxes", "free_form", "half_image", "make_masks",
            "apply_mask", "hole_fraction"]
 
@@ -61,6 +63,8 @@ def random_boxes(n: int, size=32, num_boxes: tuple[int, int] = (1, 4), max_fract
     """Between ``num_boxes[0]`` and ``num_boxes[1]`` random rectangles per image, each side
     at most ``max_fraction`` of the image side."""
     _check_n(n)
+    V.number("max_fraction (the largest box side, as a share of the image side)", max_fraction, 0.0, 1.0,
+             low_open=True, hint="Try 0.4.")
     h, w = _size(size)
     lo, hi = _check_count_range("num_boxes", num_boxes)
     g = _gen(seed)
@@ -161,6 +165,8 @@ def make_masks(kind: str, n: int, size=32, seed: int | torch.Generator | None = 
 
 def apply_mask(images: torch.Tensor, mask: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
     """Images with their holes (mask 0) set to ``fill`` (what a model is shown)."""
+    V.number("fill (the value shown in the holes)", fill,
+             hint="0 is black in [0, 1] images, gray in [-1, 1].")
     if mask.shape[-2:] != images.shape[-2:]:
         raise ValueError(f"The mask is {mask.shape[-2]}x{mask.shape[-1]} but the images are "
                          f"{images.shape[-2]}x{images.shape[-1]}: make them the same size.")

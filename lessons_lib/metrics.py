@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import registry
+from . import validate as V
 from .images import check_batch, rgb_to_lab
 
 __all__ = ["ssim", "psnr", "delta_e76", "delta_e2000", "delta_e2000_lab", "colorfulness",
@@ -37,6 +38,22 @@ def _pair(x: torch.Tensor, y: torch.Tensor, channels: int | None = 3):
         raise ValueError(f"The two image batches differ in shape: {tuple(x.shape)} vs "
                          f"{tuple(y.shape)}. Compare images of the same size and count.")
     return x, y
+
+
+def _scale(x: torch.Tensor, data_range: float | None = None) -> None:
+    """Refuses images on another scale than the metric's: 0..255 values read as [0, 1] give a
+    PSNR of -9 dB or a Delta E in the thousands, silently."""
+    V.number("data_range", 1.0 if data_range is None else data_range, 0.0, low_open=True,
+             hint="It is the span of the pixel values: 1 for [0, 1] images, 255 for 0..255, 2 for [-1, 1].")
+    limit = 2.0 * (1.0 if data_range is None else float(data_range))
+    hi = float(x.detach().abs().max()) if x.numel() else 0.0
+    if hi > limit and data_range is None:
+        raise ValueError(f"The images have values up to {hi:.4g}; these metrics take RGB in [0, 1]: "
+                         f"divide 0..255 images by 255 (and convert [-1, 1] ones with images.to_unit).")
+    if hi > limit:
+        raise ValueError(f"The images have values up to {hi:.4g}, far beyond data_range={data_range:g} (the "
+                         f"span of the pixel values): pass data_range=255 for 0..255 images, or divide "
+                         f"them by 255.")
 
 
 def _reduce(per_image: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -91,6 +108,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: in
     over a stacked tensor.
     """
     x, y = _pair(x, y, channels=None)
+    _scale(x, data_range), _scale(y, data_range)
     if win_size % 2 == 0 or win_size < 3:
         raise ValueError(f"win_size must be odd and at least 3, got {win_size}.")
     if min(x.shape[-2:]) < win_size:
@@ -119,6 +137,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0,
          reduction: str = "mean") -> torch.Tensor:
     """Peak signal-to-noise ratio in dB (infinite for identical images)."""
     x, y = _pair(x, y, channels=None)
+    _scale(x, data_range), _scale(y, data_range)
     mse = (x.double() - y.double()).pow(2).mean(dim=(1, 2, 3))
     return _reduce((10 * torch.log10(data_range ** 2 / mse)).float(), reduction)
 
@@ -127,6 +146,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0,
 def delta_e76(x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """CIE76 colour difference: Euclidean distance in CIELAB, averaged over pixels."""
     x, y = _pair(x, y)
+    _scale(x), _scale(y)
     d = torch.cat([(rgb_to_lab(x[p]) - rgb_to_lab(y[p])).pow(2).sum(dim=1).sqrt().mean(dim=(1, 2))
                    for p in _chunks(x)])
     return _reduce(d, reduction)
@@ -135,6 +155,7 @@ def delta_e76(x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torc
 def delta_e2000(x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """CIEDE2000 colour difference, averaged over pixels (kL = kC = kH = 1)."""
     x, y = _pair(x, y)
+    _scale(x), _scale(y)
     d = torch.cat([delta_e2000_lab(rgb_to_lab(x[p]), rgb_to_lab(y[p])).mean(dim=(1, 2))
                    for p in _chunks(x)])
     return _reduce(d, reduction)
@@ -222,6 +243,7 @@ def colorfulness(x: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2), with
     rg = R - G and yb = (R + G) / 2 - B.
     """
+    _scale(check_batch(x))
     x = check_batch(x) * 255.0
     r, g, b = x.unbind(1)
     rg = (r - g).flatten(1)
@@ -288,6 +310,9 @@ def feature_statistics(features: torch.Tensor | np.ndarray):
     f = torch.as_tensor(features).double()
     if f.dim() != 2 or f.shape[0] < 2:
         raise ValueError(f"Features must be (N, D) with N >= 2, got {tuple(f.shape)}.")
+    if not bool(torch.isfinite(f).all()):
+        raise ValueError("The features hold NaN or infinite values (images with NaNs, or a diverged "
+                         "model?); the Frechet distance needs finite features.")
     mu = f.mean(dim=0)
     centred = f - mu
     return mu, centred.T @ centred / (f.shape[0] - 1)

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import registry
+from . import validate as V
 from .images import load_image, pil_to_tensor
 from .runtime import get_profile
 from .training import Task
@@ -242,6 +243,53 @@ def style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, 
 
 
 # --------------------------------------------------------------------------- inputs
+# Style transfer works on images of MIN_SIDE to MAX_SIDE pixels a side (after ``size=``
+# scaling): VGG halves the image four times, and the optimisation keeps a VGG forward and
+# backward pass of the whole image in memory (1024 x 1024 needs several GB). Files and
+# tensors above MAX_INPUT_PIXELS are refused before they are decoded.
+MIN_SIDE = 16
+MAX_SIDE = 1024
+MAX_INPUT_PIXELS = 40_000_000
+_SHRINK = "Pass size=512 (the longer side after scaling), or downscale the file first."
+
+
+def _check_input_size(image, name: str) -> None:
+    """Refuses a huge file or image before it is decoded into a (3, H, W) float tensor."""
+    if isinstance(image, (str, Path)):
+        V.input_file(image, name)
+        try:
+            with Image.open(image) as im:  # reads the header only
+                w, h = im.size
+        except Image.DecompressionBombError:
+            raise ValueError(f"The {name} '{image}' is too large to open safely (PIL's decompression-bomb "
+                             f"limit); style transfer takes at most {MAX_INPUT_PIXELS // 1_000_000} "
+                             f"megapixels. Downscale it first with an image editor, then pass size=512."
+                             ) from None
+        except Exception:
+            return  # not an image: load_image says so
+    elif isinstance(image, Image.Image):
+        w, h = image.size
+    elif torch.is_tensor(image) and image.dim() >= 2:
+        h, w = image.shape[-2:]
+    else:
+        return
+    if w * h > MAX_INPUT_PIXELS:
+        raise ValueError(f"The {name} is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); style transfer takes "
+                         f"at most {MAX_INPUT_PIXELS // 1_000_000} megapixels. Downscale it first, e.g. "
+                         f"img.thumbnail(({MAX_SIDE}, {MAX_SIDE})) with PIL, then pass size=512.")
+
+
+def _check_sides(content: torch.Tensor, style_image: torch.Tensor, size) -> None:
+    """The working sizes, before VGG sees them: one message that says how to resize."""
+    h, w = content.shape[-2:]
+    grow = "Use a larger image, or pass size=256 to scale it up."
+    V.image_side("content image" + (f" (after size={size})" if size is not None else ""), h, w,
+                 MIN_SIDE, MAX_SIDE, hint_small=f"VGG halves it four times. {grow}", hint_large=_SHRINK)
+    sh, sw = style_image.shape[-2:]
+    V.image_side("style image", sh, sw, MIN_SIDE, None,
+                 hint_small="A smaller one has no texture to copy: use a larger style image.")
+
+
 def as_image(image, name: str = "image") -> torch.Tensor:
     """A (1, 3, H, W) tensor in [0, 1] from a path, a PIL image (any mode) or a tensor.
 
@@ -249,6 +297,7 @@ def as_image(image, name: str = "image") -> torch.Tensor:
     RGBA, palette, grayscale, CMYK and 16-bit images into RGB. A tensor must already be
     RGB in [0, 1]: anything else is refused with a message saying how to convert it.
     """
+    _check_input_size(image, name)
     if isinstance(image, (str, Path, Image.Image)):
         return pil_to_tensor(load_image(image)).unsqueeze(0)
     if not torch.is_tensor(image):
@@ -289,15 +338,19 @@ def prepare_pair(content, style, size: int | None = None, verbose: bool = True):
     Gram matrices do not need equal sizes, but equal sizes keep the texture scale the
     network sees comparable.
     """
+    if size is not None:
+        V.count("size (the content's longer side in pixels)", size, MIN_SIDE, MAX_SIDE,
+                hint="VGG pools 4 times (at least 16); larger images need more memory (try 256 or 512).")
     c = as_image(content, "content image")
     s = as_image(style, "style image")
     if size is not None:
-        if size < 16:
-            raise ValueError(f"size must be at least 16 pixels (VGG pools 4 times), got {size}.")
+        V.count("size (the content's longer side in pixels)", size, MIN_SIDE, MAX_SIDE,
+                hint="VGG pools 4 times (at least 16); larger images need more memory (try 256 or 512).")
         h, w = c.shape[-2:]
         scale = size / max(h, w)
         c = F.interpolate(c, size=(max(16, round(h * scale)), max(16, round(w * scale))),
                           mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    _check_sides(c, s, size)
     if s.shape[-2:] != c.shape[-2:]:
         if verbose:
             print(f"Note: the style image is {s.shape[-1]}x{s.shape[-2]}, the content "
@@ -342,6 +395,12 @@ def style_transfer(content, style, steps: int = 50, alpha: float = 1.0, beta: fl
 
     if steps < 1:
         raise ValueError(f"steps must be a positive number of optimisation steps, got {steps}.")
+    V.count("steps (optimisation steps)", steps)
+    V.number("alpha (content weight)", alpha, 0.0, hint="Try alpha=1, beta=1e5.")
+    V.number("beta (style weight)", beta, 0.0, hint="Try alpha=1, beta=1e5.")
+    if lr is not None:
+        V.number("lr", lr, 0.0, low_open=True, hint="Leave it out for the optimizer's default.")
+    V.optional_count("snapshot_every", snapshot_every)
     if alpha < 0 or beta < 0 or alpha + beta == 0:
         raise ValueError(f"alpha and beta must be >= 0 and not both 0, got alpha={alpha}, beta={beta}.")
     if optimizer not in ("lbfgs", "adam"):

@@ -65,6 +65,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import diffusion
+from . import validate as V
 from .files import atomic_write, atomic_write_text
 
 __all__ = ["Task", "SupervisedTask", "VAETask", "DiffusionTask", "fit", "History",
@@ -473,8 +474,9 @@ class History(dict):
 
     def save(self, folder: str | Path) -> None:
         """Writes ``history.csv`` and ``history.json`` into ``folder`` (atomically)."""
-        atomic_write_text(Path(folder) / "history.csv", self.to_csv())
-        atomic_write_text(Path(folder) / "history.json", json.dumps(self.rows, indent=1))
+        with V.writing(Path(folder) / "history.csv", "the earlier history files"):
+            atomic_write_text(Path(folder) / "history.csv", self.to_csv())
+            atomic_write_text(Path(folder) / "history.json", json.dumps(self.rows, indent=1))
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -488,7 +490,12 @@ def save_checkpoint(task: Task, ckpt_dir: str | Path, epoch: int, history: Histo
         "history": list(history.rows) if history is not None else [],
         "rng": _rng_state(loader),
     }
-    return atomic_save(state, checkpoint_path(ckpt_dir, epoch))
+    path = checkpoint_path(ckpt_dir, epoch)
+    earlier = [e for e in list_checkpoints(ckpt_dir) if e != epoch]
+    kept = (f"the earlier checkpoints (up to {checkpoint_path(ckpt_dir, max(earlier)).name})" if earlier
+            else "")
+    with V.writing(path, kept):
+        return atomic_save(state, path)
 
 
 def restore(task: Task, state: dict, loader=None) -> History:
@@ -562,6 +569,10 @@ def fit(task: Task, loader, epochs: int, *, val_loader=None, ckpt_dir: str | Pat
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}.")
+    V.optional_count("steps_per_epoch", steps_per_epoch,
+                     hint="An epoch must train at least one batch; leave it out (None) to use every batch.")
+    if ckpt_dir is not None:
+        V.output_dir(ckpt_dir, "checkpoint folder")
     if len(loader) == 0:
         raise ValueError("The training loader yields no batches: the dataset is empty or smaller "
                          "than one batch with drop_last=True.")
@@ -595,6 +606,10 @@ def fit(task: Task, loader, epochs: int, *, val_loader=None, ckpt_dir: str | Pat
             start = state["epoch"] + 1
             if progress:
                 print(f"Resuming from {latest} (epoch {state['epoch']}).")
+            if state["epoch"] > epochs:
+                print(f"Note: '{ckpt_dir}' already holds {state['epoch']} epochs, more than epochs={epochs}; "
+                      f"nothing is trained and the epoch-{state['epoch']} weights are kept. Ask for more "
+                      f"epochs to train further, or use another folder for a shorter run.")
         ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     n_steps = len(loader) if steps_per_epoch is None else min(steps_per_epoch, len(loader))
@@ -630,6 +645,9 @@ def fit(task: Task, loader, epochs: int, *, val_loader=None, ckpt_dir: str | Pat
                      if kept else "No checkpoint was written yet."))
             raise
         bar.close()
+        if running.n == 0:  # an empty loader: never checkpoint an epoch that trained nothing
+            raise ValueError(f"Epoch {epoch} trained no batch (the loader yielded nothing), so no checkpoint "
+                             f"was written. Check that the dataset is not empty and yields batches.")
         row = {"epoch": epoch, **running.means("train_")}
         if val_loader is not None:
             row.update(_validate(task, val_loader, device, channels_last, autocast, epoch))

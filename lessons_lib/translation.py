@@ -31,6 +31,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from . import registry
+from . import validate as V
 from .images import rgb_to_gray, to_signed
 from .runtime import cache_dir, get_profile
 from .training import Task
@@ -302,6 +303,8 @@ def canny_edges(images: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
 
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"canny_edges needs RGB images (N, 3, H, W) in [0, 1], got {tuple(images.shape)}.")
+    V.number("sigma (the Canny blur)", sigma, 0.0, hint="Try 1 (larger: fewer, smoother edges).")
+    V.value_range("The images given to canny_edges", images, 0.0, 1.0)
     gray = rgb_to_gray(images)[:, 0].cpu().numpy().astype(np.float64)
     edges = np.stack([canny(g, sigma=sigma) for g in gray])
     return torch.from_numpy(edges).float().unsqueeze(1)
@@ -331,6 +334,8 @@ class EdgePairs(Dataset):
 def hue_rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
     """Rotate the hue of (N, 3, H, W) [0, 1] images, keeping luminance (the W3C/CSS
     ``hue-rotate`` matrix). Grays are unchanged; the result is clipped to [0, 1]."""
+    V.number("degrees", degrees, hint="For example 150.")
+    V.value_range("The images given to hue_rotate", images, 0.0, 1.0)
     a = math.radians(degrees)
     c, s = math.cos(a), math.sin(a)
     m = images.new_tensor([

@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from . import course_weights, data, evaluation, registry, training, translation
+from . import validate as V
 from .files import atomic_write, atomic_write_text
 from .images import rgb_to_gray, to_signed
 from .models.colorizers import MODELS, build_model
@@ -47,7 +48,7 @@ __all__ = ["make_task", "load_photos", "colorization_pairs", "train", "load_trai
 _KNOWN_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, ImportError,
                  training.CheckpointError, training.TrainingDiverged, registry.DownloadUnavailable,
                  course_weights.WeightsError,
-                 DeviceUnavailable)
+                 DeviceUnavailable, PermissionError, IsADirectoryError, TypeError, V.WriteFailed)
 
 
 GAN_LAMBDA_L1 = 300.0
@@ -81,6 +82,9 @@ def load_photos(source: str | Path | None = None, size: int = 32, split: str = "
     ``split`` ("train"/"test") matters for CIFAR-10 and the default set only: a folder is
     used whole. ``limit`` keeps a fixed random subset.
     """
+    V.count("image size", size, 8)
+    V.optional_count("limit (the number of images to use)", limit,
+                     hint="Leave it out (None) to use every image.")
     if source is None:
         ds = data.colour_images(split, size=size, limit=limit, seed=seed)
     elif str(source).lower() == "cifar10":
@@ -118,6 +122,63 @@ def _read_config(out_dir, name) -> dict | None:
                                        f"--latent_dim/--width as used for training.") from None
 
 
+# Every setting that decides what a resumed run trains; --epochs may grow between runs.
+_SETTINGS = {"latent_dim": "--latent_dim", "width": "--width", "image_size": "--image_size",
+             "learning_rate": "--learning_rate", "batch_size": "--batch_size", "seed": "--seed",
+             "steps_per_epoch": "--steps_per_epoch", "n_images": "--data/--limit"}
+
+
+def _check_train_args(out_dir, epochs, batch_size, lr, latent_dim, width, steps_per_epoch) -> None:
+    """Ranges and the output folder, before any work starts."""
+    V.count("epochs", epochs)
+    V.count("batch_size", batch_size, hint="It is the number of images per training step, e.g. 64.")
+    V.number("learning_rate (lr)", lr, 0.0, 1.0, low_open=True, hint="Try 0.001.")
+    V.count("latent_dim", latent_dim)
+    V.count("width", width)
+    V.optional_count("steps_per_epoch", steps_per_epoch,
+                     hint="An epoch that trains nothing would still be checkpointed as complete; "
+                          "leave it out (None) to use every batch.")
+    V.output_dir(out_dir, "output folder (--out)")
+
+
+def _run_config(name, photos, batch_size, lr, latent_dim, width, seed, steps_per_epoch) -> dict:
+    return {"model": name, "latent_dim": int(latent_dim), "width": int(width),
+            "image_size": int(photos.shape[-1]), "learning_rate": float(lr), "batch_size": int(batch_size),
+            "seed": int(seed), "steps_per_epoch": None if steps_per_epoch is None else int(steps_per_epoch),
+            "n_images": len(photos)}
+
+
+def _resume_config(out_dir, name: str, config: dict) -> dict | None:
+    """The recorded config of a run to resume, or None when there is nothing to resume.
+
+    A setting that differs from the record is refused, naming it: a resumed run must train
+    exactly as the run it continues (settings an older record lacks are recorded now).
+    """
+    saved = _read_config(out_dir, name)
+    folder = Path(out_dir) / name
+    found = training.list_checkpoints(folder)
+    if saved is None or not found:
+        return None
+    changed = [k for k in config if k in saved and saved[k] != config[k]]
+    if not changed:
+        return saved
+
+    def show(k, v):
+        return f"{v} training images" if k == "n_images" else f"{_SETTINGS.get(k, k)} {v}"
+
+    recorded = ", ".join(show(k, saved[k]) for k in changed)
+    asked = ", ".join(show(k, config[k]) for k in changed)
+    flags = " ".join(f"{_SETTINGS[k]} {saved[k]}" for k in changed
+                     if k != "n_images" and saved[k] is not None)
+    todo = f"run again with {flags} to resume it" if flags else "use the same settings to resume it"
+    if "n_images" in changed:
+        todo += " (with the same --data, --limit and --val_fraction)"
+    raise ValueError(
+        f"'{folder}' holds a {name} run (checkpoints up to epoch {max(found)}) recorded with {recorded}; "
+        f"this run asks for {asked}. A resumed run must use the recorded settings: {todo}, or start a "
+        f"fresh run with another --out folder (or move '{folder}' away).")
+
+
 # --------------------------------------------------------------------------- train / test
 def train(name: str, photos: torch.Tensor, out_dir: str | Path, epochs: int = 10, batch_size: int = 64,
           lr: float = 1e-3, latent_dim: int = 256, width: int = 32, seed: int = 8000,
@@ -129,12 +190,9 @@ def train(name: str, photos: torch.Tensor, out_dir: str | Path, epochs: int = 10
         raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
     if len(photos) == 0:
         raise ValueError("There are no training images.")
-    config = {"model": name, "latent_dim": latent_dim, "width": width, "image_size": int(photos.shape[-1])}
-    saved = _read_config(out_dir, name)
-    if saved is not None and any(saved.get(k, v) != v for k, v in config.items()):
-        raise ValueError(
-            f"'{Path(out_dir) / name}' holds a {name} trained with {saved}; this run asks for {config}. "
-            f"Use the same --latent_dim/--width/--image_size to resume, or another --out folder.")
+    _check_train_args(out_dir, epochs, batch_size, lr, latent_dim, width, steps_per_epoch)
+    config = _run_config(name, photos, batch_size, lr, latent_dim, width, seed, steps_per_epoch)
+    saved = _resume_config(out_dir, name, config)
     seed_everything(seed)
     model = build_model(name, latent_dim=latent_dim, width=width)
     task = make_task(name, model, lr)
@@ -142,8 +200,9 @@ def train(name: str, photos: torch.Tensor, out_dir: str | Path, epochs: int = 10
     val_loader = (data.make_loader(colorization_pairs(val_photos), batch_size=batch_size, shuffle=False)
                   if val_photos is not None and len(val_photos) else None)
     ckpt_dir = Path(out_dir) / name
-    if saved is None:
-        atomic_write_text(_config_path(out_dir, name), json.dumps(config, indent=1))
+    if saved != config:
+        with V.writing(_config_path(out_dir, name)):
+            atomic_write_text(_config_path(out_dir, name), json.dumps(config, indent=1))
     device = get_device(None if device is None else str(device))
     history = training.fit(task, loader, epochs, val_loader=val_loader, ckpt_dir=ckpt_dir, device=device,
                            steps_per_epoch=steps_per_epoch, progress=progress, desc=name, on_epoch=on_epoch)
@@ -155,18 +214,40 @@ def _inference_model(task: training.Task, model: nn.Module) -> nn.Module:
     return task.inference_model() if isinstance(task, training.DiffusionTask) else model
 
 
-def load_trained(name: str, out_dir: str | Path, epoch: int | None = None, latent_dim: int = 256,
-                 width: int = 32, device: str | torch.device | None = None) -> tuple[nn.Module, int]:
-    """The model saved after ``epoch`` (default: the latest) in ``out_dir/name``; returns (model, epoch)."""
+def load_trained(name: str, out_dir: str | Path, epoch: int | None = None, latent_dim: int | None = None,
+                 width: int | None = None, device: str | torch.device | None = None) -> tuple[nn.Module, int]:
+    """The model saved after ``epoch`` (default: the latest) in ``out_dir/name``; returns (model, epoch).
+
+    The sizes come from the run's recorded ``config.json``; ``latent_dim``/``width`` are
+    only needed without one (default 256/32), and are refused when they disagree with it.
+    """
     if name not in MODELS:
         raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
     saved = _read_config(out_dir, name) or {}
-    model = build_model(name, latent_dim=saved.get("latent_dim", latent_dim), width=saved.get("width", width))
+    latent_dim, width = _recorded_sizes(out_dir, name, saved, latent_dim, width)
+    model = build_model(name, latent_dim=latent_dim, width=width)
     task = make_task(name, model)
     epoch = training.load_weights(task, Path(out_dir) / name, epoch)
     model = _inference_model(task, model)
     model.to(get_device(None if device is None else str(device))).eval()
     return model, epoch
+
+
+def _recorded_sizes(out_dir, name, saved: dict, latent_dim, width) -> tuple[int, int]:
+    """(latent_dim, width) from the run's record; a given value that disagrees is refused."""
+    asked = {"latent_dim": latent_dim, "width": width}
+    for k, v in asked.items():
+        if v is not None:
+            V.count(k, v)
+    clash = {k: v for k, v in asked.items() if v is not None and k in saved and saved[k] != v}
+    if clash:
+        given = ", ".join(f"--{k} {v}" for k, v in clash.items())
+        rec = ", ".join(f"--{k} {saved[k]}" for k in clash)
+        raise ValueError(
+            f"The {name} run in '{Path(out_dir) / name}' was trained with {rec} (its config.json); you "
+            f"passed {given}. Testing reads the sizes from the run's record: leave {given.split()[0]} "
+            f"out (or pass {rec}), or point --out at the run that was trained with {given}.")
+    return (int(saved.get("latent_dim", latent_dim or 256)), int(saved.get("width", width or 32)))
 
 
 def shipped_part(model: nn.Module) -> nn.Module:
@@ -214,15 +295,19 @@ def save_samples(photos: torch.Tensor, outputs: torch.Tensor, path: str | Path, 
 
 def test(name: str, photos: torch.Tensor, out_dir: str | Path, epoch: int | None = None, steps: int = 50,
          num_images: int = 4, seed: int = 8000, device: str | torch.device | None = None,
-         lpips="auto", overwrite: bool = False, model: nn.Module | None = None) -> dict:
-    """Scores the trained model on ``photos`` beside the gray baseline; writes metrics JSON and samples PNG."""
+         lpips="auto", overwrite: bool = False, model: nn.Module | None = None,
+         latent_dim: int | None = None, width: int | None = None) -> dict:
+    """Scores the trained model on ``photos`` beside the gray baseline; writes metrics JSON and samples PNG.
+
+    The model's sizes come from the run's config.json (``latent_dim``/``width`` only without one)."""
     out_dir = Path(out_dir)
+    V.count("--steps (sampling steps of the diffusion models)", steps)
+    V.count("--num_images (samples in the PNG grid)", num_images)
+    V.output_dir(out_dir, "output folder (--out)")
     if model is None and epoch == "course":
         model = load_course_model(name, device)
     elif model is None:
-        model, epoch = load_trained(name, out_dir, epoch, device=device)
-    if steps < 1:
-        raise ValueError(f"--steps must be a positive number of sampling steps, got {steps}.")
+        model, epoch = load_trained(name, out_dir, epoch, latent_dim, width, device=device)
     metrics_path = out_dir / f"metrics_{name}.json"
     # Refuse before the (possibly long) evaluation, not after it.
     if metrics_path.exists() and not overwrite:
@@ -232,8 +317,9 @@ def test(name: str, photos: torch.Tensor, out_dir: str | Path, epoch: int | None
     outputs = scores.pop("outputs")
     record = {"model": name, "epoch": epoch, "steps": steps if MODELS[name].kind == "diffusion" else None,
               **scores}
-    save_samples(photos, outputs, out_dir / f"samples_{name}.png", num_images, overwrite)
-    atomic_write_text(metrics_path, json.dumps(record, indent=1))
+    with V.writing(metrics_path):
+        save_samples(photos, outputs, out_dir / f"samples_{name}.png", num_images, overwrite)
+        atomic_write_text(metrics_path, json.dumps(record, indent=1))
     record["outputs"] = outputs
     return record
 
@@ -246,11 +332,16 @@ def compare(names: Sequence[str], photos: torch.Tensor, out_dir: str | Path, val
     for name in names:
         if name not in MODELS:
             raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
+    V.fraction("--val_fraction (the share of images held out for testing)", val_fraction,
+               hint="Try 0.1 (one image in ten).")
+    _check_train_args(out_dir, epochs, batch_size, lr, latent_dim, width, steps_per_epoch)
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(photos), generator=g)
     n_val = max(1, round(len(photos) * val_fraction))
     if n_val >= len(photos):
-        raise ValueError(f"{len(photos)} images are too few to hold out a validation split.")
+        raise ValueError(f"{len(photos)} images are too few to hold out --val_fraction {val_fraction:g} "
+                         f"and still train on some: use more images (--data/--limit) or a smaller "
+                         f"--val_fraction.")
     train_photos, val_photos = photos[perm[n_val:]], photos[perm[:n_val]]
     if isinstance(lpips, str):
         lpips = evaluation.load_lpips()
@@ -297,7 +388,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val_fraction", type=float, default=0.1, help="held-out share for 'compare'")
     p.add_argument("--overwrite", action="store_true", help="replace earlier metrics/samples/tables")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (if installed)")
+    _check_types(p)
     return p
+
+
+# What each number flag accepts, with an example: "--limit: expected a whole number >= 1 (e.g. 500),
+# got '-5'" instead of argparse's "invalid int value" (NaN and 2.5 included).
+_FLAG_TYPES = {
+    "seed": V.int_arg(0, 8000), "batch_size": V.int_arg(1, 64), "epochs": V.int_arg(1, 10),
+    "latent_dim": V.int_arg(1, 256), "steps": V.int_arg(1, 50), "num_images": V.int_arg(1, 4),
+    "image_size": V.int_arg(8, 32), "width": V.int_arg(1, 32), "limit": V.int_arg(1, 500),
+    "steps_per_epoch": V.int_arg(1, 20), "learning_rate": V.float_arg(0, 1, low_open=True, example="0.001"),
+    "val_fraction": V.fraction_arg("0.1"),
+}
+
+
+def _check_types(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if action.dest in _FLAG_TYPES and action.type in (int, float):
+            action.type = _FLAG_TYPES[action.dest]
 
 
 def _weights(value: str):
@@ -322,6 +431,15 @@ def _wandb_logger(args, name):
     return lambda epoch, row: run.log(row, step=epoch)
 
 
+def _explicit_sizes(argv, args) -> dict:
+    """--latent_dim/--width as typed on the command line (test reads them from the run's record)."""
+    words = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    given = [w.split("=")[0] for w in words if w.startswith("--") and len(w) > 2]
+    # argparse also takes unambiguous prefixes (--latent 8).
+    return {k: getattr(args, k) for k in ("latent_dim", "width")
+            if any(f"--{k}".startswith(w) for w in given)}
+
+
 def run(argv: Sequence[str] | None = None) -> dict:
     """The command line without the exit-code handling (raises on bad input)."""
     args = build_parser().parse_args(argv)
@@ -335,6 +453,8 @@ def run(argv: Sequence[str] | None = None) -> dict:
     if args.data is not None and str(args.data).lower() != "cifar10" and not Path(args.data).exists():
         raise FileNotFoundError(f"--data '{args.data}' does not exist. Pass a folder of colour images "
                                 f"(flat, or one sub-folder per class), or 'cifar10'.")
+    V.output_dir(args.out, "output folder (--out)")
+    sizes = _explicit_sizes(argv, args)
     device = get_device(args.device)
     print(f"profile {get_profile()}, device {device}")
     if args.command == "compare":
@@ -356,7 +476,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
             results[name] = dict(history)
         else:
             rec = test(name, photos, args.out, args.weights, args.steps, args.num_images, args.seed, device,
-                       overwrite=args.overwrite)
+                       overwrite=args.overwrite, **sizes)
             rec.pop("outputs")
             results[name] = rec
             print(evaluation.results_table({name: rec["model"], "gray baseline": rec["gray"]},

@@ -150,10 +150,13 @@ def test_bad_input_gets_one_clear_message(tmp_path, capsys):
     ckpt.write_bytes(b"\x00" * 100)
     code, io = _cli(capsys, "--model", "resnet", "--mode", "test", "--weights", 1, "--data", data, "--out", out)
     assert code == 2 and "cannot be read: it is damaged or truncated" in io.err
-    code, io = _cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", out, "--width", "8")
-    assert code == 2 and "Use the same --latent_dim/--width" in io.err
-    code, io = _cli(capsys, "--epochs", 0, "--data", data, "--out", out)
-    assert code == 2 and "--epochs must be a positive number" in io.err
+    code, io = _cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", out, "--width", "8",
+                    "--latent_dim", "4", "--batch_size", "4")
+    assert code == 2 and "recorded with --width 4; this run asks for --width 8" in io.err
+    with pytest.raises(SystemExit) as stop:
+        _cli(capsys, "--epochs", 0, "--data", data, "--out", out)
+    assert stop.value.code == 2
+    assert "argument --epochs: expected a whole number >= 1 (e.g. 10), got '0'" in capsys.readouterr().err
 
 
 def test_wandb_is_optional(tmp_path, capsys, monkeypatch):
@@ -169,8 +172,9 @@ def test_wandb_is_optional(tmp_path, capsys, monkeypatch):
 def test_resuming_with_other_settings_is_refused(tmp_path):
     photos16 = torch.rand(8, 3, 16, 16)
     zoo.train("unet", photos16, tmp_path, epochs=1, batch_size=4, width=4, latent_dim=8, progress=False)
-    with pytest.raises(ValueError, match="holds a unet trained with .*image_size"):
+    with pytest.raises(ValueError, match="holds a unet run .* recorded with --image_size 16; this run asks "
+                                         "for --image_size 32"):
         zoo.train("unet", torch.rand(8, 3, 32, 32), tmp_path, epochs=1, batch_size=4, width=4, latent_dim=8,
                   progress=False)
-    with pytest.raises(ValueError, match="--latent_dim/--width"):
+    with pytest.raises(ValueError, match="recorded with --width 4; this run asks for --width 8"):
         zoo.train("unet", photos16, tmp_path, epochs=1, batch_size=4, width=8, latent_dim=8, progress=False)
