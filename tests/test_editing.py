@@ -1,4 +1,4 @@
-"""lessons_lib.pipelines and lessons_lib.editing, offline, on tiny random pipelines."""
+"""lessons_lib.editing (loading, tiny pipelines, edits, log, panel), offline, on tiny random pipelines."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from lessons_lib import editing as E
-from lessons_lib import pipelines as P
+from lessons_lib.editing import loading as L
+from lessons_lib.editing import tiny as T
 from lessons_lib import registry
 
 STEPS = 3
@@ -24,15 +25,15 @@ def cache_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("lessons-cache")
     mp.setenv("LESSONS_CACHE_DIR", str(root))
     mp.setenv("LESSONS_PROFILE", "fast")
-    P.clear_pipeline_cache()
+    E.clear_pipeline_cache()
     yield root
-    P.clear_pipeline_cache()
+    E.clear_pipeline_cache()
     mp.undo()
 
 
 @pytest.fixture(scope="session")
 def pipes(cache_root):
-    return {task: E.load_pipeline(task) for task in P.TASKS}
+    return {task: E.load_pipeline(task) for task in E.TASKS}
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +83,7 @@ def test_tiny_pipelines_have_the_real_architecture(pipes, cache_root):
         assert pipe.name_or_path == str(saved)  # loaded back with from_pretrained
     assert pipes["img2img"].vae_scale_factor == 8 and pipes["upscale"].vae_scale_factor == 4
     # Only finished pipelines are left in the cache: no temporary build folders.
-    assert sorted(p.name for p in (cache_root / "tiny-pipelines").iterdir()) == sorted(P.TASKS)
+    assert sorted(p.name for p in (cache_root / "tiny-pipelines").iterdir()) == sorted(E.TASKS)
 
 
 def test_pipeline_is_loaded_once_and_reused(pipes):
@@ -94,8 +95,8 @@ def test_tiny_build_is_deterministic_and_leaves_global_rng_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    a = P.build_tiny_pipeline("img2img")
-    b = P.build_tiny_pipeline("img2img")
+    a = T.build_tiny_pipeline("img2img")
+    b = T.build_tiny_pipeline("img2img")
     assert torch.equal(torch.rand(3), expected)
     for (name, pa), (_, pb) in zip(a.unet.state_dict().items(), b.unet.state_dict().items()):
         assert torch.equal(pa, pb), name
@@ -105,12 +106,12 @@ def test_tiny_build_is_deterministic_and_leaves_global_rng_alone():
 
 
 def test_stale_tiny_pipeline_is_rebuilt(cache_root, pipes):
-    folder = P.tiny_pipeline_dir("upscale")
+    folder = T.tiny_pipeline_dir("upscale")
     marker = folder / "lessons_tiny.json"
     marker.write_text(json.dumps({"version": -1}))
-    P._TINY_DIRS.clear()  # as in a new process: the folder is checked again
-    rebuilt = P.tiny_pipeline_dir("upscale")
-    assert rebuilt == folder and json.loads(marker.read_text())["version"] == P.TINY_VERSION
+    T._TINY_DIRS.clear()  # as in a new process: the folder is checked again
+    rebuilt = T.tiny_pipeline_dir("upscale")
+    assert rebuilt == folder and json.loads(marker.read_text())["version"] == T.TINY_VERSION
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
 
 
@@ -139,11 +140,13 @@ def test_missing_hub_id_says_what_to_do(monkeypatch, cache_root):
 
 
 def test_memory_options_and_a_local_folder(pipes, photo):
-    folder = P.tiny_pipeline_dir("img2img")
+    folder = T.tiny_pipeline_dir("img2img")
     pipe = E.load_pipeline("img2img", model_id=str(folder), memory_safe=True)
     assert pipe is not pipes["img2img"]
     assert pipe.vae.use_slicing and pipe.vae.use_tiling
-    assert any("Sliced" in type(p).__name__ for p in pipe.unet.attn_processors.values())
+    # PyTorch 2 has scaled-dot-product attention: slicing would only slow it down (diffusers' advice).
+    assert hasattr(torch.nn.functional, "scaled_dot_product_attention")
+    assert not E.attention_slicing_active(pipe)
     big = E.demo_image("coffee", 96)  # larger than the tiny VAE's 64 px tile: tiled decoding runs
     out = E.img2img(pipe, big, "a cup", strength=0.5, num_inference_steps=2)
     assert out.image.size == (96, 96)
@@ -242,10 +245,10 @@ def test_mask_checks(pipes, photo):
 
 
 def test_out_of_memory_says_what_to_do(photo):
-    class Exhausted:  # stands in for a pipeline on a full GPU
+    class Exhausted:  # stands in for an img2img pipeline on a full GPU
         name_or_path, config = "oom", {}
 
-        def __call__(self, **kwargs):
+        def __call__(self, prompt=None, image=None, strength=None, **kwargs):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     with pytest.raises(RuntimeError, match="GPU ran out of memory during img2img.*cpu_offload=True"):
