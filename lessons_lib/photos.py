@@ -200,18 +200,16 @@ class PhotoPicker:
         return self.use(bytes(data), name=name)
 
     def ask(self) -> None:
-        """Colab: open the browser's file chooser now. Elsewhere: show the Upload button."""
+        """Colab: open the browser's file chooser now (the cell waits for the upload).
+        Elsewhere: the panel's Upload button does it; this only says so."""
         if in_colab():
             from google.colab import files  # only in Colab
 
-            uploaded = files.upload()
-            for name, data in uploaded.items():
+            for name, data in files.upload().items():
                 self.use_bytes(name, data)
                 break
         else:
-            from IPython.display import display
-
-            display(self.widget)
+            self.status.value = "Press 'Upload a photo' in this panel, then re-run the cells below."
 
     def _on_upload(self, change) -> None:
         for name, data in _uploaded_files(change["new"]):

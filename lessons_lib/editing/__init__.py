@@ -15,10 +15,28 @@ One module per concern; everything a notebook uses is importable from here
 """
 from ..photos import demo_image
 from .checks import MAX_EDIT_SIDE, check_strength, prepare_image
-from .edits import (STRENGTHS, SUGGESTED_STRENGTH, edit_region, feather_mask, img2img, inpaint, mask_from_bbox,
-                    outpaint, steps_that_run, strength_sweep, suggest_strength)
+from .edits import (
+                    STRENGTHS,
+                    SUGGESTED_STRENGTH,
+                    edit_region,
+                    feather_mask,
+                    img2img,
+                    inpaint,
+                    mask_from_bbox,
+                    outpaint,
+                    steps_that_run,
+                    strength_sweep,
+                    suggest_strength,
+)
 from .figures import grid_figure, show_edit, sweep_figure
-from .instruct import IMAGE_STABILITY, PIX2PIX_STEPS, TEXT_STRENGTH, guidance_grid, instruct_edit, instruct_edits
+from .instruct import (
+                    IMAGE_STABILITY,
+                    PIX2PIX_STEPS,
+                    TEXT_STRENGTH,
+                    guidance_grid,
+                    instruct_edit,
+                    instruct_edits,
+)
 from .loading import apply_memory_options, attention_slicing_active, clear_pipeline_cache, load_pipeline
 from .oplog import OperationLog, safe_filename, save_image, save_result
 from .running import EditResult

@@ -20,8 +20,17 @@ from PIL import Image
 
 from .. import masks as M
 from ..photos import open_photo
-from .checks import (check_prompts, check_scale, check_seed, check_steps, check_strength, default_steps,
-                     prepare_image, prepare_mask, require_pipeline)
+from .checks import (
+    check_prompts,
+    check_scale,
+    check_seed,
+    check_steps,
+    check_strength,
+    default_steps,
+    prepare_image,
+    prepare_mask,
+    require_pipeline,
+)
 from .oplog import OperationLog, save_result
 from .running import EditResult, StepCounter, generator, memory_advice, model_name
 
@@ -184,7 +193,8 @@ def outpaint(pipe, image, prompt: str, border: int | Sequence[int] = 64, overlap
     require_pipeline(pipe, "inpaint", "outpaint")
     img = prepare_image(image)
     borders = [border] * 4 if isinstance(border, (int, np.integer)) else list(border)
-    if len(borders) != 4 or any(isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 0 for b in borders):
+    if len(borders) != 4 or any(isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 0
+                                for b in borders):
         raise ValueError(f"border must be a non-negative whole number of pixels or four of them "
                          f"(left, top, right, bottom), got {border!r}.")
     if any(b % 8 for b in borders) or not any(borders):
@@ -199,8 +209,9 @@ def outpaint(pipe, image, prompt: str, border: int | Sequence[int] = 64, overlap
     # Edge-replicated fill: a neutral start that continues the image's border colours.
     canvas = np.pad(arr, ((top, bottom), (left, right), (0, 0)), mode="edge")
     h, w = arr.shape[:2]
-    keep = M.box_mask(canvas.shape[:2], (left + (overlap if left else 0), top + (overlap if top else 0),
-                                         left + w - (overlap if right else 0), top + h - (overlap if bottom else 0)))
+    kept_box = (left + (overlap if left else 0), top + (overlap if top else 0),
+                left + w - (overlap if right else 0), top + h - (overlap if bottom else 0))
+    keep = M.box_mask(canvas.shape[:2], kept_box)
     # box_mask marks the box as the hole; here the box is what is kept, so flip it.
     result = inpaint(pipe, Image.fromarray(canvas), M.to_sd_mask(1 - keep), prompt,
                      strength=1.0, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,

@@ -9,8 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .checks import (check_count, check_prompts, check_scale, check_seed, default_steps, prepare_image,
-                     require_pipeline)
+from .checks import (
+    check_count,
+    check_prompts,
+    check_scale,
+    check_seed,
+    default_steps,
+    prepare_image,
+    require_pipeline,
+)
 from .oplog import OperationLog, save_result
 from .running import EditResult, StepCounter, generator, memory_advice, model_name
 
@@ -56,7 +63,7 @@ def instruct_edits(pipe, image, instructions: Sequence[str], image_guidance_scal
             out = pipe(prompt=chunk, image=[img] * len(chunk), num_inference_steps=n,
                        image_guidance_scale=image_guidance_scale, guidance_scale=guidance_scale,
                        generator=[generator(seed) for _ in chunk], callback_on_step_end=counter)
-        for text, edited in zip(chunk, out.images):
+        for text, edited in zip(chunk, out.images, strict=True):
             params = {"instruction": text, "image_guidance_scale": image_guidance_scale,
                       "guidance_scale": guidance_scale, "num_inference_steps": n,
                       "size": list(img.size), "model": model_name(pipe)}

@@ -15,7 +15,8 @@ from ..files import append_line, write_unique
 
 __all__ = ["safe_filename", "save_image", "save_result", "OperationLog"]
 
-_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+             *(f"lpt{i}" for i in range(1, 10))}
 
 
 def safe_filename(text: str, max_length: int = 60, default: str = "edit") -> str:

@@ -80,8 +80,8 @@ _SD15 = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_line
 SCHEDULER_CONFIGS: dict[str, dict] = {
     "img2img": {"_class_name": "PNDMScheduler", "_diffusers_version": "0.6.0", **_SD15},
     "inpaint": {"_class_name": "PNDMScheduler", "_diffusers_version": "0.6.0.dev0", **_SD15},
-    "instruct-pix2pix": {"_class_name": "EulerAncestralDiscreteScheduler", "_diffusers_version": "0.12.0.dev0",
-                         "prediction_type": "epsilon", **_SD15},
+    "instruct-pix2pix": {"_class_name": "EulerAncestralDiscreteScheduler",
+                         "_diffusers_version": "0.12.0.dev0", "prediction_type": "epsilon", **_SD15},
     "upscale": {"_class_name": "DDIMScheduler", "_diffusers_version": "0.8.0", "beta_start": 0.0001,
                 "beta_end": 0.02, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
                 "prediction_type": "v_prediction", "trained_betas": None, "clip_sample": False,
@@ -113,6 +113,7 @@ MODEL_INDEX: dict[str, dict] = {
     "upscale": {"_class_name": "StableDiffusionUpscalePipeline", "_diffusers_version": "0.8.0",
                 "low_res_scheduler": ["diffusers", "DDPMScheduler"], "max_noise_level": 350,
                 "scheduler": ["diffusers", "DDIMScheduler"],
-                "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+                "text_encoder": ["transformers", "CLIPTextModel"],
+                "tokenizer": ["transformers", "CLIPTokenizer"],
                 "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]},
 }

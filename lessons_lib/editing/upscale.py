@@ -4,8 +4,15 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .checks import (check_count, check_prompts, check_scale, check_seed, default_steps, prepare_image,
-                     require_pipeline)
+from .checks import (
+    check_count,
+    check_prompts,
+    check_scale,
+    check_seed,
+    default_steps,
+    prepare_image,
+    require_pipeline,
+)
 from .running import EditResult, StepCounter, generator, memory_advice, model_name
 
 __all__ = ["UPSCALE_MAX_INPUT", "upscale"]
@@ -94,7 +101,7 @@ def upscale(pipe, image, prompt: str = "", num_inference_steps: int | None = Non
     acc = np.zeros((4 * h, 4 * w, 3), dtype=np.float64)
     weight = np.zeros((4 * h, 4 * w, 1), dtype=np.float64)
     fade = 4 * overlap
-    for (x0, y0, x1, y1), t in zip(boxes, tiles):
+    for (x0, y0, x1, y1), t in zip(boxes, tiles, strict=True):
         wx = _ramp(4 * (x1 - x0), fade, x0 > 0, x1 < w)
         wy = _ramp(4 * (y1 - y0), fade, y0 > 0, y1 < h)
         wt = (wy[:, None] * wx[None, :])[..., None]
