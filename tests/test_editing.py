@@ -475,7 +475,7 @@ def test_show_edit_figure(pipes, photo):
     assert [ax.get_title() for ax in fig.axes] == ["original", "a cat"]
 
 
-# --------------------------------------------------------------------------- bad input at the boundary (issue 14)
+# --------------------------------------------------------------------------- bad input (issue 14)
 @pytest.mark.parametrize("helper,task,call", [
     ("img2img", "img2img", lambda p, img: E.img2img(p, img, "a cat", strength=0.3, num_inference_steps=2)),
     ("strength_sweep", "img2img", lambda p, img: E.strength_sweep(p, img, "a cat", num_inference_steps=2)),
@@ -567,7 +567,7 @@ def test_cuda_without_a_gpu_says_so(monkeypatch):
 
 
 def test_batch_size_is_checked_as_a_batch_size(pipes, photo):
-    with pytest.raises(ValueError, match="batch_size must be a positive whole number of images edited") as err:
+    with pytest.raises(ValueError, match="batch_size must be a positive whole number of images") as err:
         E.instruct_edits(pipes["instruct-pix2pix"], photo, ["make it red"], batch_size=0)
     assert "denoising" not in str(err.value)
     with pytest.raises(ValueError, match="batch_size must be a positive whole number of tiles"):
