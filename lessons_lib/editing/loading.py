@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import warnings
 from pathlib import Path
 
 import torch
@@ -181,7 +182,9 @@ def _hub_kwargs(spec: Task, source: str) -> tuple[str, dict]:
 
 def _check_checkpoint(spec: Task, source: str, revision: dict) -> None:
     """Refuse a checkpoint whose UNet does not fit the task, before loading any weight."""
-    config = _diffusers().UNet2DConditionModel.load_config(source, subfolder="unet", **revision)
+    with warnings.catch_warnings():  # diffusers passes huggingface_hub a deprecated argument here
+        warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+        config = _diffusers().UNet2DConditionModel.load_config(source, subfolder="unet", **revision)
     channels = config.get("in_channels")
     if channels == spec.unet_in_channels:
         return
