@@ -62,7 +62,8 @@ def test_the_cache_is_laid_out_like_the_real_repositories(hub_cache):
             if not component.startswith("_") and isinstance(index[component], list):
                 assert (snapshot / component).is_dir(), (task, component)
         fp16 = sorted(p.name for p in (snapshot / "unet").glob("*.fp16.safetensors"))
-        assert fp16 == (["diffusion_pytorch_model.fp16.safetensors"] if specs.TASKS[task].fp16_variant else [])
+        published = specs.TASKS[task].fp16_variant
+        assert fp16 == (["diffusion_pytorch_model.fp16.safetensors"] if published else [])
     assert (snapshots["img2img"] / "safety_checker" / "config.json").is_file()
     assert (snapshots["img2img"] / "feature_extractor" / "preprocessor_config.json").is_file()
 
@@ -137,7 +138,8 @@ def _run_full_profile(notebook: str, hub_root: Path, out_dir: Path, edit=None) -
             if edit:
                 cell.source = edit(cell.source)
     env = dict(os.environ, LESSONS_PROFILE="full", HF_HUB_CACHE=str(hub_root), HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", LESSONS_OUTPUT_DIR=str(out_dir), LESSONS_CACHE_DIR=str(out_dir / "cache"))
+               TRANSFORMERS_OFFLINE="1", LESSONS_OUTPUT_DIR=str(out_dir),
+               LESSONS_CACHE_DIR=str(out_dir / "cache"))
     NotebookClient(nb, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(REPO / "notebooks")}}).execute(env=env)
     return nb
@@ -162,8 +164,9 @@ def test_notebook_5_edits_an_uploaded_photo_in_the_full_profile(hub_cache, tmp_p
     rng = np.random.default_rng(1)
     mine = Image.fromarray(rng.integers(0, 256, (75, 100, 4), dtype=np.uint8), mode="RGBA")
     mine.save(tmp_path / "me.png")
+    mine = repr(str(tmp_path / "me.png"))
     nb = _run_full_profile("05_instruct_pix2pix.ipynb", hub_cache[0], tmp_path / "out",
-                           edit=lambda s: s.replace("MY_PHOTO = None", f"MY_PHOTO = {str(tmp_path / 'me.png')!r}"))
+                           edit=lambda s: s.replace("MY_PHOTO = None", f"MY_PHOTO = {mine}"))
     text = _text(nb)
     assert "editing me.png: 64x48 pixels" in text and "timbrooks/instruct-pix2pix" in text
     out = tmp_path / "out" / "05_instruct_pix2pix"
