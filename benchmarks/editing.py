@@ -35,7 +35,9 @@ class _Echo:
     name_or_path = "echo"
     config = {}
 
-    def __call__(self, image, **kwargs):
+    # Takes the arguments of all four pipelines, so the helpers' pipeline-kind check accepts it.
+    def __call__(self, image, strength=None, mask_image=None, image_guidance_scale=None, noise_level=None,
+                 **kwargs):
         return types.SimpleNamespace(images=list(image) if isinstance(image, list) else [image])
 
 

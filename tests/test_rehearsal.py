@@ -162,11 +162,10 @@ def test_notebook_4_runs_in_the_full_profile_against_the_cache(hub_cache, tmp_pa
 def test_notebook_5_edits_an_uploaded_photo_in_the_full_profile(hub_cache, tmp_path):
     # A student's photo: an RGBA PNG of an odd size, given by path.
     rng = np.random.default_rng(1)
-    mine = Image.fromarray(rng.integers(0, 256, (75, 100, 4), dtype=np.uint8), mode="RGBA")
-    mine.save(tmp_path / "me.png")
-    mine = repr(str(tmp_path / "me.png"))
+    Image.fromarray(rng.integers(0, 256, (75, 100, 4), dtype=np.uint8), mode="RGBA").save(tmp_path / "me.png")
+    path = repr(str(tmp_path / "me.png"))
     nb = _run_full_profile("05_instruct_pix2pix.ipynb", hub_cache[0], tmp_path / "out",
-                           edit=lambda s: s.replace("MY_PHOTO = None", f"MY_PHOTO = {mine}"))
+                           edit=lambda s: s.replace("MY_PHOTO = None", f"MY_PHOTO = {path}"))
     text = _text(nb)
     assert "editing me.png: 64x48 pixels" in text and "timbrooks/instruct-pix2pix" in text
     out = tmp_path / "out" / "05_instruct_pix2pix"
