@@ -7,17 +7,21 @@ PY := .venv/bin/python
 SHARED_DATA := $(abspath ../shared/data)
 export LESSONS_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: setup course test bench clean
+.PHONY: setup course test bench weights clean
 
 setup:
 	@bash scripts/setup_env.sh
 
 course: setup
-	$(PY) -m lessons_lib.course $(ARGS)
+	$(PY) -m course_tools.course $(ARGS)
 
 test: setup
 	LESSONS_PROFILE=fast MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
 		$(PY) -m pytest --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
+
+# Retrain the course weights shipped in lessons_lib/weights/ (see course_tools/train_weights.py).
+weights: setup
+	LESSONS_PROFILE=fast $(PY) -m course_tools.train_weights $(ARGS)
 
 bench: setup
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -4,8 +4,13 @@ The conventions are diffusers' so the two can be compared line by line (and are,
 the tests): images live in [-1, 1]; ``betas[t]`` for t = 0 ... T-1; a model predicts
 the noise ``eps`` from ``(x_t, t)`` (and an optional condition); the DDPM step is
 ``DDPMScheduler.step`` with ``variance_type="fixed_small"``, the DDIM step is
-``DDIMScheduler.step``, both with ``prediction_type="epsilon"``; inference timesteps
-use diffusers' default "leading" spacing.
+``DDIMScheduler.step``; inference timesteps use diffusers' default "leading" spacing.
+
+What the network predicts is the schedule's ``prediction_type``, as in diffusers'
+scheduler configs: ``"epsilon"`` (the noise, Ho et al.), ``"v_prediction"``
+(v = sqrt(abar) eps - sqrt(1 - abar) x0, Salimans and Ho, 2022) or ``"sample"`` (x0
+itself). Noise prediction is the classic; v-prediction trains much faster at small
+scale, because its target stays well scaled at every noise level.
 
 A *model* here is any callable ``model(x_t, t)`` or, with a condition,
 ``model(x_t, t, cond)`` returning a tensor shaped like ``x_t``; ``t`` is a (N,) long
@@ -29,9 +34,11 @@ __all__ = ["SCHEDULES", "beta_schedule", "NoiseSchedule", "make_schedule", "q_sa
            "inference_timesteps", "StepOutput", "ddpm_step", "ddim_step",
            "classifier_free_guidance", "predict_noise", "ddpm_sample", "ddim_sample",
            "noise_prediction_loss", "check_mask", "repaint_schedule", "repaint_step",
-           "repaint_undo_step", "repaint_sample", "LOSSES"]
+           "repaint_undo_step", "repaint_sample", "LOSSES", "PREDICTION_TYPES",
+           "training_target", "diffusion_loss"]
 
 SCHEDULES = ("linear", "cosine")
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 LOSSES = ("l1", "mse")
 
 
@@ -63,10 +70,12 @@ def _check_T(T) -> None:
 
 @dataclass
 class NoiseSchedule:
-    """Betas and the products derived from them, kept in float32 as diffusers keeps them."""
+    """Betas and the products derived from them, kept in float32 as diffusers keeps them,
+    and what the model predicts (``prediction_type``, one of ``PREDICTION_TYPES``)."""
 
     betas: torch.Tensor
     name: str = "custom"
+    prediction_type: str = "epsilon"
     alphas: torch.Tensor = field(init=False)
     alphas_cumprod: torch.Tensor = field(init=False)
 
@@ -76,6 +85,9 @@ class NoiseSchedule:
             raise ValueError(f"betas must be a non-empty 1-D tensor, got shape {tuple(self.betas.shape)}.")
         if (self.betas <= 0).any() or (self.betas >= 1).any():
             raise ValueError("Every beta must lie strictly between 0 and 1.")
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, "
+                             f"got {self.prediction_type!r}.")
         self.alphas = 1.0 - self.betas
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
 
@@ -84,8 +96,7 @@ class NoiseSchedule:
         return len(self.betas)
 
     def to(self, device) -> "NoiseSchedule":
-        out = NoiseSchedule(self.betas.to(device), self.name)
-        return out
+        return NoiseSchedule(self.betas.to(device), self.name, self.prediction_type)
 
     def alpha_bar(self, t: int) -> torch.Tensor:
         """alpha-bar at step t as a float32 scalar tensor; 1 for t < 0 (the clean image,
@@ -97,9 +108,10 @@ class NoiseSchedule:
         return inference_timesteps(self.T, num_inference_steps)
 
 
-def make_schedule(name: str = "linear", T: int = 1000, **kwargs) -> NoiseSchedule:
-    """``NoiseSchedule`` for a named schedule: ``make_schedule("cosine", 1000)``."""
-    return NoiseSchedule(beta_schedule(name, T, **kwargs), name=name)
+def make_schedule(name: str = "linear", T: int = 1000, prediction_type: str = "epsilon",
+                  **kwargs) -> NoiseSchedule:
+    """``NoiseSchedule`` for a named schedule: ``make_schedule("cosine", 1000, "v_prediction")``."""
+    return NoiseSchedule(beta_schedule(name, T, **kwargs), name=name, prediction_type=prediction_type)
 
 
 def _as_schedule(schedule) -> NoiseSchedule:
@@ -189,9 +201,19 @@ def _prev_timestep(timestep: int, T: int, num_inference_steps: int | None,
     return timestep - T // _check_steps(num_inference_steps, T)
 
 
-def _pred_x0(model_output, sample, abar_t, clip_sample, clip_range):
-    x0 = (sample - (1 - abar_t) ** 0.5 * model_output) / abar_t ** 0.5
-    return x0.clamp(-clip_range, clip_range) if clip_sample else x0
+def _pred_x0_eps(model_output, sample, abar_t, prediction_type: str):
+    """(x0, eps) implied by the model's output at a step with alpha-bar ``abar_t``."""
+    a, s = abar_t ** 0.5, (1 - abar_t) ** 0.5
+    if prediction_type == "epsilon":
+        return (sample - s * model_output) / a, model_output
+    if prediction_type == "v_prediction":
+        return a * sample - s * model_output, a * model_output + s * sample
+    return model_output, (sample - a * model_output) / s
+
+
+def _pred_x0(model_output, sample, abar_t, clip_sample, clip_range, prediction_type="epsilon"):
+    x0, eps = _pred_x0_eps(model_output, sample, abar_t, prediction_type)
+    return (x0.clamp(-clip_range, clip_range) if clip_sample else x0), eps
 
 
 def ddpm_step(model_output: torch.Tensor, timestep: int, sample: torch.Tensor, schedule="linear",
@@ -211,7 +233,7 @@ def ddpm_step(model_output: torch.Tensor, timestep: int, sample: torch.Tensor, s
     abar_t, abar_prev = schedule.alpha_bar(t), schedule.alpha_bar(prev_t)
     alpha_t = abar_t / abar_prev
     beta_t = 1 - alpha_t
-    x0 = _pred_x0(model_output, sample, abar_t, clip_sample, clip_sample_range)
+    x0, _ = _pred_x0(model_output, sample, abar_t, clip_sample, clip_sample_range, schedule.prediction_type)
     x0_coeff = abar_prev ** 0.5 * beta_t / (1 - abar_t)
     xt_coeff = alpha_t ** 0.5 * (1 - abar_prev) / (1 - abar_t)
     prev = x0_coeff * x0 + xt_coeff * sample
@@ -241,8 +263,7 @@ def ddim_step(model_output: torch.Tensor, timestep: int, sample: torch.Tensor, s
     t = _check_timestep(timestep, schedule.T)
     prev_t = _prev_timestep(t, schedule.T, num_inference_steps, prev_timestep)
     abar_t, abar_prev = schedule.alpha_bar(t), schedule.alpha_bar(prev_t)
-    x0 = _pred_x0(model_output, sample, abar_t, clip_sample, clip_sample_range)
-    eps = model_output
+    x0, eps = _pred_x0(model_output, sample, abar_t, clip_sample, clip_sample_range, schedule.prediction_type)
     variance = (1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev)
     std = eta * variance ** 0.5
     if use_clipped_model_output:
@@ -308,20 +329,24 @@ def ddpm_sample(model: Callable, shape, schedule="linear", num_inference_steps: 
                 generator: torch.Generator | None = None, cond: torch.Tensor | None = None,
                 guidance_scale: float = 1.0, uncond: torch.Tensor | None = None,
                 x_T: torch.Tensor | None = None, clip_sample: bool = True, device=None,
-                progress: bool = True, return_trajectory: bool = False, trajectory_points: int = 8):
+                progress: bool = True, return_trajectory: bool = False, trajectory_points: int = 8,
+                clip_sample_range: float = 1.0):
     """Ancestral DDPM sampling from pure noise: T steps (or ``num_inference_steps``, strided).
 
-    Returns the samples in [-1, 1]; with ``return_trajectory`` also a list of
+    Returns the samples in [-clip_sample_range, clip_sample_range] ([-1, 1] for images);
+    with ``return_trajectory`` also a list of
     ``(t, x_t)`` pairs (``trajectory_points`` of them, noise to image) for strips.
     """
     schedule = _as_schedule(schedule)
 
     def step(eps, t, x):
         return ddpm_step(eps, t, x, schedule, num_inference_steps=num_inference_steps,
-                         generator=generator, clip_sample=clip_sample).prev_sample
+                         generator=generator, clip_sample=clip_sample,
+                         clip_sample_range=clip_sample_range).prev_sample
 
     return _sample("DDPM", step, model, shape, schedule, num_inference_steps, generator, cond,
-                   guidance_scale, uncond, x_T, device, progress, return_trajectory, trajectory_points)
+                   guidance_scale, uncond, x_T, device, progress, return_trajectory, trajectory_points,
+                   clip_sample_range)
 
 
 @torch.no_grad()
@@ -330,7 +355,7 @@ def ddim_sample(model: Callable, shape, schedule="linear", num_inference_steps: 
                 cond: torch.Tensor | None = None, guidance_scale: float = 1.0,
                 uncond: torch.Tensor | None = None, x_T: torch.Tensor | None = None,
                 clip_sample: bool = True, device=None, progress: bool = True,
-                return_trajectory: bool = False, trajectory_points: int = 8):
+                return_trajectory: bool = False, trajectory_points: int = 8, clip_sample_range: float = 1.0):
     """DDIM sampling in ``num_inference_steps`` steps (default 50); ``eta`` = 0 is deterministic,
     so the same ``x_T`` always gives the same image. Returns like :func:`ddpm_sample`."""
     schedule = _as_schedule(schedule)
@@ -338,14 +363,16 @@ def ddim_sample(model: Callable, shape, schedule="linear", num_inference_steps: 
 
     def step(eps, t, x):
         return ddim_step(eps, t, x, schedule, num_inference_steps=num_inference_steps, eta=eta,
-                         generator=generator, clip_sample=clip_sample).prev_sample
+                         generator=generator, clip_sample=clip_sample,
+                         clip_sample_range=clip_sample_range).prev_sample
 
     return _sample("DDIM", step, model, shape, schedule, num_inference_steps, generator, cond,
-                   guidance_scale, uncond, x_T, device, progress, return_trajectory, trajectory_points)
+                   guidance_scale, uncond, x_T, device, progress, return_trajectory, trajectory_points,
+                   clip_sample_range)
 
 
 def _sample(name, step, model, shape, schedule, num_inference_steps, generator, cond, guidance_scale,
-            uncond, x_T, device, progress, return_trajectory, trajectory_points):
+            uncond, x_T, device, progress, return_trajectory, trajectory_points, clip_range=1.0):
     """The loop both samplers share: noise in, ``step`` from t to the previous t, image out."""
     device = torch.device(device) if device is not None else _model_device(model)
     timesteps = inference_timesteps(schedule.T, num_inference_steps)
@@ -358,16 +385,29 @@ def _sample(name, step, model, shape, schedule, num_inference_steps, generator, 
         x = step(eps, t, x)
         if return_trajectory and i in marks:
             traj.append((t, x.detach().cpu()))
-    x = x.clamp(-1, 1)
+    x = x.clamp(-clip_range, clip_range)
     return (x, traj) if return_trajectory else x
 
 
 # --------------------------------------------------------------------------- training loss
-def noise_prediction_loss(model: Callable, x0: torch.Tensor, schedule="linear", loss: str = "mse",
-                          cond: torch.Tensor | None = None, cond_drop_prob: float = 0.0,
-                          generator: torch.Generator | None = None,
-                          t: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
-    """The denoising objective: noise x0 to a random step t, ask the model for the noise.
+def training_target(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, schedule="linear") -> torch.Tensor:
+    """What the network should output for ``x_t = q_sample(x0, t, noise)``: the noise, v or x0,
+    by the schedule's ``prediction_type`` (diffusers' ``get_velocity`` for v)."""
+    schedule = _as_schedule(schedule)
+    if schedule.prediction_type == "epsilon":
+        return noise
+    if schedule.prediction_type == "sample":
+        return x0
+    abar = _gather(schedule.alphas_cumprod, t, x0)
+    return abar.sqrt() * noise - (1 - abar).sqrt() * x0
+
+
+def diffusion_loss(model: Callable, x0: torch.Tensor, schedule="linear", loss: str = "mse",
+                   cond: torch.Tensor | None = None, cond_drop_prob: float = 0.0,
+                   generator: torch.Generator | None = None,
+                   t: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """The denoising objective: noise x0 to a random step t, ask the model for the
+    schedule's target (:func:`training_target`: the noise by default).
 
     ``loss`` is ``"l1"`` (mean absolute error) or ``"mse"`` (Ho et al.'s simple loss).
     With a condition, ``cond_drop_prob`` zeroes it for that fraction of the batch so the
@@ -391,7 +431,12 @@ def noise_prediction_loss(model: Callable, x0: torch.Tensor, schedule="linear", 
             keep = (torch.rand(n, generator=generator, device=gen_device) >= cond_drop_prob).to(x0.device)
             cond = cond * keep.to(cond.dtype).reshape(-1, *([1] * (cond.dim() - 1)))
         pred = model(x_t, t, cond)
-    return F.l1_loss(pred, noise) if loss == "l1" else F.mse_loss(pred, noise)
+    target = training_target(x0, noise, t, schedule)
+    return F.l1_loss(pred, target) if loss == "l1" else F.mse_loss(pred, target)
+
+
+# The classic name, for the epsilon objective of the lessons.
+noise_prediction_loss = diffusion_loss
 
 
 # --------------------------------------------------------------------------- RePaint

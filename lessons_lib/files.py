@@ -9,6 +9,10 @@ Every result, checkpoint, table and page the course writes goes through here:
   ``name-3``...;
 * :func:`append_line` adds one line to a log without rewriting what is already there.
 
+New files get the usual permissions (``0666`` less the process umask, like ``open``
+gives), not the ``0600`` of a bare temporary file, so a shared folder or a web server
+can read them; a replaced file keeps its own permissions.
+
 Kept free of torch so the grader, which only runs notebooks, can use it.
 """
 from __future__ import annotations
@@ -22,6 +26,27 @@ from typing import BinaryIO, Callable, Union
 __all__ = ["atomic_write", "atomic_write_text", "write_unique", "append_line"]
 
 Content = Union[str, bytes, Callable[[BinaryIO], None]]
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux shows it (os.umask is racy)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
 
 
 def _fill(fh: BinaryIO, content: Content) -> None:
@@ -45,8 +70,10 @@ def atomic_write(path: str | Path, content: Content, overwrite: bool = True) -> 
         raise FileExistsError(f"'{path}' already exists and is kept (not overwritten). Move it away, "
                               f"or choose another name or folder.")
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode_for(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             _fill(fh, content)
         os.replace(tmp, path)
@@ -72,6 +99,7 @@ def write_unique(folder: str | Path, stem: str, suffix: str, content: Content) -
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             _fill(fh, content)
         for k in range(1, 100_000):

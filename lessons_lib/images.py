@@ -19,7 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 __all__ = [
     "load_image", "normalize_image", "resize_to_multiple", "pil_to_tensor", "tensor_to_pil",
     "pils_to_batch", "batch_to_pils", "to_signed", "to_unit", "rgb_to_gray", "rgb_to_lab",
-    "lab_to_rgb", "check_batch",
+    "lab_to_rgb", "check_batch", "rgb_to_chroma", "luma_chroma_to_rgb",
 ]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -186,6 +186,31 @@ def rgb_to_gray(x: torch.Tensor, keep_channels: bool = False) -> torch.Tensor:
     w = x.new_tensor(_GRAY_WEIGHTS).view(1, 3, 1, 1)
     gray = (x * w).sum(dim=1, keepdim=True)
     return gray.expand(-1, 3, -1, -1).contiguous() if keep_channels else gray
+
+
+# Chroma of YCbCr (ITU-R 601, the JPEG form) around that luma: Cb = (B - Y) / 1.772,
+# Cr = (R - Y) / 1.402. Both are differences, so the same formulas hold for images in
+# [0, 1] and in [-1, 1]: a colorizer that predicts chroma keeps the input's luma exactly.
+_CB_SCALE = 2 * (1 - _GRAY_WEIGHTS[2])
+_CR_SCALE = 2 * (1 - _GRAY_WEIGHTS[0])
+
+
+def rgb_to_chroma(x: torch.Tensor) -> torch.Tensor:
+    """Batched chroma (Cb, Cr): (N, 3, H, W) -> (N, 2, H, W); zero for any gray image."""
+    x = check_batch(x)
+    y = rgb_to_gray(x)
+    return torch.cat([(x[:, 2:3] - y) / _CB_SCALE, (x[:, 0:1] - y) / _CR_SCALE], dim=1)
+
+
+def luma_chroma_to_rgb(luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+    """The inverse of (``rgb_to_gray``, ``rgb_to_chroma``): (N, 1, H, W) + (N, 2, H, W) -> RGB."""
+    luma = check_batch(luma, "luma", channels=1)
+    chroma = check_batch(chroma, "chroma", channels=2)
+    cb, cr = chroma[:, 0:1], chroma[:, 1:2]
+    r = luma + _CR_SCALE * cr
+    b = luma + _CB_SCALE * cb
+    g = (luma - _GRAY_WEIGHTS[0] * r - _GRAY_WEIGHTS[2] * b) / _GRAY_WEIGHTS[1]
+    return torch.cat([r, g, b], dim=1)
 
 
 # --------------------------------------------------------------------------- CIELAB

@@ -1,9 +1,19 @@
-"""Plain-text tables for printed results (the exercise notebooks print theirs with it)."""
+"""Tables: plain text for printed results (the exercises), and a lesson's results rows.
+
+``show_results`` is how a lesson reports what it achieved: one row per trained model,
+its number beside its trivial baseline's. The notebook shows them as a Markdown table,
+and the course runner (``course_tools.course``) reads the same rows from the executed
+notebook into ``results.json`` and ``index.html``.
+"""
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
-__all__ = ["format_table"]
+__all__ = ["format_table", "RESULTS_MIME", "result_row", "results_markdown", "show_results"]
+
+# The MIME type the course runner looks for in a notebook's outputs.
+RESULTS_MIME = "application/vnd.lessons-results+json"
 
 
 def _cell(value, fmt: str | None) -> str:
@@ -42,3 +52,40 @@ def format_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None,
     out = [line(columns), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in body]
     return "\n".join(out)
+
+
+def result_row(what: str, model: float, baseline: float, better: str = "lower") -> dict:
+    """One results row: ``what`` was measured, the trained ``model``'s value, the trivial
+    ``baseline``'s value on the same images, and which direction is ``better``."""
+    if better not in ("lower", "higher"):
+        raise ValueError(f"better must be 'lower' or 'higher', got {better!r}.")
+    if not isinstance(what, str) or not what.strip():
+        raise ValueError("A results row needs a non-empty description ('what').")
+    model, baseline = float(model), float(baseline)
+    if not (math.isfinite(model) and math.isfinite(baseline)):
+        raise ValueError(f"{what}: the model ({model}) and baseline ({baseline}) must be finite numbers.")
+    return {"what": what, "model": model, "baseline": baseline, "better": better}
+
+
+def beats(row: Mapping) -> bool:
+    return row["model"] < row["baseline"] if row["better"] == "lower" else row["model"] > row["baseline"]
+
+
+def results_markdown(rows: Sequence[Mapping], digits: int = 2) -> str:
+    """The rows as a Markdown table with a verdict column."""
+    lines = ["| result | model | baseline | better | verdict |", "|---|---:|---:|---|---|"]
+    for r in rows:
+        verdict = "**beats the baseline**" if beats(r) else "loses to the baseline"
+        lines.append(f"| {r['what']} | {r['model']:.{digits}f} | {r['baseline']:.{digits}f} | "
+                     f"{r['better']} | {verdict} |")
+    return "\n".join(lines)
+
+
+def show_results(rows: Sequence[Mapping], digits: int = 2) -> list[dict]:
+    """Displays the results rows as a table and publishes them for the course runner."""
+    from IPython.display import Markdown, display
+
+    rows = [result_row(r["what"], r["model"], r["baseline"], r.get("better", "lower")) for r in rows]
+    display(Markdown(results_markdown(rows, digits)))
+    display({RESULTS_MIME: {"results": rows}, "text/plain": f"<{len(rows)} results rows>"}, raw=True)
+    return rows

@@ -48,6 +48,7 @@ overwritten.
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import io
 import json
@@ -252,35 +253,76 @@ class VAETask(Task):
         return {"loss": float(mse + self.kl_weight * kl), "mse": float(mse), "kl": float(kl)}
 
 
-class DiffusionTask(Task):
-    """Conditional noise prediction: ``model(x_t, t, cond) -> eps``.
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameter by parameter; buffers are copied."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
 
-    Batches are ``(cond, x)``; the loss is :func:`lessons_lib.diffusion.noise_prediction_loss`
-    (MSE, or ``loss="l1"``) under ``schedule`` (a ``NoiseSchedule``, a schedule name or
-    a tensor of betas). ``x0`` is ``x`` itself, or ``target(cond, x)`` when given (e.g.
-    diffuse the colour offset from the gray image rather than the colour image).
+
+class DiffusionTask(Task):
+    """Conditional denoising: ``model(x_t, t, cond)`` predicts the schedule's target.
+
+    Batches are ``(cond, x)``; the loss is :func:`lessons_lib.diffusion.diffusion_loss`
+    (MSE, or ``loss="l1"``) under ``schedule`` (a ``NoiseSchedule``, whose
+    ``prediction_type`` says what is predicted, a schedule name or a tensor of betas).
+    ``x0`` is ``x`` itself, or ``target(cond, x)`` when given (e.g. diffuse the chroma of
+    the colour image). Without a condition pass batches of images alone.
+
+    ``ema_decay`` keeps an exponential moving average of the weights in
+    ``models["ema"]`` (checkpointed with the rest), with the usual warm-up: the decay
+    is min(ema_decay, (1 + n) / (10 + n)) after n updates, so early weights are
+    forgotten fast. Samples from the averaged weights are much cleaner than from the
+    raw ones after a short training run; :meth:`inference_model` returns them.
     """
 
     def __init__(self, model: nn.Module, schedule="linear", lr: float = 1e-3,
-                 loss: str = "mse", target: Callable | None = None):
-        super().__init__({"model": model}, {"model": _adam(model, lr)})
+                 loss: str = "mse", target: Callable | None = None, ema_decay: float | None = None):
+        models = {"model": model}
+        if ema_decay is not None:
+            if not 0.0 < ema_decay < 1.0:
+                raise ValueError(f"ema_decay must lie strictly between 0 and 1 (e.g. 0.999), got {ema_decay!r}.")
+            models["ema"] = copy.deepcopy(model).requires_grad_(False)
+        super().__init__(models, {"model": _adam(model, lr)})
         if loss not in diffusion.LOSSES:
             raise ValueError(f"loss must be one of {', '.join(diffusion.LOSSES)}, got {loss!r}.")
         self.schedule = diffusion.make_schedule(schedule) if isinstance(schedule, str) else schedule
         self.loss = loss
         self.target = target
+        self.ema_decay = ema_decay
+        self.ema_updates = 0
 
     def _loss(self, batch):
-        cond, x0 = batch
+        if isinstance(batch, torch.Tensor):
+            cond, x0 = None, batch
+        else:
+            cond, x0 = batch
         if self.target is not None:
             x0 = self.target(cond, x0)
-        return diffusion.noise_prediction_loss(self.models["model"], x0, self.schedule, self.loss, cond=cond)
+        return diffusion.diffusion_loss(self.models["model"], x0, self.schedule, self.loss, cond=cond)
 
     def training_step(self, batch):
-        return {"loss": self.optimize(self._loss(batch), "model")}
+        logs = {"loss": self.optimize(self._loss(batch), "model")}
+        if self.ema_decay is not None:
+            n = self.ema_updates
+            ema_update(self.models["ema"], self.models["model"], min(self.ema_decay, (1 + n) / (10 + n)))
+            self.ema_updates += 1
+        return logs
 
     def validation_step(self, batch):
         return {"loss": float(self._loss(batch))}
+
+    def inference_model(self) -> nn.Module:
+        """The weights to sample with: the moving average when there is one."""
+        return self.models.get("ema", self.models["model"])
+
+    def extra_state(self) -> dict:
+        return {"ema_updates": self.ema_updates}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.ema_updates = int(state.get("ema_updates", 0))
 
 
 # --------------------------------------------------------------------------- files

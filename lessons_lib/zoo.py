@@ -60,7 +60,9 @@ def make_task(name: str, model: nn.Module, lr: float = 1e-3) -> training.Task:
     if kind == "vae":
         return training.VAETask(model, lr=lr, kl_weight=1e-3)
     if kind == "diffusion":
-        return training.DiffusionTask(model, model.schedule, lr=lr, target=model.training_target)
+        # The averaged weights sample far cleaner after a short run (see DiffusionTask).
+        return training.DiffusionTask(model, model.schedule, lr=lr, target=model.training_target,
+                                      ema_decay=0.999)
     raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
 
 
@@ -138,7 +140,12 @@ def train(name: str, photos: torch.Tensor, out_dir: str | Path, epochs: int = 10
     device = get_device(None if device is None else str(device))
     history = training.fit(task, loader, epochs, val_loader=val_loader, ckpt_dir=ckpt_dir, device=device,
                            steps_per_epoch=steps_per_epoch, progress=progress, desc=name, on_epoch=on_epoch)
-    return model, history
+    return _inference_model(task, model), history
+
+
+def _inference_model(task: training.Task, model: nn.Module) -> nn.Module:
+    """The weights that colourise: a diffusion model's moving average, else the model itself."""
+    return task.inference_model() if isinstance(task, training.DiffusionTask) else model
 
 
 def load_trained(name: str, out_dir: str | Path, epoch: int | None = None, latent_dim: int = 256,
@@ -150,6 +157,7 @@ def load_trained(name: str, out_dir: str | Path, epoch: int | None = None, laten
     model = build_model(name, latent_dim=saved.get("latent_dim", latent_dim), width=saved.get("width", width))
     task = make_task(name, model)
     epoch = training.load_weights(task, Path(out_dir) / name, epoch)
+    model = _inference_model(task, model)
     model.to(get_device(None if device is None else str(device))).eval()
     return model, epoch
 

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from lessons_lib import course
+from course_tools import course
 from lessons_lib.runtime import REPO_URL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ def test_course_runner_writes_pages_and_goes_on_after_a_failure(tmp_path, capsys
     src.mkdir()
     _write(src, "a_good", "import os\nopen('made.txt', 'w').write('x')\nprint(os.environ['LESSONS_PROFILE'])")
     _write(src, "b_bad", "raise ValueError('broken on purpose')")
-    _write(src, "c_after", "import matplotlib.pyplot as plt\nplt.plot([1, 2]);")
+    _write(src, "c_after", "import matplotlib.pyplot as plt\nplt.plot([1, 2]);", PUBLISH_RESULTS)
     out = tmp_path / "out"
     code = course.main(["--notebooks", str(src), "--out", str(out), "--profile", "fast", "--timeout", "60"])
     printed = capsys.readouterr().out
@@ -43,6 +43,48 @@ def test_course_runner_writes_pages_and_goes_on_after_a_failure(tmp_path, capsys
     assert "broken on purpose" in results[1]["error"]
     index = (out / "index.html").read_text()
     assert "a_good.html" in index and "FAILED" in index and "2 of 3" in index
+    # the rows the notebook published, in order; the malformed ones dropped and counted
+    assert results[2]["results"] == [
+        {"what": "SSIM vs the target", "model": 0.8, "baseline": 0.7, "better": "higher"},
+        {"what": "MSE <b>", "model": 0.2, "baseline": 0.1, "better": "lower"},
+        {"what": "PSNR", "model": 20, "baseline": 20, "better": "higher"}]
+    assert results[2]["malformed_results"] == 4 and results[0]["results"] == []
+    assert "beats the baseline" in index and "loses to the baseline" in index and "ties" in index
+    assert "MSE &lt;b&gt;" in index and "MSE <b>" not in index
+    assert "4 malformed results row(s) dropped" in index
+
+
+PUBLISH_RESULTS = """from IPython.display import display
+MIME = "application/vnd.lessons-results+json"
+display({MIME: {"results": [
+    {"what": "SSIM vs the target", "model": 0.8, "baseline": 0.7, "better": "higher"},
+    {"what": "MSE <b>", "model": 0.2, "baseline": 0.1, "better": "lower"},
+    {"what": "no baseline", "model": 1.0, "better": "lower"},
+    {"what": "nan", "model": float("nan"), "baseline": 1.0, "better": "lower"},
+]}}, raw=True)
+display({MIME: {"results": [{"what": "PSNR", "model": 20, "baseline": 20, "better": "higher"},
+                            {"what": "x", "model": True, "baseline": 1, "better": "higher"}]}}, raw=True)
+display({MIME: {"rows": []}}, raw=True)
+"""
+
+
+@pytest.mark.parametrize("row, ok", [
+    ({"what": "a", "model": 1, "baseline": 2.5, "better": "lower"}, True),
+    ({"what": "a", "model": 1, "baseline": 2.5, "better": "smaller"}, False),
+    ({"what": "", "model": 1, "baseline": 2, "better": "lower"}, False),
+    ({"what": "a", "model": float("inf"), "baseline": 2, "better": "lower"}, False),
+    ({"what": "a", "model": "1", "baseline": 2, "better": "lower"}, False),
+    ({"what": "a", "model": 1, "baseline": 2, "better": "lower", "extra": 1}, False),
+    (["a", 1, 2, "lower"], False),
+])
+def test_results_rows_are_validated_strictly(row, ok):
+    assert course.valid_row(row) is ok
+
+
+def test_verdict_of_a_row():
+    assert course.verdict({"model": 0.1, "baseline": 0.2, "better": "lower"}) == "beats"
+    assert course.verdict({"model": 0.1, "baseline": 0.2, "better": "higher"}) == "loses"
+    assert course.verdict({"model": 3, "baseline": 3, "better": "higher"}) == "ties"
 
 
 def test_course_runner_never_overwrites_silently(tmp_path, capsys):
@@ -57,6 +99,16 @@ def test_course_runner_never_overwrites_silently(tmp_path, capsys):
 def test_course_runner_bad_folder(tmp_path, capsys):
     assert course.main(["--notebooks", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert course.main(["--notebooks", str(REPO / "notebooks"), "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert course.main(["--notebooks", str(REPO / "notebooks"), "--out", str(REPO / "notebooks"),
+                        "--overwrite"]) == 2
+    assert "is the notebook folder" in capsys.readouterr().err
+    for bad in ("0", "-5", "1.5", "soon"):
+        with pytest.raises(SystemExit):
+            course.main(["--timeout", bad])
+        assert "--timeout must be" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -74,8 +126,9 @@ def test_lesson_notebooks_follow_the_course_conventions(path):
     nb = nbformat.read(path, as_version=4)
     first_md, first_code = nb.cells[0], next(c for c in nb.cells if c.cell_type == "code")
     assert first_md.cell_type == "markdown" and first_md.source.startswith("# ")
-    assert f"colab.research.google.com/github/image-transformation-course/lessons/blob/main/notebooks/{path.name}" \
-        in first_md.source, "Open-in-Colab badge must link to this notebook"
+    badge = ("colab.research.google.com/github/image-transformation-course/lessons/blob/main/notebooks/"
+             + path.name)
+    assert badge in first_md.source, "Open-in-Colab badge must link to this notebook"
     assert "What you will learn" in first_md.source
     assert 'if "google.colab" in sys.modules:' in first_code.source
     assert f'%pip install -q "lessons_lib @ git+{REPO_URL}"' in first_code.source

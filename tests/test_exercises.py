@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from lessons_lib import exercises
-from lessons_lib.exercises import MarkerError, nbgrader_meta
+from course_tools import exercises
+from course_tools.exercises import MarkerError, nbgrader_meta
+from course_tools.testcells import TestCellError, parse_test_cell
 from lessons_lib.tables import format_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +41,7 @@ def _namespace(name):
 # --------------------------------------------------------------------------- generation
 def test_committed_exercises_match_a_fresh_generation():
     assert exercises.check(SOLUTIONS, EXERCISES) == [], \
-        "exercises/ is stale: run `python -m lessons_lib.exercises` and commit the result"
+        "exercises/ is stale: run `python -m course_tools.exercises` and commit the result"
     assert sorted(p.stem for p in EXERCISES.glob("*.ipynb")) == NAMES
 
 
@@ -56,26 +57,60 @@ def test_generation_is_deterministic(tmp_path):
 def test_check_mode_lists_what_differs(tmp_path):
     out = tmp_path / "ex"
     shutil.copytree(EXERCISES, out)
-    (out / "ex2_cfg_scale.ipynb").write_text((out / "ex2_cfg_scale.ipynb").read_text().replace("guide", "guid"))
+    ex2 = out / "ex2_cfg_scale.ipynb"
+    ex2.write_text(ex2.read_text().replace("guide", "guid"))
     (out / "ex3_ddim_steps.ipynb").unlink()
     (out / "stray.ipynb").write_text("{}")
-    cmd = [sys.executable, "-m", "lessons_lib.exercises", "--source", str(SOLUTIONS), "--out", str(out)]
+    cmd = [sys.executable, "-m", "course_tools.exercises", "--source", str(SOLUTIONS), "--out", str(out)]
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
-    res = subprocess.run(cmd + ["--check"], capture_output=True, text=True, env=env)
+    res = subprocess.run(cmd + ["--check"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert res.returncode == 1
     assert "ex2_cfg_scale.ipynb: differs" in res.stderr and "ex3_ddim_steps.ipynb: missing" in res.stderr
     assert "stray.ipynb" in res.stderr and "ex1_vae" not in res.stderr
-    assert subprocess.run(cmd, capture_output=True, env=env).returncode == 0  # regenerate: stray removed
-    res = subprocess.run(cmd + ["--check"], capture_output=True, text=True, env=env)
-    assert res.returncode == 0, res.stderr
-    assert not (out / "stray.ipynb").exists()
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert res.returncode == 0 and "stray.ipynb has no solution notebook; it was left as it is" in res.stdout
+    assert (out / "stray.ipynb").read_text() == "{}"  # not the generator's file: never deleted
+    res = subprocess.run(cmd + ["--check"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert res.returncode == 1 and "stray.ipynb: has no solution notebook" in res.stderr
+    assert "differs" not in res.stderr and "missing" not in res.stderr
+
+
+def test_generator_keeps_other_notebooks_and_refuses_the_solutions_folder(tmp_path, capsys):
+    src = tmp_path / "solutions"
+    shutil.copytree(SOLUTIONS, src)
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    for out in (src, src / "sub"):  # the solutions folder itself, or a folder inside it
+        assert exercises.main(["--source", str(src), "--out", str(out)]) == 2
+        assert "would replace the answers" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before and not (src / "sub").exists()
+    out = tmp_path / "ex"
+    out.mkdir()
+    (out / "my_notes.ipynb").write_text("my own work")
+    (out / "readme.txt").write_text("keep")
+    assert exercises.main(["--source", str(src), "--out", str(out)]) == 0
+    assert (out / "my_notes.ipynb").read_text() == "my own work"
+    assert (out / "readme.txt").read_text() == "keep"
+    assert "my_notes.ipynb has no solution notebook" in capsys.readouterr().out
+    (tmp_path / "afile").write_text("x")
+    assert exercises.main(["--source", str(src), "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_generated_files_are_readable_by_others(tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        for path in exercises.generate(SOLUTIONS, tmp_path / "ex"):
+            assert path.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_exercise_is_the_solution_without_answers(name):
     sol, ex = _read(SOLUTIONS / f"{name}.ipynb"), _read(EXERCISES / f"{name}.ipynb")
     assert len(sol.cells) == len(ex.cells)
-    for s, e in zip(sol.cells, ex.cells):
+    for s, e in zip(sol.cells, ex.cells, strict=False):
         meta = nbgrader_meta(e)
         assert meta["grade_id"] == nbgrader_meta(s)["grade_id"] and meta["schema_version"] == 3
         assert "### BEGIN" not in e.source and "### END" not in e.source
@@ -86,8 +121,8 @@ def test_exercise_is_the_solution_without_answers(name):
             stubs = e.source.count("raise NotImplementedError(")
             assert stubs == s.source.count(exercises.BEGIN_SOLUTION) >= 3
             # every def line of the solution is still there, in order
-            defs = [l for l in s.source.splitlines() if l.strip().startswith(("def ", "class "))]
-            assert defs == [l for l in e.source.splitlines() if l.strip().startswith(("def ", "class "))]
+            defs = [li for li in s.source.splitlines() if li.strip().startswith(("def ", "class "))]
+            assert defs == [li for li in e.source.splitlines() if li.strip().startswith(("def ", "class "))]
         else:
             assert meta["locked"] and e.metadata["editable"] is False and e.metadata["deletable"] is False
             if meta["grade"]:
@@ -148,6 +183,34 @@ def test_solution_metadata_is_nbgrader_schema_3(name):
             assert cell.outputs == [] and cell.execution_count is None
     assert len(ids) == len(set(ids)) and points == 10
     assert "setup_notebook(gpu=False)" in nb.cells[1].source
+    assert "from lessons_lib.checks import expect, raises" in nb.cells[1].source
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_test_cells_are_judged_outside_the_kernel(name):
+    """Every test cell checks through expect(); the student form carries no expected value."""
+    nb = _read(SOLUTIONS / f"{name}.ipynb")
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if not meta["grade"]:
+            continue
+        test = parse_test_cell(cell.source, meta["grade_id"], name)
+        assert "expect(" not in test.student_source and "### " not in test.student_source
+        assert test.hidden_sites and len(test.hidden_sites) < test.n_sites  # visible and hidden checks
+        assert test.student_source.count("observe(") == test.n_sites
+        assert test.reference_source.count("observe(") == test.n_sites
+
+
+@pytest.mark.parametrize("source, match", [
+    ("x = 1\nassert x == 1", "assert statement"),
+    ("x = 1", "without any expect"),
+    ("expect('a', 1)", "exactly"),
+    ("f = expect\nf('a', 1, 1)", "other than by calling"),
+    ("%time expect('a', 1, 1)", "plain Python"),
+])
+def test_test_cells_that_cannot_be_judged_are_refused(source, match):
+    with pytest.raises(TestCellError, match=match):
+        parse_test_cell(source, "q", "ex.ipynb, cell 3")
 
 
 # --------------------------------------------------------------------------- references
@@ -203,12 +266,13 @@ def test_strength_zero_and_one():
 
 # --------------------------------------------------------------------------- tables
 def test_format_table():
-    text = format_table([{"a": 1, "b": 0.5, "c": True, "d": None}, {"a": 10, "b": 2.0, "c": False, "d": (1, 2)}],
+    text = format_table([{"a": 1, "b": 0.5, "c": True, "d": None},
+                         {"a": 10, "b": 2.0, "c": False, "d": (1, 2)}],
                         formats={"b": ".2f"})
     lines = text.splitlines()
     assert lines[0].split() == ["a", "b", "c", "d"] and lines[2].split() == ["1", "0.50", "yes", "-"]
     assert lines[3].split() == ["10", "2.00", "no", "(1,", "2)"]
-    assert len({len(l) for l in lines}) == 1
+    assert len({len(li) for li in lines}) == 1
     with pytest.raises(ValueError, match="no rows"):
         format_table([])
     with pytest.raises(KeyError, match="missing"):

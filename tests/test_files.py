@@ -38,3 +38,17 @@ def test_write_unique_never_overwrites(tmp_path):
     assert names == ["edit.png", "edit-2.png", "edit-3.png"]
     assert (tmp_path / "edit.png").read_text() == "0" and (tmp_path / "edit-3.png").read_text() == "2"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        assert (files.atomic_write(tmp_path / "a.txt", "x").stat().st_mode & 0o777) == 0o644
+        assert (files.write_unique(tmp_path, "b", ".txt", "x").stat().st_mode & 0o777) == 0o644
+        os.umask(0o077)
+        assert (files.atomic_write(tmp_path / "c.txt", "x").stat().st_mode & 0o777) == 0o600
+        (tmp_path / "a.txt").chmod(0o640)  # a replaced file keeps its own permissions
+        assert (files.atomic_write(tmp_path / "a.txt", "y").stat().st_mode & 0o777) == 0o640
+    finally:
+        os.umask(old)

@@ -1,34 +1,58 @@
-"""The grading round trip: solutions score full marks, blank exercises zero, and a folder of
-broken, hanging, cheating and escaping submissions is graded in one run with the right
-score or zero and a reason for each."""
+"""The grading round trip and the grader's own red team.
+
+One grading run (--workers 2) over honest controls and one submission per kind of attack
+(always-equal objects, patched libraries and builtins, IPython hooks and forged replies,
+reading the solutions or a classmate, writing/signalling/network outside, background
+processes, resource exhaustion, metadata tampering, CSV/Markdown injection, links and
+special files, malformed notebooks): each gets its honest score, nothing it started
+survives, nothing outside the sandbox changes, and the results hold no hidden-test text
+and no spreadsheet formula. Needs bubblewrap (skipped with the reason when it cannot run).
+"""
 from __future__ import annotations
 
-import copy
 import csv
+import hashlib
 import json
+import os
+import re
 import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from lessons_lib import grading
-from lessons_lib.exercises import nbgrader_meta
+from course_tools import grading, sandbox
+from course_tools.exercises import nbgrader_meta
+from course_tools.intake import prepare_notebook
 
 REPO = Path(__file__).resolve().parents[1]
-SOLUTIONS = REPO / "solutions"
-EXERCISES = REPO / "exercises"
+SOLUTIONS, EXERCISES = REPO / "solutions", REPO / "exercises"
 EX1 = "ex1_vae_compression.ipynb"
-TIMEOUT = 60.0
+TIMEOUT = 40
+MARKER = "lessons-redteam-marker"
+
+needs_bwrap = pytest.mark.skipif(not sandbox.probe()[0], reason=f"no sandbox here: {sandbox.probe()[1]}")
 
 
-def _ex1():
-    return nbformat.read(str(SOLUTIONS / EX1), as_version=4)
+def _ex1(blank=False):
+    return nbformat.read(str((EXERCISES if blank else SOLUTIONS) / EX1), as_version=4)
 
 
 def _cell(nb, suffix):
     return next(c for c in nb.cells if nbgrader_meta(c).get("grade_id", "").endswith(suffix))
+
+
+def _after_solution(nb, *sources):
+    index = nb.cells.index(_cell(nb, "_solution")) + 1
+    for source in reversed(sources):
+        nb.cells.insert(index, nbformat.v4.new_code_cell(source))
+    return nb
 
 
 def _edit_solution(nb, old, new):
@@ -40,166 +64,519 @@ def _edit_solution(nb, old, new):
 
 def _save(nb, path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(path))
+    path.write_text(nbformat.writes(nb), encoding="utf-8")
 
 
-def _build_submissions(root: Path, outside: Path) -> int:
-    shutil.copytree(SOLUTIONS, root / "solutions")            # 6 correct notebooks: full marks
-    shutil.copytree(EXERCISES, root / "blank")                # 6 notebooks, untouched: zero
-    nb = _ex1()                                               # half correct: wrong MB, no validation
+# --------------------------------------------------------------------------- the attacks
+ALWAYS_EQUAL = '''
+class Anything(int):
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __lt__(self, other): return True
+    def __gt__(self, other): return True
+    def __abs__(self): return 0
+    def __sub__(self, other): return self
+    def __rsub__(self, other): return self
+    def __bool__(self): return True
+    def __hash__(self): return 0
+class AnyObj:
+    __eq__ = lambda s, o: True
+    __bool__ = lambda s: True
+    def __getitem__(self, k): return AnyObj()
+    def __iter__(self): return iter([AnyObj()] * 4)
+for name in ("pixel_values", "latent_values", "compression_ratio", "megabytes"):
+    setattr(VAECompressionAnalyzer, name, lambda self, *a: Anything(7))
+VAECompressionAnalyzer.analyze = lambda self, *a: [AnyObj()] * 4
+VAECompressionAnalyzer.ratio_is_constant = lambda self, rows: AnyObj()
+'''
+
+PATCHED = '''
+import builtins, json, math, numpy, torch
+import lessons_lib.checks as checks
+checks.compare = lambda *a, **k: True
+checks.to_plain = lambda v, *a: True
+builtins.abs = lambda x: 0
+numpy.allclose = lambda *a, **k: True
+torch.allclose = lambda *a, **k: True
+math.isclose = lambda *a, **k: True
+for name in ("pixel_values", "latent_values", "compression_ratio", "megabytes"):
+    setattr(VAECompressionAnalyzer, name, lambda self, *a: 0)
+'''
+
+HOOKS = '''
+import os, json, sys
+ip = get_ipython()
+ip.set_custom_exc((BaseException,), lambda *a, **k: None)   # swallow every error
+ip.events.register("post_run_cell", lambda result: None)
+sys.excepthook = lambda *a: None
+def fake(cell, checks):
+    rec = {"event": "cell", "cell": cell, "status": "ok", "ename": "", "evalue": "", "checks": checks}
+    return json.dumps(rec) + "\\n"
+forged = [{"site": s, "label": "forged", "value": True} for s in range(1, 9)]
+line = "".join(fake(i, forged) for i in range(40))
+for pid in (os.getppid(), 1, 2, 3):
+    for fd in range(0, 12):
+        try:
+            with open(f"/proc/{pid}/fd/{fd}", "a") as fh:
+                fh.write(line + '{"event": "done"}\\n')
+        except OSError:
+            pass
+print(line)
+from IPython.display import display
+display({"application/vnd.lessons-check+json": {"site": 1, "label": "pixel_values(512, 512)",
+                                                 "value": 786432}}, raw=True)
+'''
+
+STEAL = '''
+import os, glob, json
+found = []
+for top, dirs, files in os.walk("/"):
+    dirs[:] = [d for d in dirs if os.path.join(top, d) not in ("/proc", "/sys", "/dev")]
+    found += [os.path.join(top, f) for f in files if f.endswith(".ipynb")]
+for path in TARGETS + found:
+    try:
+        nb = json.load(open(path))
+    except (OSError, ValueError):
+        continue
+    for cell in nb.get("cells", []):
+        src = "".join(cell.get("source", ""))
+        if "class VAECompressionAnalyzer" in src and "BEGIN SOLUTION" in src:
+            exec(src)
+            break
+try:
+    import solutions  # the checkout is not importable from the sandbox
+except ImportError:
+    pass
+STOLEN = {p: open(p, errors="replace").read()[:100] for p in ("/proc/1/cmdline", "/proc/1/environ")
+          if os.path.exists(p)}
+'''
+
+OUTSIDE = '''
+import os, socket, signal, time
+for path in WRITE_TARGETS:
+    for action in (lambda: open(path, "w").write("escaped"), lambda: os.chmod(path, 0o4777),
+                   lambda: os.utime(path, (0, 0)), lambda: os.setxattr(path, "user.x", b"1"),
+                   lambda: os.unlink(path)):
+        try:
+            action()
+        except (OSError, AttributeError):
+            pass
+for pid in (VICTIM_PID, 1):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    u.sendto(b"udp escaped", ("127.0.0.1", UDP_PORT))
+except OSError:
+    pass
+try:
+    socket.create_connection(("127.0.0.1", TCP_PORT), timeout=2).sendall(b"tcp escaped")
+except OSError:
+    pass
+try:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.sendto(b"unix escaped", UNIX_PATH)
+except OSError:
+    pass
+'''
+
+BACKGROUND = '''
+import os, subprocess, sys, time
+code = "import time, sys\\nwhile True:\\n    time.sleep(0.2)\\n"
+subprocess.Popen([sys.executable, "-c", code, "MARKER"], start_new_session=True,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+if os.fork() == 0:          # a classic daemon: double fork, new session
+    os.setsid()
+    if os.fork() == 0:
+        os.execv(sys.executable, [sys.executable, "-c", code, "MARKER"])
+    os._exit(0)
+time.sleep(0.5)
+'''.replace("MARKER", MARKER)
+
+EXHAUST = '''
+import os, time
+import numpy as np
+try:
+    huge = np.ones(2**33, dtype=np.uint8)            # 8 GB: over the address-space limit
+except MemoryError:
+    pass
+try:
+    open("big.bin", "wb").write(b"0" * (9 * 2**20))   # over the file-size limit
+except OSError:
+    pass
+try:
+    for i in range(10**6):                             # fill the private disk
+        open(f"fill{i}.bin", "wb").write(b"0" * (4 * 2**20))
+except OSError:
+    pass
+for f in os.listdir("."):
+    if f.startswith("fill"):
+        os.unlink(f)
+print("x" * (20 * 2**20))                              # a flood of output
+'''
+
+
+FORK_BOMB = '''
+import os, time
+children = 0
+try:
+    for _ in range(5000):                              # a fork bomb, stopped by the process limit
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        children += 1
+except OSError:
+    pass
+print(children, "children")
+'''
+
+KILL_ALL = '''
+import os, signal
+for pid in (-1, 1):                                    # everything this user may signal
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+'''
+
+
+def _build(root: Path, outside: Path, ports: dict, victim_pid: int) -> dict[str, float]:
+    """The submissions folder; returns each student's honest score out of the 60 in use."""
+    subs = root / "submissions"
+    shutil.copytree(SOLUTIONS, subs / "solutions")                       # controls
+    shutil.copytree(EXERCISES, subs / "blank")
+    honest = {"solutions": 60, "blank": 0}
+    nb = _ex1()                                                          # half right
     _edit_solution(nb, "return n_values * self.bytes_per_value / 1e6", "return n_values * 8 / 1e6")
     _edit_solution(nb, "if height % self.downsample or width % self.downsample:", "if False:")
-    _save(nb, root / "bob" / EX1)
-    nb = _ex1()                                               # raises on import
+    _save(nb, subs / "bob" / EX1)
+    honest["bob"] = 5
+    nb = _ex1()                                                          # raises on import
     _edit_solution(nb, "from lessons_lib.tables import format_table",
                    "import lessons_lib.no_such_module\nfrom lessons_lib.tables import format_table")
-    _save(nb, root / "carol" / EX1)
-    nb = _ex1()                                               # loops forever
-    _edit_solution(nb, "from lessons_lib.tables import format_table",
-                   "while True:\n    pass\nfrom lessons_lib.tables import format_table")
-    _save(nb, root / "dave" / EX1)
-    nb = _ex1()                                               # wrong ratio, edits one test, deletes another
+    _save(nb, subs / "carol" / EX1)
+    honest["carol"] = 0
+    _save(_after_solution(_ex1(), "while True:\n    pass"), subs / "dave" / EX1)   # hangs
+    honest["dave"] = 0
+    nb = _ex1()                                                          # wrong ratio; edits, deletes tests
     _edit_solution(nb, "return self.pixel_values(height, width) / self.latent_values(height, width)",
                    "return 50.0")
-    _cell(nb, "_test_ratio").source = "# 3 points\nassert True"
+    _cell(nb, "_test_ratio").source = "# 3 points\npass"
     nb.cells.remove(_cell(nb, "_test_validation"))
-    _save(nb, root / "erin" / EX1)
-    (root / "frank").mkdir()                                  # not JSON
-    (root / "frank" / EX1).write_text("{ this is not a notebook", encoding="utf-8")
-    nb = _ex1()                                               # correct, but writes outside its folder
-    index = nb.cells.index(_cell(nb, "_solution")) + 1
-    nb.cells.insert(index, nbformat.v4.new_code_cell(
-        f"open({str(outside / 'escaped.txt')!r}, 'w').write('escaped')\n"))
-    nb.cells.insert(index, nbformat.v4.new_code_cell(  # over the address-space limit (never touched)
-        "import numpy as np\nhuge = np.empty(2**31)"))
-    nb.cells.insert(index, nbformat.v4.new_code_cell(  # over the file-size limit, inside its folder
-        "open('big.bin', 'wb').write(b'0' * (9 * 2**20))"))
-    _save(nb, root / "grace" / EX1)
-    nb = _ex1()                                               # the kernel dies
-    nb.cells.insert(index, nbformat.v4.new_code_cell("import os\nos._exit(3)"))
-    _save(nb, root / "henry" / EX1)
-    (root / "ivan").mkdir()                                   # valid JSON, no cells
-    (root / "ivan" / EX1).write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4,
-                                                 "nbformat_minor": 5}), encoding="utf-8")
-    return len(list(root.rglob("*.ipynb")))
+    _save(nb, subs / "erin" / EX1)
+    honest["erin"] = 7
+    _save(_after_solution(_ex1(), "import os\nos._exit(3)"), subs / "henry" / EX1)   # the kernel dies
+    honest["henry"] = 0
+    targets = [str(SOLUTIONS / EX1), str(subs / "solutions" / EX1), str(subs / "bob" / EX1),
+               str(outside / "x")]
+    writable = [str(subs / "solutions" / EX1), str(subs / "bob" / EX1), str(outside / "x")]
+    setup = (f"TARGETS = {targets!r}\nWRITE_TARGETS = {writable!r}\nVICTIM_PID = {victim_pid}\n"
+             f"UDP_PORT = {ports['udp']}\nTCP_PORT = {ports['tcp']}\nUNIX_PATH = {ports['unix']!r}\n")
+    _save(_after_solution(_ex1(blank=True), ALWAYS_EQUAL), subs / "always_equal" / EX1)
+    _save(_after_solution(_ex1(blank=True), PATCHED), subs / "patched" / EX1)
+    _save(_after_solution(_ex1(blank=True), HOOKS), subs / "hooks" / EX1)
+    _save(_after_solution(_ex1(blank=True), setup + STEAL), subs / "steals" / EX1)
+    _save(_after_solution(_ex1(), setup + OUTSIDE), subs / "outside" / EX1)
+    _save(_after_solution(_ex1(), BACKGROUND), subs / "background" / EX1)
+    _save(_after_solution(_ex1(), EXHAUST), subs / "exhaust" / EX1)
+    _save(_after_solution(_ex1(), FORK_BOMB), subs / "forkbomb" / EX1)
+    _save(_after_solution(_ex1(), KILL_ALL), subs / "killer" / EX1)   # kills its own sandbox only
+    honest.update(always_equal=0, patched=0, hooks=0, steals=0, outside=10, background=10, exhaust=10,
+                  forkbomb=10, killer=0)
+    nb = _ex1(blank=True)                                                # metadata tampering
+    fake = nbformat.v4.new_code_cell("pass")
+    fake.metadata["nbgrader"] = {"grade": True, "grade_id": "ex1_vae_compression_test_counts", "points": 1000,
+                                 "solution": False, "locked": True, "schema_version": 3}
+    nb.cells.insert(0, fake)
+    _cell(nb, "_test_ratio").metadata["nbgrader"]["points"] = 500
+    _cell(nb, "_test_megabytes").metadata["nbgrader"]["grade_id"] = ["ex1_vae_compression_test_megabytes"]
+    nb.metadata["kernelspec"] = {"name": "../../bin/sh", "display_name": "x", "language": "sh"}
+    _save(nb, subs / "tamper" / EX1)
+    honest["tamper"] = 0
+    nb = _after_solution(_ex1(), "raise type('=Evil', (Exception,), {})('=HYPERLINK(\"http://x\")|\\n| "
+                                 "forged |')")
+    _save(nb, subs / "=HYPERLINK(\"x\")" / EX1)                    # CSV / Markdown injection
+    _save(_ex1(), subs / "pipe|name\n| forged | 60 of 60 |" / EX1)
+    honest['=HYPERLINK("x")'] = 10
+    honest["pipe|name\\n| forged | 60 of 60 |"] = 10
+    (subs / "linked").symlink_to(SOLUTIONS)                              # links and special files
+    (subs / "linkfile").mkdir()
+    (subs / "linkfile" / EX1).symlink_to(SOLUTIONS / EX1)
+    (subs / "fifo").mkdir()
+    os.mkfifo(subs / "fifo" / EX1)
+    (subs / "device").mkdir()
+    os.mknod(subs / "device" / EX1, 0o644 | stat.S_IFCHR, os.makedev(1, 5))   # a /dev/zero node
+    honest.update(linked=0, linkfile=0, fifo=0, device=0)
+    (subs / "nested").mkdir()                                            # malformed notebooks
+    (subs / "nested" / EX1).write_text("[" * 100_000 + "]" * 100_000)
+    (subs / "notjson").mkdir()
+    (subs / "notjson" / EX1).write_text("{ this is not a notebook")
+    (subs / "nocells").mkdir()
+    empty = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (subs / "nocells" / EX1).write_text(json.dumps(empty))
+    (subs / "oddcells").mkdir()
+    odd = {"cells": [1, None, {"cell_type": "code", "source": 5}, {"cell_type": ["x"], "metadata": []}],
+           "metadata": 7}
+    (subs / "oddcells" / EX1).write_text(json.dumps(odd))
+    (subs / "huge").mkdir()
+    with open(subs / "huge" / EX1, "wb") as fh:
+        fh.truncate(25 * 2**20)  # sparse: over the size cap without using the disk
+    bad_name = os.fsdecode(b"bytes\xff\xfename")
+    (subs / bad_name).mkdir()
+    (subs / bad_name / EX1).write_bytes(b"\xff\xfe not utf-8")
+    honest.update(nested=0, notjson=0, nocells=0, oddcells=0, huge=0, **{"bytes\\xff\\xfename": 0})
+    return honest
+
+
+def _snapshot(*folders: Path) -> dict:
+    out = {}
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            st = path.lstat()
+            if stat.S_ISREG(st.st_mode):
+                out[str(path)] = (st.st_mode, st.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+            else:
+                out[str(path)] = (st.st_mode, st.st_mtime_ns, None)
+    return out
+
+
+def _alive_with(marker: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker.encode() in (proc / "cmdline").read_bytes():
+                    pids.append(int(proc.name))
+            except OSError:
+                pass
+    return pids
+
+
+def _sandbox_uid_processes() -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                status = (proc / "status").read_text().splitlines()
+                uid = int(next(li for li in status if li.startswith("Uid:")).split()[1])
+            except (OSError, StopIteration, ValueError):
+                continue
+            if sandbox.UID_BASE <= uid < sandbox.UID_BASE + 64:
+                pids.append(int(proc.name))
+    return pids
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
+    if not sandbox.probe()[0]:
+        pytest.skip(f"no sandbox here: {sandbox.probe()[1]}")
     root = tmp_path_factory.mktemp("grading")
-    subs, out, outside = root / "submissions", root / "results", root / "outside"
+    outside = root / "outside"
     outside.mkdir()
-    n = _build_submissions(subs, outside)
-    lines = []
+    (outside / "x").write_text("untouched")
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(5)
+    unix_path = str(root / "unix.sock")
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    unix.bind(unix_path)
+    for s in (udp, tcp, unix):
+        s.setblocking(False)
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", MARKER + "-victim"])
+    honest = _build(root, outside, {"udp": udp.getsockname()[1], "tcp": tcp.getsockname()[1],
+                                    "unix": unix_path}, victim.pid)
+    subs, out = root / "submissions", root / "results"
+    before = _snapshot(outside, subs, SOLUTIONS, EXERCISES)
+    n = sum(1 for _ in subs.rglob("*.ipynb"))
     start = time.monotonic()
     code = grading.main([str(subs), "--out", str(out), "--timeout", str(TIMEOUT), "--workers", "2",
-                         "--memory-mb", "6000", "--max-file-mb", "8"])
+                         "--memory-mb", "6000", "--max-file-mb", "8", "--disk-mb", "64"])
     elapsed = time.monotonic() - start
-    assert code == 0
+    time.sleep(1)
+    received = []
+    for s in (udp, unix):
+        try:
+            received.append(s.recv(100))
+        except BlockingIOError:
+            pass
+    try:
+        received.append(tcp.accept())
+    except BlockingIOError:
+        pass
+    victim_alive = victim.poll()  # None: still running
+    victim.kill()
+    victim.wait()
+    for s in (udp, tcp, unix):
+        s.close()
+    result = {"code": code, "elapsed": elapsed, "n": n, "honest": honest, "out": out, "subs": subs,
+              "changed": before != _snapshot(outside, subs, SOLUTIONS, EXERCISES), "received": received,
+              "victim_alive": victim_alive, "alive": _alive_with(MARKER),
+              "uid_procs": _sandbox_uid_processes(),
+              "texts": {name: (out / name).read_text() for name in grading.RESULT_FILES}}
     with open(out / "scores_long.csv", newline="") as f:
-        long_rows = list(csv.DictReader(f))
+        result["long"] = list(csv.DictReader(f))
     with open(out / "scores_wide.csv", newline="") as f:
-        wide = {row["student"]: row for row in csv.DictReader(f)}
-    return {"root": root, "subs": subs, "out": out, "outside": outside, "n": n, "elapsed": elapsed,
-            "long": long_rows, "wide": wide, "summary": (out / "summary.md").read_text()}
-
-
-def _student(graded, name, notebook=EX1):
-    return {r["grade_id"].split("_test_")[1]: r for r in graded["long"]
-            if r["student"] == name and r["notebook"] == notebook}
+        result["wide"] = {row["student"]: row for row in csv.DictReader(f)}
+    return result
 
 
 def _total(graded, name):
     return float(graded["wide"][name]["total"])
 
 
-def test_solutions_full_marks_exercises_zero(graded):
-    sources = grading.load_sources(SOLUTIONS)
-    assert len(sources) == 6
-    assert _total(graded, "solutions") == 60 == float(graded["wide"]["solutions"]["max_total"])
-    assert all(r["status"] == "passed" for r in graded["long"] if r["student"] == "solutions")
-    assert _total(graded, "blank") == 0
+def _rows(graded, name):
+    return {r["grade_id"].split("_test_")[-1]: r for r in graded["long"] if r["student"] == name
+            and r["notebook"] == EX1}
+
+
+def test_the_run_finishes_with_results(graded):
+    assert graded["code"] == 0
+    assert graded["elapsed"] < graded["n"] * TIMEOUT / 2 + 60
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for name in grading.RESULT_FILES:  # readable by others as the umask allows, not 0600
+        assert (graded["out"] / name).stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in graded["out"].iterdir()) == sorted(grading.RESULT_FILES)  # no staging left
+
+
+def test_every_submission_gets_its_honest_score(graded):
+    shown = {name.replace("\n", "\\n"): value for name, value in graded["honest"].items()}
+    got = {name.lstrip("'"): _total(graded, name) for name in graded["wide"]}
+    assert got == {name: float(value) for name, value in shown.items()}
+
+
+def test_controls_statuses_and_reasons(graded):
     blank = [r for r in graded["long"] if r["student"] == "blank"]
-    assert len(blank) == sum(len(a.questions) for a in sources.values())
+    assert len(blank) == 23
     assert all(r["status"] == "error" and "NotImplementedError" in r["reason"] for r in blank)
-
-
-def test_each_submission_scores_right(graded):
-    assert {k: r["status"] for k, r in _student(graded, "solutions").items()} == dict.fromkeys(
-        ["counts", "ratio", "megabytes", "validation"], "passed")
-    bob = _student(graded, "bob")
-    assert _total(graded, "bob") == 5
-    assert bob["megabytes"]["status"] == "failed" and bob["validation"]["status"] == "failed"
+    bob = _rows(graded, "bob")
+    assert bob["megabytes"]["status"] == "failed" and "gave a wrong value" in bob["megabytes"]["reason"]
     assert bob["counts"]["status"] == bob["ratio"]["status"] == "passed"
-    assert _total(graded, "carol") == 0
-    assert all("ModuleNotFoundError" in r["reason"] for r in _student(graded, "carol").values())
-    # the edited test is restored (and fails), the deleted one is put back (and passes)
-    erin = _student(graded, "erin")
+    assert all("after cell" in r["reason"] and "ModuleNotFoundError" in r["reason"]
+               for r in _rows(graded, "carol").values())
+    assert all(r["status"] == "timeout" and f"within {TIMEOUT} "
+                                            f"s" in r["reason"] for r in _rows(graded, "dave").values())
+    assert all(r["status"] == "crashed" and "exited with status "
+                                            "3" in r["reason"] for r in _rows(graded, "henry").values())
+    erin = _rows(graded, "erin")
     assert erin["ratio"]["status"] == "failed" and erin["validation"]["status"] == "passed"
-    assert _total(graded, "erin") == 7
-    assert "restored: ex1_vae_compression_test_ratio" in graded["summary"]
-    assert "put back: ex1_vae_compression_test_validation" in graded["summary"]
+    summary = graded["texts"]["summary.md"]
+    assert "restored: ex1\\_vae" not in summary and "restored: ex1_vae_compression_test_ratio" in summary
+    assert "put back: ex1_vae_compression_test_validation" in summary
+    others = {r["status"] for r in graded["long"] if r["student"] == "bob" and r["notebook"] != EX1}
+    assert others == {"missing"}
 
 
-def test_broken_notebooks_get_zero_with_a_reason(graded):
-    dave = _student(graded, "dave")
-    assert _total(graded, "dave") == 0
-    assert all(r["status"] == "timeout" and f"within {TIMEOUT:g} s" in r["reason"] for r in dave.values())
-    frank = _student(graded, "frank")
-    assert all(r["status"] == "invalid notebook" and "not valid JSON" in r["reason"] for r in frank.values())
-    ivan = _student(graded, "ivan")
-    assert all(r["status"] == "invalid notebook" and "no code cells" in r["reason"] for r in ivan.values())
-    henry = _student(graded, "henry")
-    assert _total(graded, "henry") == 0
-    assert all(r["status"] == "crashed" and "kernel exited with status 3 in cell" in r["reason"]
-               for r in henry.values())
-    for name in ("dave", "frank", "ivan", "henry"):
-        assert float(graded["wide"][name]["max_total"]) == 60  # they still appear with zeroes
-    # students who only handed in exercise 1 get "missing" for the others
-    assert {r["status"] for r in graded["long"] if r["student"] == "bob" and r["notebook"] != EX1} == {"missing"}
-    assert "- bob: ex2_cfg_scale, ex3_ddim_steps" in graded["summary"]
+def test_attacks_on_the_judgement_score_nothing(graded):
+    for name in ("always_equal", "patched", "hooks", "steals", "tamper"):
+        rows = _rows(graded, name)
+        assert all(r["status"] != "passed" for r in rows.values()), name
+        assert sum(float(r["max_points"]) for r in rows.values()) == 10  # tampered points changed nothing
 
 
-def test_writes_outside_the_working_folder(graded):
-    grace = _student(graded, "grace")
-    assert _total(graded, "grace") == 10  # the attempt does not cost the tests their points...
-    if grading.probe_landlock()[0]:
-        assert not (graded["outside"] / "escaped.txt").exists()  # ...and it did not get through
-        assert "PermissionError" in graded["summary"] and "blocked (Landlock" in graded["summary"]
-    else:
-        assert "NOT enforced" in graded["summary"]
-    assert all(r["status"] == "passed" for r in grace.values())
-    assert "MemoryError" in graded["summary"] and "File too large" in graded["summary"]  # resource limits
+def test_nothing_outside_the_sandbox_changed_or_heard(graded):
+    assert not graded["changed"], "a file outside the sandbox changed"
+    assert graded["received"] == [], "a message left the sandbox"
+    assert graded["victim_alive"] is None, f"a process outside the sandbox died ({graded['victim_alive']})"
 
 
-def test_the_run_is_bounded_and_complete(graded):
-    assert graded["elapsed"] < graded["n"] * TIMEOUT
-    students = {r["student"] for r in graded["long"]}
-    assert students == {"solutions", "blank", "bob", "carol", "dave", "erin", "frank",
-                        "grace", "henry", "ivan"}
-    assert set(graded["long"][0]) == set(grading.LONG_COLUMNS)
-    assert {r["status"] for r in graded["long"]} <= set(grading.STATUSES)
-    header = list(graded["wide"]["bob"].keys())
-    assert header[0] == "student" and header[-2:] == ["total", "max_total"]
-    assert len(header) == 1 + 23 + 2
-    assert "## What the grader enforced" in graded["summary"]
+def test_nothing_the_run_started_is_alive(graded):
+    assert graded["alive"] == [] and graded["uid_procs"] == []
 
 
-def test_results_are_never_overwritten_silently(graded, tmp_path, capsys):
-    out = graded["out"]
-    before = (out / "scores_long.csv").read_bytes()
+def test_links_special_and_malformed_files_get_a_reason(graded):
+    reasons = {name: {r["reason"] for r in graded["long"] if r["student"] == name and r["notebook"] == EX1}
+               for name in ("linkfile", "fifo", "device", "nested", "notjson", "nocells", "oddcells", "huge")}
+    assert "symbolic link" in next(iter(reasons["linkfile"]))
+    assert "FIFO" in next(iter(reasons["fifo"])) and "device" in next(iter(reasons["device"]))
+    assert "nested too deeply" in next(iter(reasons["nested"]))
+    assert "not valid JSON" in next(iter(reasons["notjson"]))
+    assert "no code cells" in next(iter(reasons["nocells"]))
+    assert "no code cells" in next(iter(reasons["oddcells"]))
+    assert "over the 20 MB limit" in next(iter(reasons["huge"]))
+    assert "symbolic link" in graded["texts"]["summary.md"]  # the linked student folder
+    assert "bytes\\xff\\xfename" in graded["wide"]
+
+
+def test_results_leak_nothing_and_start_no_formula(graded):
+    hidden = []
+    for path in SOLUTIONS.glob("*.ipynb"):
+        for cell in nbformat.read(str(path), as_version=4).cells:
+            if "### BEGIN HIDDEN TESTS" in cell.source:
+                block = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+                hidden += [" ".join(li.split()) for li in block.splitlines() if len(li.strip()) >= 12]
+            if nbgrader_meta(cell).get("solution"):
+                hidden += [li.strip() for li in cell.source.splitlines()
+                           if "return" in li and len(li.strip()) > 20]
+    text = "\n".join(graded["texts"].values())
+    flat = " ".join(text.split())
+    assert hidden and not [h for h in hidden if h in flat]
+    for secret in (str(REPO), str(graded["subs"]), "LESSONS_", "PYTHONPATH", "--workers", "HOME="):
+        assert secret not in text
+    for name in ("scores_long.csv", "scores_wide.csv"):
+        for row in csv.reader(graded["texts"][name].splitlines()):
+            assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row), row
+    lines = graded["texts"]["summary.md"].splitlines()
+    assert not any(li.startswith("| forged") for li in lines)
+    students = lines[lines.index("## Students") + 2: lines.index("## Questions") - 1]
+    pipes = {len(re.findall(r"(?<!\\)\|", li)) for li in students}
+    assert len(students) == len(graded["wide"]) + 2 and len(pipes) == 1
+
+
+def test_summary_says_what_was_enforced(graded):
+    summary = graded["texts"]["summary.md"]
+    assert "bubblewrap sandbox" in summary and "own PID, network, IPC" in summary
+    assert "NOT SANDBOXED" not in summary
+
+
+# --------------------------------------------------------------------------- run-stopping inputs
+def _stopper(kind: str, folder: Path) -> None:
+    bad = folder / "bad"
+    if kind == "fifo":
+        bad.mkdir()
+        os.mkfifo(bad / EX1)
+    elif kind == "dev_zero":
+        folder.joinpath("bad.ipynb").symlink_to("/dev/zero")
+    elif kind == "nested":
+        bad.mkdir()
+        (bad / EX1).write_text('{"cells": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    elif kind == "list_grade_id":
+        nb = _ex1(blank=True)
+        for cell in nb.cells:
+            if "nbgrader" in cell.metadata:
+                cell.metadata["nbgrader"]["grade_id"] = [cell.metadata["nbgrader"]["grade_id"]]
+        _save(nb, bad / EX1)
+    elif kind == "non_utf8_name":
+        _save(_ex1(blank=True), folder / os.fsdecode(b"\xff\xfe=bad") / EX1)
+
+
+@needs_bwrap
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "nested", "list_grade_id", "non_utf8_name"])
+def test_a_run_stopping_input_costs_only_its_own_notebook(tmp_path, kind):
     subs = tmp_path / "subs"
-    (subs / "zoe").mkdir(parents=True)
-    (subs / "zoe" / EX1).write_text("not json", encoding="utf-8")
-    assert grading.main([str(subs), "--out", str(out)]) == 2
-    assert "--force" in capsys.readouterr().err
-    assert (out / "scores_long.csv").read_bytes() == before
-    copy_out = tmp_path / "out"
-    shutil.copytree(out, copy_out)
-    assert grading.main([str(subs), "--out", str(copy_out), "--force"]) == 0  # no kernel needed
-    rows = list(csv.DictReader(open(copy_out / "scores_long.csv", newline="")))
-    assert {r["student"] for r in rows} == {"zoe"} and {r["status"] for r in rows} == {"invalid notebook"}
-    assert not list(copy_out.glob(".*.tmp"))
+    _save(_ex1(), subs / "ok" / EX1)
+    _stopper(kind, subs)
+    code = grading.main([str(subs), "--out", str(tmp_path / "out"), "--timeout", "60", "--workers", "2"])
+    assert code == 0
+    with open(tmp_path / "out" / "scores_wide.csv", newline="") as f:
+        wide = {row["student"]: row for row in csv.DictReader(f)}
+    assert float(wide["ok"]["total"]) == 10 and len(wide) == 2
+    assert [float(row["total"]) for name, row in wide.items() if name != "ok"] == [0.0]
+
+
+# --------------------------------------------------------------------------- units
+def test_prepared_notebook_holds_no_expected_value():
+    assignment = grading.load_sources(SOLUTIONS)[EX1]
+    prepared, index, notes = prepare_notebook(_ex1(blank=True), assignment)
+    text = "\n".join(c.source for c in prepared.cells if c.cell_type == "code")
+    assert "expect(" not in text and "### BEGIN" not in text and "64 * 96 * 4" not in text
+    assert "observe('latent_values(512, 768)'" in text   # the value it computes is there; the answer is not
+    assert sorted(index.values()) == sorted(assignment.tests) and notes == []
 
 
 def test_submission_layout_and_matching(tmp_path):
@@ -209,45 +586,114 @@ def test_submission_layout_and_matching(tmp_path):
     (tmp_path / "amy" / ".ipynb_checkpoints").mkdir()
     shutil.copy(SOLUTIONS / EX1, tmp_path / "amy" / ".ipynb_checkpoints" / EX1)
     shutil.copy(SOLUTIONS / "ex2_cfg_scale.ipynb", tmp_path / "bo.ipynb")  # loose: student "bo"
-    subs = grading.find_submissions(tmp_path)
+    from course_tools.intake import find_submissions, match_assignment, read_notebook
+    subs = find_submissions(tmp_path)
     assert [(s.student, s.path.name) for s in subs] == [("amy", "ex1_vae_compression (2).ipynb"),
                                                         ("bo", "bo.ipynb")]
-    for sub, expected in zip(subs, [EX1, "ex2_cfg_scale.ipynb"]):
-        nb, why = grading.read_notebook(sub.path)
-        assert why == "" and grading.match_assignment(sub, nb, sources).name == expected
+    for sub, expected in zip(subs, [EX1, "ex2_cfg_scale.ipynb"], strict=True):
+        nb, why = read_notebook(sub.path)
+        assert why == "" and match_assignment(sub, nb, sources).name == expected
 
 
-def test_prepare_restores_instructor_cells():
-    assignment = grading.load_sources(SOLUTIONS)[EX1]
-    student = nbformat.read(str(EXERCISES / EX1), as_version=4)  # what students receive
-    test = _cell(student, "_test_ratio")
-    assert "HIDDEN" not in test.source and "broken = " not in test.source
-    student.cells.remove(_cell(student, "_test_counts"))
-    _cell(student, "_setup").source = "print('edited setup')"
-    prepared, notes = grading.prepare_notebook(student, assignment)
-    ids = [nbgrader_meta(c).get("grade_id") for c in prepared.cells]
-    assert ids == [nbgrader_meta(c).get("grade_id") for c in assignment.nb.cells]
-    assert "broken = " in _cell(prepared, "_test_ratio").source  # hidden tests are back
-    assert _cell(prepared, "_setup").source == _cell(assignment.nb, "_setup").source
-    assert "raise NotImplementedError" in _cell(prepared, "_solution").source  # the answer is the student's
-    assert notes == ["test cells deleted by the student were put back: ex1_vae_compression_test_counts"]
+@pytest.mark.parametrize("args, message", [
+    (["--max-file-mb", "0"], "--max-file-mb (largest file a notebook writes) must be between 1"),
+    (["--timeout", "0"], "--timeout (seconds per notebook) must be between 1"),
+    (["--timeout", "nan"], "must be between"),
+    (["--workers", "0"], "--workers must be between 1"),
+    (["--workers", "two"], "--workers must be a whole number"),
+    (["--memory-mb", "100"], "must be between 1024"),
+    (["--disk-mb", "-1"], "must be between 16"),
+])
+def test_bad_flags_are_refused_at_the_boundary(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exc:
+        grading.main([str(tmp_path), "--out", str(tmp_path / "o")] + args)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
-def test_bad_arguments_say_what_to_do(tmp_path, capsys):
+def test_bad_folders_are_refused_before_grading(tmp_path, capsys):
+    subs = tmp_path / "subs"
+    _save(_ex1(), subs / "amy" / EX1)
     assert grading.main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
     assert "No submissions folder" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="positive number of seconds"):
-        grading.Limits(timeout=0)
-    with pytest.raises(FileNotFoundError, match="--source"):
-        grading.load_sources(tmp_path / "missing")
+    assert grading.main([str(subs), "--out", str(subs / "results")]) == 2
+    assert "inside it" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert grading.main([str(subs), "--out", str(tmp_path / "afile" / "results")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be written" in err and "nothing was graded" in err
+    assert grading.main([str(subs), "--out", str(tmp_path / "o"), "--source", str(tmp_path / "none")]) == 2
+    assert "--source" in capsys.readouterr().err
 
 
-def test_enforcement_is_reported_honestly(monkeypatch):
-    limits = grading.Limits(timeout=12)
-    notes = "\n".join(grading.enforcement_notes(limits, landlock=True))
-    assert "12 s per notebook" in notes and "CPU time 49 s" in notes
-    if grading.probe_landlock()[0]:
-        assert "blocked (Landlock ABI" in notes
-    monkeypatch.setattr(grading, "probe_landlock", lambda: (False, "Landlock is not available on this system"))
-    notes = "\n".join(grading.enforcement_notes(limits, landlock=False))
-    assert "NOT enforced (Landlock is not available on this system)" in notes
+def test_without_bubblewrap_the_grader_refuses(tmp_path, capsys, monkeypatch):
+    subs = tmp_path / "subs"
+    _save(_ex1(), subs / "amy" / EX1)
+    monkeypatch.setattr(grading, "probe", lambda: (False, "bubblewrap (bwrap) is not installed"))
+    assert grading.main([str(subs), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "apt-get install bubblewrap" in err and "--no-sandbox" in err and "Nothing was graded" in err
+    assert not any((tmp_path / "o").glob("*.csv"))
+
+
+def test_results_are_never_overwritten_silently(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "scores_long.csv").write_text("earlier")
+    subs = tmp_path / "subs"
+    _save(_ex1(), subs / "amy" / EX1)
+    assert grading.main([str(subs), "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err and (out / "scores_long.csv").read_text() == "earlier"
+
+
+@needs_bwrap
+def test_results_that_cannot_be_written_are_saved_elsewhere(tmp_path, capsys, monkeypatch):
+    subs = tmp_path / "subs"
+    _save(_ex1(), subs / "amy" / EX1)
+    real = grading.commit
+    calls = []
+
+    def full_disk(folder, files):
+        calls.append(folder)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real(folder, files)
+
+    monkeypatch.setattr(grading, "commit", full_disk)
+    assert grading.main([str(subs), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and f"saved in {calls[1]}" in err
+    assert "amy,2,3,3,2,10,10" in (calls[1] / "scores_wide.csv").read_text()
+    shutil.rmtree(calls[1])
+
+
+def test_interrupted_run_leaves_nothing_behind(tmp_path):
+    if not sandbox.probe()[0]:
+        pytest.skip("no sandbox here")
+    subs, tmp = tmp_path / "subs", tmp_path / "tmp"
+    tmp.mkdir()
+    _save(_after_solution(_ex1(), f"import time\nwhile True:\n    time.sleep(1)  # "
+                                  f"{MARKER}-int"), subs / "dave" / EX1)
+    env = dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "course_tools.grading", str(subs), "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(cmd,
+                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(12)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "no results were written" in err
+    time.sleep(1)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert list(tmp.iterdir()) == [] and _sandbox_uid_processes() == []
+
+
+def test_the_student_install_carries_no_grader():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    deps = " ".join(project["project"]["dependencies"]) + (REPO / "requirements.txt").read_text()
+    for tool in ("nbformat", "nbclient", "nbconvert", "ipykernel", "nbval"):
+        assert tool not in deps, f"{tool} is an instructor tool, not a student dependency"
+    assert project["tool"]["setuptools"]["packages"]["find"]["include"] == ["lessons_lib*"]
+    for path in (REPO / "lessons_lib").rglob("*.py"):
+        text = path.read_text()
+        assert "course_tools" not in text and "import nbformat" not in text and "nbclient" not in text, path

@@ -32,7 +32,7 @@ def _diffusion(sampler: str):
     def build(latent_dim: int = 256, width: int = 32) -> nn.Module:
         from .diffusion_colorizer import DiffusionColorizer
 
-        return DiffusionColorizer(base=width, sampler=sampler)
+        return DiffusionColorizer(width=width, sampler=sampler)
     return build
 
 
@@ -49,9 +49,9 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
              lambda latent_dim=256, width=32: vae.BasicVAE(latent_dim=latent_dim, base=width)),
     ZooModel("unetvae", "vae", "U-Net with a variational bottleneck (MSE + 0.001 KL)",
              lambda latent_dim=256, width=32: vae.UNetVAE(latent_dim=latent_dim, base=width)),
-    ZooModel("unetddpm", "diffusion", "conditional diffusion UNet, ancestral DDPM sampling (noise MSE)",
+    ZooModel("unetddpm", "diffusion", "conditional diffusion UNet on chroma, ancestral DDPM sampling (v-prediction MSE)",
              _diffusion("ddpm")),
-    ZooModel("unetddim", "diffusion", "conditional diffusion UNet, deterministic DDIM sampling (noise MSE)",
+    ZooModel("unetddim", "diffusion", "conditional diffusion UNet on chroma, deterministic DDIM sampling (v-prediction MSE)",
              _diffusion("ddim")),
 ]}
 

@@ -17,7 +17,7 @@ from .unet import UNet, check_side, gray_plus, offset_head
 class EncoderDecoderGenerator(nn.Module):
     """Strided convolutions down to 1/8 size, transposed convolutions back; no skips."""
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 3, base: int = 32):
+    def __init__(self, in_channels: int = 1, out_channels: int = 2, base: int = 32):
         super().__init__()
 
         def down(cin, cout, norm=True):

@@ -39,7 +39,7 @@ class ResNetColorizer(nn.Module):
     transposed convolutions back up to a colour offset added to the gray input.
     Sides divisible by 4."""
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 3, base: int = 32, blocks: int = 2):
+    def __init__(self, in_channels: int = 1, out_channels: int = 2, base: int = 32, blocks: int = 2):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, base, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(base), nn.ReLU(inplace=True))

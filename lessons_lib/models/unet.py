@@ -1,7 +1,7 @@
 """A U-Net for image-to-image tasks: an encoder, a decoder, and skip connections between them.
 
-Like every colorizer in the zoo it predicts a colour offset that is added to the gray
-input (see ``gray_plus``). The skips hand the decoder the encoder's full-resolution features, so fine detail (edges,
+Like every colorizer in the zoo it predicts only the colour (the two chroma channels)
+and keeps the gray input as the luma (see ``gray_plus``). The skips hand the decoder the encoder's full-resolution features, so fine detail (edges,
 the grayscale image itself) does not have to squeeze through the bottleneck. That is why
 a U-Net colourises sharply where a plain encoder-decoder blurs.
 """
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from ..images import luma_chroma_to_rgb
 
 
 def conv_block(cin: int, cout: int) -> nn.Sequential:
@@ -19,23 +21,23 @@ def conv_block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-def offset_head(cin: int, cout: int = 3) -> nn.Conv2d:
-    """The last layer of every colorizer: a colour offset, zero at the start of training."""
+def offset_head(cin: int, cout: int = 2) -> nn.Conv2d:
+    """The last layer of every colorizer: the chroma (Cb, Cr), zero at the start of training."""
     head = nn.Conv2d(cin, cout, 1)
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
     return head
 
 
-def gray_plus(gray: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-    """Colour = the gray input (copied to R, G and B) + a predicted offset.
+def gray_plus(gray: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+    """Colour = the gray input as luma + the predicted chroma (YCbCr back to RGB).
 
-    The models predict what colour adds to the gray image, not the whole image: at the
-    start (offset 0) a model is exactly the "keep the gray" baseline, and training only
-    has to learn the chroma. Values may leave [-1, 1] during training; ``colorize``
-    clamps them.
+    The models predict only what the gray image lacks, the colour: at the start
+    (chroma 0) a model is exactly the "keep the gray" baseline, and the input's lightness
+    and detail come through untouched, so training spends all its effort on colour.
+    Values may leave [-1, 1] during training; ``colorize`` clamps them.
     """
-    return gray.expand(-1, offset.shape[1], -1, -1) + offset
+    return luma_chroma_to_rgb(gray, chroma)
 
 
 def check_side(x: torch.Tensor, multiple: int, name: str) -> None:
@@ -51,7 +53,7 @@ class UNet(nn.Module):
     variant (the VAE) can change what happens in the middle.
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 3, base: int = 32, depth: int = 3):
+    def __init__(self, in_channels: int = 1, out_channels: int = 2, base: int = 32, depth: int = 3):
         super().__init__()
         widths = [base * 2 ** i for i in range(depth + 1)]
         self.depth = depth

@@ -25,7 +25,7 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, sample: bool) -> torc
 class BasicVAE(nn.Module):
     """Strided-conv encoder -> (mu, logvar) -> z -> transposed-conv decoder; no skips."""
 
-    def __init__(self, latent_dim: int = 256, in_channels: int = 1, out_channels: int = 3, base: int = 32):
+    def __init__(self, latent_dim: int = 256, in_channels: int = 1, out_channels: int = 2, base: int = 32):
         super().__init__()
 
         def down(cin, cout):
@@ -57,7 +57,7 @@ class BasicVAE(nn.Module):
 class UNetVAE(nn.Module):
     """A U-Net whose bottleneck is variational: skips carry detail, z carries the rest."""
 
-    def __init__(self, latent_dim: int = 256, in_channels: int = 1, out_channels: int = 3,
+    def __init__(self, latent_dim: int = 256, in_channels: int = 1, out_channels: int = 2,
                  base: int = 32, depth: int = 3):
         super().__init__()
         self.unet = UNet(in_channels, out_channels, base=base, depth=depth)

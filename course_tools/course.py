@@ -1,11 +1,19 @@
 """Run the whole course: execute every notebook, write executed copies, HTML pages and an index.
 
-    python -m lessons_lib.course [--out DIR] [--profile fast|full] [--only PATTERN] [--timeout S]
+    python -m course_tools.course [--out DIR] [--profile fast|full] [--only PATTERN] [--timeout S]
 
 Each notebook runs in a fresh kernel with its own working folder inside the output
 folder (so the repository stays clean). A notebook that fails is reported, its
 partly executed copy is kept for reading, and the run goes on with the next one.
 The exit status is non-zero when any notebook failed.
+
+Results: a notebook publishes how its models did as display_data outputs with the MIME
+type ``application/vnd.lessons-results+json`` whose value is ``{"results": [row, ...]}``,
+each row ``{"what": str, "model": number, "baseline": number, "better": "lower"|"higher"}``
+(several such outputs are concatenated in order). The runner collects them from the
+executed notebook into ``results.json`` (per notebook, ``results`` and the number of
+``malformed_results`` it dropped) and shows them in ``index.html``, each row marked
+"beats" or "loses" (or "ties") against its baseline.
 """
 from __future__ import annotations
 
@@ -14,17 +22,19 @@ import datetime as _dt
 import fnmatch
 import html
 import json
+import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import atomic_write
-from .runtime import PROFILE_ENV, get_profile
+from course_tools import repo_root
+from lessons_lib.files import atomic_write
+from lessons_lib.runtime import PROFILE_ENV, get_profile
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_NOTEBOOKS = REPO / "notebooks"
+RESULTS_MIME = "application/vnd.lessons-results+json"
+ROW_KEYS = {"what", "model", "baseline", "better"}
 
 
 @dataclass
@@ -33,6 +43,52 @@ class Result:
     ok: bool
     seconds: float
     error: str = ""
+    results: list = field(default_factory=list)
+    malformed_results: int = 0
+
+
+def _finite_number(x) -> bool:
+    return type(x) in (int, float) and math.isfinite(x)
+
+
+def valid_row(row) -> bool:
+    """A results row exactly as the contract says: no missing or extra keys, finite numbers."""
+    return (isinstance(row, dict) and set(row) == ROW_KEYS and isinstance(row["what"], str)
+            and 0 < len(row["what"].strip()) <= 200 and _finite_number(row["model"])
+            and _finite_number(row["baseline"]) and row["better"] in ("lower", "higher"))
+
+
+def collect_results(nb) -> tuple[list[dict], int]:
+    """(the valid results rows a notebook published, in order; how many malformed ones were dropped)."""
+    rows, bad = [], 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            if output.get("output_type") != "display_data" or RESULTS_MIME not in output.get("data", {}):
+                continue
+            value = output["data"][RESULTS_MIME]
+            if isinstance(value, str):  # some front ends store JSON MIME data as text
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    value = None
+            found = value.get("results") if isinstance(value, dict) else None
+            if not isinstance(found, list):
+                bad += 1
+                continue
+            for row in found:
+                if valid_row(row):
+                    rows.append({k: row[k] for k in ("what", "model", "baseline", "better")})
+                else:
+                    bad += 1
+    return rows, bad
+
+
+def verdict(row: dict) -> str:
+    """'beats', 'loses' or 'ties' (the model against its baseline)."""
+    if row["model"] == row["baseline"]:
+        return "ties"
+    lower_wins = row["model"] < row["baseline"]
+    return "beats" if lower_wins == (row["better"] == "lower") else "loses"
 
 
 def find_notebooks(folder: Path, only: str | None = None) -> list[Path]:
@@ -78,7 +134,8 @@ def run_notebook(path: Path, out: Path, timeout: int) -> Result:
     atomic_write(out / f"{path.stem}.ipynb", nbformat.writes(nb))
     body, _ = HTMLExporter().from_notebook_node(nb)
     atomic_write(out / f"{path.stem}.html", body)
-    return Result(path.stem, not error, seconds, error)
+    rows, bad = collect_results(nb)
+    return Result(path.stem, not error, seconds, error, rows, bad)
 
 
 def _first_line_of(err: Exception) -> str:
@@ -87,17 +144,39 @@ def _first_line_of(err: Exception) -> str:
     return (tail[-1] if tail else (lines[-1] if lines else repr(err)))[:300]
 
 
+MARKS = {"beats": "&#10003; beats the baseline", "loses": "&#10007; loses to the baseline",
+         "ties": "= ties with the baseline"}
+
+
+def _results_html(r: Result) -> str:
+    if not r.results and not r.malformed_results:
+        return ""
+    items = "".join(
+        f"<tr class='{verdict(row)}'><td>{html.escape(row['what'])}</td><td>{row['model']:.4g}</td>"
+        f"<td>{row['baseline']:.4g}</td><td>{row['better']} is better</td><td>{MARKS[verdict(row)]}</td></tr>"
+        for row in r.results)
+    note = (f"<p class='bad'>{r.malformed_results} malformed results row(s) dropped (each needs what, model, "
+            "baseline, better).</p>" if r.malformed_results else "")
+    return (f"<tr><td></td><td colspan='4'><table class='results'><tr><th>what</th><th>model</th>"
+            f"<th>baseline</th><th></th><th></th></tr>{items}</table>{note}</td></tr>")
+
+
 def write_index(out: Path, results: list[Result], profile: str) -> None:
     rows = "\n".join(
         f"<tr><td><a href='{html.escape(r.name)}.html'>{html.escape(r.name)}</a></td>"
         f"<td>{'ok' if r.ok else 'FAILED'}</td><td>{r.seconds:.0f} s</td>"
         f"<td>{html.escape(r.error)}</td><td><a href='{html.escape(r.name)}.ipynb'>notebook</a></td></tr>"
+        + _results_html(r)
         for r in results)
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Course run</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em 1em;text-align:left}}</style></head>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em 1em;text-align:left}}
+.beats td:last-child{{color:#080}} .loses td:last-child{{color:#b00;font-weight:bold}}
+.bad{{color:#b00}}</style>
+</head>
 <body><h1>Image transformation with deep learning: executed notebooks</h1>
-<p>Profile <b>{profile}</b>, run on {stamp}. {sum(r.ok for r in results)} of {len(results)} notebooks ran cleanly.</p>
+<p>Profile <b>{profile}</b>, run on {stamp}. {sum(r.ok for r in results)} of {len(results)} notebooks
+ran cleanly.</p>
 <table><tr><th>notebook</th><th>status</th><th>time</th><th>error</th><th>source</th></tr>
 {rows}
 </table></body></html>
@@ -106,17 +185,31 @@ def write_index(out: Path, results: list[Result], profile: str) -> None:
     atomic_write(out / "results.json", json.dumps([r.__dict__ for r in results], indent=2))
 
 
+def _seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--timeout must be a whole number of seconds, got "
+                                         f"{text!r}") from None
+    if not 1 <= value <= 7 * 86400:
+        raise argparse.ArgumentTypeError(f"--timeout must be between 1 and 604800 seconds, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lessons_lib.course", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m course_tools.course",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: course_output/run-<date-time>)")
-    parser.add_argument("--notebooks", type=Path, default=DEFAULT_NOTEBOOKS, help="folder of notebooks to run")
+    parser.add_argument("--notebooks", type=Path, default=repo_root() / "notebooks",
+                        help="folder of notebooks to run (default: %(default)s)")
     parser.add_argument("--profile", choices=["fast", "full"], default=None,
                         help=f"override the detected profile (same as {PROFILE_ENV}=...)")
     parser.add_argument("--only", default=None, help="run only notebooks whose name contains this")
-    parser.add_argument("--timeout", type=int, default=None,
+    parser.add_argument("--timeout", type=_seconds, default=None,
                         help="seconds one cell may run (default: 600 fast, 7200 full)")
-    parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="allow writing into a non-empty --out folder")
     args = parser.parse_args(argv)
 
     if args.profile:
@@ -129,11 +222,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     out = args.out or Path("course_output") / _dt.datetime.now().strftime("run-%Y%m%d-%H%M%S")
+    if out.exists() and not out.is_dir():
+        print(f"error: --out '{out}' is a file, not a folder. Give a folder.", file=sys.stderr)
+        return 2
+    if out.resolve() == args.notebooks.resolve():
+        print(f"error: --out '{out}' is the notebook folder; the executed copies would replace the "
+              "notebooks. Choose another folder.", file=sys.stderr)
+        return 2
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         print(f"error: '{out}' already holds results. Choose another --out, or add --overwrite "
               f"to replace them.", file=sys.stderr)
         return 2
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / ".write-check", "")
+        (out / ".write-check").unlink()
+    except OSError as err:
+        print(f"error: cannot write to '{out}' ({err.strerror or err}); nothing was run. Choose a folder "
+              "you can write to.", file=sys.stderr)
+        return 2
 
     print(f"Running {len(notebooks)} notebooks, profile '{profile}', into {out}/", flush=True)
     results = []

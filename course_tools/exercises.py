@@ -1,6 +1,6 @@
 """Student exercise notebooks, generated from the instructor's solutions.
 
-``python -m lessons_lib.exercises`` writes ``exercises/`` from ``solutions/``:
+``python -m course_tools.exercises`` writes ``exercises/`` from ``solutions/``:
 
 * code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes a stub that raises
   ``NotImplementedError`` (at the indentation of the BEGIN line, so the ``def``/``class``
@@ -15,6 +15,11 @@
 The nbgrader schema-3 metadata is kept, so nbgrader can use either folder unchanged.
 The output is deterministic: ``--check`` regenerates in memory and lists every file in
 ``exercises/`` that differs (exit status 1), which CI uses to catch hand edits.
+
+The generator writes only the exercise notebooks it owns (one per solution notebook, same
+name); any other file in the output folder is left alone (``--check`` names notebooks that
+have no solution), and an output folder that is, or lies inside, the solutions folder is
+refused so the answers can never be overwritten by stubs.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from pathlib import Path
 
 import nbformat
 
+from course_tools import repo_root
 from lessons_lib.files import atomic_write
 
 __all__ = [
@@ -40,7 +46,6 @@ BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 END_HIDDEN = "### END HIDDEN TESTS"
 STUB_MESSAGE = "Write this part of the exercise (see the instructions above), then delete this line."
 ANSWER_STUB = "YOUR ANSWER HERE"
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class MarkerError(ValueError):
@@ -49,7 +54,8 @@ class MarkerError(ValueError):
 
 def nbgrader_meta(cell) -> dict:
     """The cell's nbgrader metadata ({} when it has none)."""
-    meta = cell.get("metadata", {}).get("nbgrader", {})
+    metadata = cell.get("metadata") if isinstance(cell, dict) else None
+    meta = metadata.get("nbgrader") if isinstance(metadata, dict) else None
     return meta if isinstance(meta, dict) else {}
 
 
@@ -57,7 +63,7 @@ def is_test_cell(cell) -> bool:
     """An autograded test: a graded code cell that is not a solution cell."""
     meta = nbgrader_meta(cell)
     return (cell.get("cell_type") == "code" and bool(meta.get("grade"))
-            and not meta.get("solution") and bool(meta.get("grade_id")))
+            and not meta.get("solution") and isinstance(meta.get("grade_id"), str) and bool(meta["grade_id"]))
 
 
 def _regions(lines: list[str], begin: str, end: str, where: str):
@@ -162,26 +168,47 @@ def _sources(source_dir: Path) -> list[Path]:
     return paths
 
 
-def generate(source_dir: Path | str = REPO_ROOT / "solutions",
-             out_dir: Path | str = REPO_ROOT / "exercises") -> list[Path]:
-    """Write one exercise per solution notebook; stale exercise notebooks are removed."""
-    source_dir, out_dir = Path(source_dir), Path(out_dir)
+def check_folders(source_dir: Path, out_dir: Path) -> None:
+    """Refuse an output folder that would overwrite the solutions, or that is not a folder."""
+    src, out = Path(source_dir).resolve(), Path(out_dir).resolve()
+    if out == src or src in out.parents:
+        raise ValueError(f"--out {out_dir} is the solutions folder (or inside it): writing there would "
+                         "replace the answers and hidden tests with stubs. Nothing was written. Give "
+                         "another --out folder (the default is exercises/ beside solutions/).")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder. Nothing was written; give a folder.")
+
+
+def generate(source_dir: Path | str | None = None, out_dir: Path | str | None = None) -> list[Path]:
+    """Write one exercise per solution notebook (same file name); nothing else is touched."""
+    root = repo_root()
+    source_dir = Path(source_dir) if source_dir is not None else root / "solutions"
+    out_dir = Path(out_dir) if out_dir is not None else root / "exercises"
+    check_folders(source_dir, out_dir)
     written = []
     rendered = {p.name: render_exercise(p) for p in _sources(source_dir)}  # all or nothing
-    for name, text in rendered.items():
+    for name in rendered:
         target = out_dir / name
-        atomic_write(target, text)
-        written.append(target)
-    for stale in sorted(out_dir.glob("*.ipynb")):
-        if stale.name not in rendered:
-            stale.unlink()
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise ValueError(f"{target} is a link or not a regular file; it is left alone and nothing "
+                             "more was written. Remove it, then generate again.")
+    for name, text in rendered.items():
+        written.append(atomic_write(out_dir / name, text))
     return written
 
 
-def check(source_dir: Path | str = REPO_ROOT / "solutions",
-          out_dir: Path | str = REPO_ROOT / "exercises") -> list[str]:
+def extra_notebooks(source_dir: Path | str, out_dir: Path | str) -> list[Path]:
+    """Notebooks in the output folder that no solution notebook generates (left in place)."""
+    names = {p.name for p in _sources(Path(source_dir))}
+    out_dir = Path(out_dir)
+    return sorted(p for p in out_dir.glob("*.ipynb") if p.name not in names) if out_dir.is_dir() else []
+
+
+def check(source_dir: Path | str | None = None, out_dir: Path | str | None = None) -> list[str]:
     """Problems with the committed exercises (empty when they match a fresh generation)."""
-    source_dir, out_dir = Path(source_dir), Path(out_dir)
+    root = repo_root()
+    source_dir = Path(source_dir) if source_dir is not None else root / "solutions"
+    out_dir = Path(out_dir) if out_dir is not None else root / "exercises"
     problems = []
     expected = {p.name: render_exercise(p) for p in _sources(source_dir)}
     for name, text in expected.items():
@@ -198,12 +225,13 @@ def check(source_dir: Path | str = REPO_ROOT / "solutions",
 
 
 def main(argv: list[str] | None = None) -> int:
+    root = repo_root()
     parser = argparse.ArgumentParser(
-        prog="python -m lessons_lib.exercises",
+        prog="python -m course_tools.exercises",
         description="Generate the student exercise notebooks from the solution notebooks.")
-    parser.add_argument("--source", type=Path, default=REPO_ROOT / "solutions",
+    parser.add_argument("--source", type=Path, default=root / "solutions",
                         help="folder of solution notebooks (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "exercises",
+    parser.add_argument("--out", type=Path, default=root / "exercises",
                         help="folder to write the exercises to (default: %(default)s)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 and list the files that differ from a fresh generation")
@@ -215,14 +243,17 @@ def main(argv: list[str] | None = None) -> int:
                 print("exercises/ is out of date with solutions/:", file=sys.stderr)
                 for p in problems:
                     print(f"  {p}", file=sys.stderr)
-                print("Run `python -m lessons_lib.exercises` and commit the result.", file=sys.stderr)
+                print("Run `python -m course_tools.exercises` and commit the result.", file=sys.stderr)
                 return 1
             print(f"{args.out}: up to date with {args.source}")
             return 0
         for path in generate(args.source, args.out):
             print(f"wrote {path}")
+        for path in extra_notebooks(args.source, args.out):
+            print(f"note: {path} has no solution notebook; it was left as it is (delete it if it is stale)")
         return 0
-    except (FileNotFoundError, MarkerError, nbformat.reader.NotJSONError, nbformat.ValidationError) as exc:
+    except (FileNotFoundError, ValueError, OSError, nbformat.reader.NotJSONError,
+            nbformat.ValidationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,530 @@
+"""Grade a folder of submitted exercise notebooks in one command.
+
+    python -m course_tools.grading SUBMISSIONS --out RESULTS [--source solutions/] [--workers N]
+           [--timeout S] [--memory-mb MB] [--max-file-mb MB] [--disk-mb MB] [--force] [--no-sandbox]
+
+``SUBMISSIONS`` holds one folder per student (named after the student) with that student's
+notebooks; a notebook lying directly in it is a student named after the file. A notebook is
+matched to its source notebook by file name (also ``name (2).ipynb``, ``name-Copy1.ipynb``),
+or failing that by the grade_ids of its cells.
+
+How a notebook is graded:
+
+1. The instructor's notebooks are loaded from ``--source``; each graded test cell must check
+   with ``expect(label, observed, expected)`` (``lessons_lib.checks``). Each source notebook
+   in use runs once, in the sandbox, with its checks publishing their expected values; it
+   must pass its own checks, or nothing is graded.
+2. A submission is read only if it is a regular file under the size cap and a notebook; its
+   locked instructor cells are restored by grade_id, and its test cells are replaced by
+   their student form, which computes the values to check but holds no expected value.
+3. It runs in a bubblewrap sandbox (``course_tools.sandbox``) under the time, memory, CPU,
+   file-size, disk and process limits; the sandbox publishes the observed values.
+4. This process compares them with the expected values (``course_tools.judge``): a test
+   cell scores its points when every check value matches. Nothing the student's code can
+   reach decides it.
+
+Results (``course_tools.report``): ``scores_long.csv``, ``scores_wide.csv`` and ``summary.md``
+in ``--out``, written together at the end, escaped; earlier results are kept unless
+``--force``. Statuses: passed, failed (a wrong value), error (an exception), timeout,
+crashed, invalid notebook (not graded: a link, a special file, not JSON, no cells...),
+missing (no notebook for that exercise). Exit status 0 when results were written, 2 when
+nothing was graded (bad arguments, no sandbox, a broken source notebook), 1 when the
+results could only be saved elsewhere, 130 when interrupted (nothing is written then).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import queue
+import signal
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import nbformat
+
+from course_tools import repo_root
+from course_tools.exercises import is_test_cell, make_exercise, nbgrader_meta
+from course_tools.intake import (
+    Assignment,
+    Submission,
+    display_name,
+    find_submissions,
+    match_assignment,
+    prepare_notebook,
+    read_notebook,
+    reference_notebook,
+)
+from course_tools.judge import (
+    Expected,
+    ReferenceError_,
+    exception_name,
+    judge_test,
+    parse_records,
+    reference_checks,
+    sanitize,
+)
+from course_tools.report import RESULT_FILES, check_out_dir, commit, md_cell, render
+from course_tools.sandbox import INSTALL_HINT, Limits, kill_all, probe, run_job
+from course_tools.testcells import parse_test_cell
+
+__all__ = ["STATUSES", "RESULT_FILES", "Limits", "load_sources", "grade_folder", "summary", "main"]
+
+STATUSES = ("passed", "failed", "error", "timeout", "crashed", "invalid notebook", "missing")
+
+
+@dataclass
+class Run:
+    assignments: list[Assignment]
+    students: list[str]
+    rows: list[dict]
+    notes: dict[str, list[str]]
+    sandbox: str                   # what isolated the notebooks, in words
+    sandboxed: bool
+    limits: Limits
+    seconds: float = 0.0
+    notebooks: int = 0
+
+
+@dataclass
+class _Job:
+    sub: Submission
+    assignment: Assignment
+    nb: object = None
+    why: str = ""                  # why it cannot be graded ("" when it can)
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- sources
+def _redact_lines(nb, name: str, tests: dict) -> tuple[str, ...]:
+    """Lines of the instructor's code that the exercise does not show (answers, hidden tests, and
+    the hidden tests' rewritten form that the sandbox runs): no result may quote them."""
+    def lines(sources):
+        return {" ".join(line.split()) for source in sources for line in source.splitlines()}
+    shown = lines(c.source for c in make_exercise(nb, name).cells)
+    secret = lines(c.source for c in nb.cells if c.cell_type == "code")
+    secret |= lines(t.student_source for t in tests.values())
+    return tuple(sorted(line for line in secret - shown if len(line) >= 12 and not line.startswith("#")))
+
+
+def load_sources(source_dir: Path | str) -> dict[str, Assignment]:
+    """The instructor notebooks (with hidden tests) that submissions are graded against."""
+    source_dir = Path(source_dir)
+    if not source_dir.is_dir():
+        raise FileNotFoundError(f"No source folder at {source_dir}: pass --source with the folder of "
+                                "solution notebooks (the ones with the hidden tests).")
+    assignments, owners = {}, {}
+    for path in sorted(source_dir.glob("*.ipynb")):
+        nb = nbformat.read(str(path), as_version=4)
+        tests, points = {}, {}
+        for index, cell in enumerate(nb.cells):
+            if not is_test_cell(cell):
+                continue
+            gid = nbgrader_meta(cell)["grade_id"]
+            if gid in owners:
+                raise ValueError(f"grade_id {gid!r} appears twice ({owners[gid]} and {path.name}); "
+                                 "grade_ids must be unique across the source notebooks.")
+            owners[gid] = path.name
+            tests[gid] = parse_test_cell(cell.source, gid, f"{path.name}, cell {index + 1} ({gid})")
+            value = nbgrader_meta(cell).get("points", 0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e6:
+                raise ValueError(f"{path.name}, {gid}: points must be a number >= 0, got {value!r}.")
+            points[gid] = float(value)
+        if tests:
+            redact = _redact_lines(nb, path.name, tests)
+            assignments[path.name] = Assignment(path.name, path, nb, tests, points, redact)
+    if not assignments:
+        raise FileNotFoundError(f"{source_dir} holds no notebook with graded test cells "
+                                "(nbgrader metadata grade: true).")
+    return assignments
+
+
+# --------------------------------------------------------------------------- running
+class _Slots:
+    """Parallel slots: each running sandbox gets its own slot (and so its own sandbox uid)."""
+
+    def __init__(self, n: int):
+        self.free: queue.Queue = queue.Queue()
+        for i in range(n):
+            self.free.put(i)
+
+    def run(self, text: str, limits: Limits, sandboxed: bool):
+        slot = self.free.get()
+        try:
+            return run_job(text, limits, sandboxed=sandboxed, slot=slot)
+        finally:
+            self.free.put(slot)
+
+
+def _by_cell(records: list[dict]) -> dict[int, dict]:
+    return {r["cell"]: r for r in records if r["event"] == "cell" and type(r.get("cell")) is int}
+
+
+def _expected_values(assignment: Assignment, slots: _Slots, limits: Limits, sandboxed: bool) -> dict:
+    nb, index = reference_notebook(assignment)
+    result = slots.run(nbformat.writes(nb), limits, sandboxed)
+    cells = _by_cell(parse_records(result.records))
+    expected = {}
+    for i, gid in index.items():
+        where = f"{assignment.name}: test {gid}"
+        if i not in cells and result.timed_out:
+            raise ReferenceError_(f"{where} did not finish within {limits.timeout:g} s in the instructor's "
+                                  "notebook (raise --timeout)")
+        expected[gid] = reference_checks(cells.get(i), where)
+        hidden = assignment.tests[gid].hidden_sites
+        labels = {" ".join(e.label.split()) for e in expected[gid] if e.site in hidden}
+        assignment.redact = tuple(sorted(set(assignment.redact) | {x for x in labels if len(x) >= 8}))
+    return expected
+
+
+def _rows(job: _Job, verdicts: dict, default: tuple[str, str]) -> list[dict]:
+    a = job.assignment
+    rows = []
+    for gid, pts in a.points.items():
+        status, reason = verdicts.get(gid, default)
+        rows.append({"student": job.sub.student, "notebook": a.name, "grade_id": gid,
+                     "points": pts if status == "passed" else 0.0, "max_points": pts,
+                     "status": status, "reason": reason})
+    return rows
+
+
+def _grade(job: _Job, expected: dict[str, list[Expected]], slots: _Slots, limits: Limits,
+           sandboxed: bool) -> list[dict]:
+    a = job.assignment
+    nb, index, notes = prepare_notebook(job.nb, a)
+    job.notes += notes
+    result = slots.run(nbformat.writes(nb), limits, sandboxed)
+    records = parse_records(result.records)
+    cells = _by_cell(records)
+    verdicts, first_error = {}, None
+    for i in sorted(cells):
+        record = cells[i]
+        if i in index:
+            verdict = judge_test(expected[index[i]], record, a.tests[index[i]].hidden_sites, a.redact)
+            if verdict is not None:
+                if verdict[0] == "error" and first_error and not verdict[1].startswith(first_error[1] + ":"):
+                    verdict = (verdict[0], f"{verdict[1]} (after {first_error[0]})")  # the likely cause
+                verdicts[index[i]] = verdict
+        elif record.get("status") == "error":
+            name = exception_name(record.get("ename"))
+            text = f"cell {i + 1} raised {name}"
+            first_error = first_error or (text, name)
+            job.notes.append(f"{text}: {sanitize(record.get('evalue', ''), redact=a.redact)}")
+    running = [r for r in records if r["event"] == "running" and type(r.get("cell")) is int]
+    crashed = next((r for r in records if r["event"] == "crashed"), None)
+    if result.timed_out:
+        where = f" while running cell {running[-1]['cell'] + 1}" if running else ""
+        default = ("timeout", f"the notebook did not finish within {limits.timeout:g} s{where}")
+    elif crashed is not None:
+        cell = crashed.get("cell")
+        where = f" in cell {cell + 1}" if type(cell) is int else ""
+        default = ("crashed", f"{sanitize(crashed.get('reason'), redact=a.redact)}{where}")
+    elif not any(r["event"] == "done" for r in records):
+        default = ("crashed", f"the sandbox stopped before the notebook finished (exit status "
+                              f"{result.returncode})")
+    else:
+        default = ("error", "the test cell was not run")
+    return _rows(job, verdicts, default)
+
+
+# --------------------------------------------------------------------------- a folder
+def _intake(submissions_dir: Path, assignments: dict[str, Assignment]):
+    subs = find_submissions(submissions_dir)
+    if not subs:
+        raise FileNotFoundError(f"{submissions_dir} holds no .ipynb notebooks to grade.")
+    jobs, notes, orphans = [], {}, []
+    for sub in subs:
+        nb, why = (None, sub.problem) if sub.problem else read_notebook(sub.path)
+        assignment = match_assignment(sub, nb, assignments)
+        if assignment is None:
+            orphans.append((sub, why))
+        else:
+            jobs.append(_Job(sub, assignment, nb, why))
+    in_use = {j.assignment.name: j.assignment for j in jobs}
+    for sub, why in orphans:  # one exercise in use: that is the one a broken file was meant for
+        if len(in_use) == 1 and why:
+            jobs.append(_Job(sub, next(iter(in_use.values())), None, why))
+        else:
+            reason = why or "its name and cells match no source notebook"
+            notes.setdefault(sub.student, []).append(f"{display_name(sub.path.name)} was not graded: "
+                                                     f"{reason}")
+    chosen, unique = set(), []
+    for job in sorted(jobs, key=lambda j: bool(j.why)):  # a readable notebook wins over a broken copy
+        key = (job.sub.student, job.assignment.name)
+        if key in chosen:
+            notes.setdefault(job.sub.student, []).append(
+                f"{display_name(job.sub.path.name)}: another notebook for {job.assignment.name} was graded")
+            continue
+        chosen.add(key)
+        unique.append(job)
+    return unique, sorted({s.student for s in subs}), notes, {j.assignment.name: j.assignment for j in unique}
+
+
+def grade_folder(submissions_dir: Path | str, source_dir: Path | str, limits: Limits | None = None,
+                 workers: int = 1, sandboxed: bool = True, progress=print) -> Run:
+    """Grade every submission in the folder; raises before any grading when something is wrong."""
+    start = time.monotonic()
+    limits = limits or Limits()
+    if sandboxed:
+        ok, what = probe()
+        if not ok:
+            raise RuntimeError(f"cannot sandbox the submissions: {what}. Nothing was graded; {INSTALL_HINT}.")
+        sandbox_note = f"bubblewrap sandbox ({what})"
+    else:
+        sandbox_note = "NOT SANDBOXED (--no-sandbox): submissions ran with the grader's rights"
+    assignments = load_sources(source_dir)
+    jobs, students, notes, in_use = _intake(Path(submissions_dir), assignments)
+    slots = _Slots(workers)
+    rows: list[dict] = []
+    lock = threading.Lock()
+    runnable = [j for j in jobs if not j.why]
+    done = [0]
+
+    def report(job: _Job, job_rows: list[dict], seconds: float):
+        with lock:
+            rows.extend(job_rows)
+            done[0] += 1
+            got, top = sum(r["points"] for r in job_rows), sum(r["max_points"] for r in job_rows)
+            bad = sorted({r["status"] for r in job_rows if r["status"] != "passed"})
+            progress(f"[{done[0]}/{len(jobs)}] {job.sub.student}/{job.assignment.name}: {got:g}/{top:g} "
+                     f"points"
+                     f"{' (' + ', '.join(bad) + ')' if bad else ''} in {seconds:.1f} s")
+
+    for job in jobs:
+        if job.why:
+            report(job, _rows(job, {}, ("invalid notebook", f"{display_name(job.sub.path.name)}: "
+                                                            f"{job.why}")), 0.0)
+
+    def grade(job: _Job):
+        t0 = time.monotonic()
+        try:
+            job_rows = _grade(job, expected[job.assignment.name], slots, limits, sandboxed)
+        except Exception as exc:  # this notebook gets zeroes; the run goes on
+            job_rows = _rows(job, {}, ("crashed", f"grading failed: {exception_name(type(exc).__name__)}"))
+        report(job, job_rows, time.monotonic() - t0)
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        progress(f"running the {len(in_use)} source notebooks in use to get the expected values ...")
+        refs = {name: pool.submit(_expected_values, a, slots, limits, sandboxed)
+                for name, a in in_use.items()}
+        expected = {}
+        for name, future in refs.items():
+            try:
+                expected[name] = future.result()
+            except ReferenceError_ as exc:
+                raise ReferenceError_(f"{exc}. Fix the source notebook (or its test); nothing was "
+                                      f"graded.") from None
+        list(pool.map(grade, runnable))
+    except BaseException:
+        kill_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    graded = {(r["student"], r["notebook"]) for r in rows}
+    for student in students:
+        for name, a in in_use.items():
+            if (student, name) not in graded:
+                rows.extend(_rows(_Job(Submission(student, Path(name)), a), {},
+                                  ("missing", f"no notebook for {name} in the submission")))
+    for job in jobs:
+        if job.notes:
+            notes.setdefault(job.sub.student, []).extend(f"{job.assignment.name}: {n}" for n in job.notes)
+    order = {name: i for i, name in enumerate(sorted(in_use))}
+    qorder = {gid: i for a in in_use.values() for i, gid in enumerate(a.points)}
+    rows.sort(key=lambda r: (r["student"], order[r["notebook"]], qorder[r["grade_id"]]))
+    return Run([in_use[n] for n in sorted(in_use)], students, rows, notes, sandbox_note, sandboxed, limits,
+               time.monotonic() - start, len(jobs))
+
+
+# --------------------------------------------------------------------------- summary
+def enforcement_notes(run: Run) -> list[str]:
+    lim = run.limits
+    lines = [f"wall clock: {lim.timeout:g} s per notebook, kernel start included; then everything in its "
+             "sandbox is killed",
+             f"limits per process: address space {lim.memory_mb} MB, CPU time {lim.cpu_seconds} s, file size "
+             f"{lim.max_file_mb} MB, {lim.max_processes} processes/threads, no core dumps"]
+    if run.sandboxed:
+        lines += [f"isolation: {run.sandbox}: own PID, network, IPC and UTS namespaces; the Python "
+                  f"environment "
+                  f"read-only; a private {lim.disk_mb} MB home and /tmp; nothing else of the machine (no "
+                  "solutions, no other submission, no results, no home folder); a minimal environment",
+                  "expected values never entered a student's sandbox; each check was compared in the grader"]
+    else:
+        lines += ["isolation: NONE. --no-sandbox was given: each notebook ran with the grader's rights and "
+                  "could read and change the grader's files; expected values were still compared in the "
+                  "grader"]
+    return lines
+
+
+def summary(run: Run, source_name: str) -> list[str]:
+    rows, a_list = run.rows, run.assignments
+    questions = [(a.name, gid, p) for a in a_list for gid, p in a.points.items()]
+    max_total = sum(p for _, _, p in questions)
+    totals = {s: sum(r["points"] for r in rows if r["student"] == s) for s in run.students}
+    md = ["# Grading summary", ""]
+    if not run.sandboxed:
+        md += ["**WARNING: this run was NOT sandboxed (--no-sandbox).** Submissions ran with the grader's "
+               "rights; scores from an untrusted submission may not be honest.", ""]
+    md += [f"- graded: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, {len(run.students)} "
+           f"students, {run.notebooks} notebooks, {run.seconds:.0f} s",
+           f"- source notebooks: {md_cell(source_name)}/ ({', '.join(a.stem for a in a_list)})",
+           "- a test cell scores its points when every value it checks equals the expected one; statuses: "
+           + ", ".join(STATUSES), "",
+           "## Students", "", "| student | " + " | ".join(md_cell(a.stem) for a in a_list) + " | total |",
+           "|---|" + "---:|" * (len(a_list) + 1)]
+    for s in run.students:
+        cells = [f"{_num(sum(r['points'] for r in rows if r['student'] == s and r['notebook'] == a.name))}/"
+                 f"{_num(a.max_points)}" for a in a_list]
+        md.append(f"| {md_cell(s)} | " + " | ".join(cells) + f" | {_num(totals[s])}/{_num(max_total)} |")
+    md += ["", "## Questions", "", "| question | points | passed | mean |", "|---|---:|---:|---:|"]
+    for _, gid, p in questions:
+        q = [r for r in rows if r["grade_id"] == gid]
+        mean = sum(r["points"] for r in q) / len(q) if q else 0.0
+        md.append(f"| {md_cell(gid)} | {_num(p)} | {sum(r['status'] == 'passed' for r in q)}/{len(q)} | "
+                  f"{mean:.2f} |")
+    md += ["", "## Problems", ""]
+    groups: dict[tuple, list[str]] = {}
+    for r in rows:
+        if r["status"] not in ("passed", "missing"):
+            key = (r["student"], r["notebook"], r["status"], r["reason"])
+            groups.setdefault(key, []).append(r["grade_id"])
+    if groups:
+        md += ["| student | notebook | questions | status | reason |", "|---|---|---|---|---|"]
+        count = {a.name: len(a.points) for a in a_list}
+        for (student, notebook, status, reason), ids in groups.items():
+            stem = Path(notebook).stem + "_"
+            which = (f"all {len(ids)}" if len(ids) == count[notebook]
+                     else ", ".join(i[len(stem):] if i.startswith(stem) else i for i in ids))
+            md.append(f"| {md_cell(student)} | {md_cell(Path(notebook).stem)} | {md_cell(which)} | {status} "
+                      f"| "
+                      f"{md_cell(reason)} |")
+    else:
+        md.append("None: every test cell that ran passed.")
+    missing: dict[str, list[str]] = {}
+    for r in rows:
+        if r["status"] == "missing":
+            missing.setdefault(r["student"], [])
+            if Path(r["notebook"]).stem not in missing[r["student"]]:
+                missing[r["student"]].append(Path(r["notebook"]).stem)
+    if missing:
+        md += ["", "Missing notebooks (zero points):", ""]
+        md += [f"- {md_cell(s)}: {', '.join(names)}" for s, names in missing.items()]
+    md += ["", "## Notes", ""]
+    md += [f"- {md_cell(s)}: {md_cell(n)}" for s in sorted(run.notes) for n in run.notes[s]] or ["None."]
+    md += ["", "## What the grader enforced", ""] + [f"- {n}" for n in enforcement_notes(run)]
+    return md
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+# --------------------------------------------------------------------------- command line
+def _number(kind, low, high, what):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be "
+                                             f"{'a whole number' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not (isinstance(value, int) or math.isfinite(value)) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be between {low} and {high}, got {text}")
+        return value
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    root = repo_root()
+    p = argparse.ArgumentParser(prog="python -m course_tools.grading",
+                                description="Grade a folder of submitted exercise notebooks (one folder per "
+                                            "student).")
+    p.add_argument("submissions", type=Path, help="folder with one folder per student")
+    p.add_argument("--out", type=Path, required=True, help="folder for scores_long.csv, scores_wide.csv, "
+                                                           "summary.md")
+    p.add_argument("--source", type=Path, default=root / "solutions",
+                   help="instructor notebooks with the hidden tests (default: %(default)s)")
+    p.add_argument("--timeout", type=_number(float, 1, 86400, "--timeout (seconds per "
+                                                              "notebook)"), default=120.0,
+                   help="seconds per notebook, kernel start included (default: %(default)s)")
+    p.add_argument("--workers", type=_number(int, 1, 64, "--workers"), default=1,
+                   help="notebooks graded in parallel (default: %(default)s)")
+    p.add_argument("--memory-mb", type=_number(int, 1024, 2**22, "--memory-mb (address space per process)"),
+                   default=8192, help="address-space limit per process in MB (default: %(default)s)")
+    p.add_argument("--max-file-mb", type=_number(int, 1, 2**20, "--max-file-mb (largest file a notebook "
+                                                                "writes)"),
+                   default=64, help="largest file a notebook may write, in MB (default: %(default)s)")
+    p.add_argument("--disk-mb", type=_number(int, 16, 2**20, "--disk-mb (private home and /tmp size)"),
+                   default=256, help="size of the private home and of /tmp, in MB (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="replace results already in --out")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run without bubblewrap, accepting that submissions then run with your rights "
+                        "(the summary says so)")
+    return p
+
+
+def _check_folders(args) -> None:
+    subs, out, src = args.submissions.resolve(), args.out.resolve(), args.source.resolve()
+    if not subs.is_dir():
+        raise FileNotFoundError(f"No submissions folder at {args.submissions}: give the folder that holds "
+                                f"one "
+                                "folder per student (or the students' notebooks).")
+    if not src.is_dir():
+        raise FileNotFoundError(f"No source folder at {args.source}: pass --source with the folder of "
+                                f"solution "
+                                "notebooks (the ones with the hidden tests).")
+    for folder, name in ((subs, "the submissions folder"), (src, "the --source folder")):
+        if out == folder or folder in out.parents:
+            raise ValueError(f"--out {args.out} is {name} or inside it; results there would be read as "
+                             "submissions or mix with the sources. Choose a folder outside it.")
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM ends the run like Ctrl-C: sandboxes killed, temporary folders removed
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    start = time.monotonic()
+    limits = Limits(timeout=args.timeout, memory_mb=args.memory_mb, max_file_mb=args.max_file_mb,
+                    disk_mb=args.disk_mb)
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+    try:
+        _check_folders(args)
+        check_out_dir(args.out, args.force)
+        run = grade_folder(args.submissions, args.source, limits, args.workers, not args.no_sandbox,
+                           progress=lambda line: print(line, flush=True))
+    except (FileNotFoundError, FileExistsError, PermissionError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: every sandbox was stopped; no results were written.", file=sys.stderr)
+        return 130
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+    questions = [(a.name, gid, p) for a in run.assignments for gid, p in a.points.items()]
+    files = render(run.rows, run.students, questions, summary(run, args.source.name))
+    try:
+        written = commit(args.out, files)
+    except OSError as exc:
+        fallback = Path(tempfile.mkdtemp(prefix="grading-results-"))
+        commit(fallback, files)
+        print(f"error: could not write the results to {args.out} ({exc.strerror or exc}); they were saved in "
+              f"{fallback} instead.", file=sys.stderr)
+        return 1
+    print(f"graded {len(run.students)} students in {time.monotonic() - start:.0f} s"
+          f"{' WITHOUT A SANDBOX' if not run.sandboxed else ''}; wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Course-weights recipes, one module per lesson (see course_tools.train_weights)."""

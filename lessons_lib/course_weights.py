@@ -1,0 +1,120 @@
+"""Course weights: small checkpoints the project trains itself and ships with the package.
+
+Some lessons need more training than a CPU gives in a notebook's two minutes (the zoo's
+GANs and diffusion models, the inpainters, the style and translation networks). For
+them the course ships weights it trained from the CIFAR-10 subset with one command
+(``make weights``; see ``course_tools/train_weights.py``). Each lives in
+``lessons_lib/weights/<name>.safetensors`` (float16: half the size, and no reported
+metric moves), described in ``weights/manifest.json``: the file's sha256, how to build
+the network (``config``), the command and data it was trained with, its epochs and
+training time, and its held-out metrics beside the baseline's.
+
+    state, entry = course_weights.load_state("zoo/unet")   # verified, float32
+    model.load_state_dict(state)
+
+A notebook in the fast profile trains briefly (so the loop is seen) and then shows the
+course weights' results, saying which is which; in the full profile it trains for real
+and shows the course weights beside its own result.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from .files import atomic_write, atomic_write_text
+
+__all__ = ["WEIGHTS_DIR", "MANIFEST", "WeightsError", "manifest", "entry", "load_state", "save_state",
+           "file_sha256", "MAX_TOTAL_BYTES"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+# What the repository may carry in all (COURSE.md: 30 MB at most).
+MAX_TOTAL_BYTES = 30 * 1000 * 1000
+
+
+class WeightsError(RuntimeError):
+    """Course weights that are missing, damaged or do not fit the network asked for."""
+
+
+def manifest(path: str | Path | None = None) -> dict:
+    """The manifest: ``{"weights": {name: entry}}``; empty when nothing is shipped yet."""
+    path = Path(path) if path is not None else MANIFEST
+    if not path.is_file():
+        return {"weights": {}}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise WeightsError(f"The course weights' manifest '{path}' is damaged ({err}). Reinstall the "
+                           f"course package, or retrain with `make weights`.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
+        raise WeightsError(f"'{path}' is not a course-weights manifest (no 'weights' table).")
+    return data
+
+
+def entry(name: str, folder: str | Path | None = None) -> dict:
+    """The manifest entry of course weights ``name`` (e.g. ``"zoo/unet"``)."""
+    folder = Path(folder) if folder is not None else WEIGHTS_DIR
+    known = manifest(folder / "manifest.json")["weights"]
+    if name not in known:
+        listed = ", ".join(sorted(known)) or "none"
+        raise WeightsError(f"No course weights named {name!r} (shipped: {listed}). Train your own "
+                           f"(an epoch number instead of 'course'), or retrain them with `make weights`.")
+    return known[name]
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_state(name: str, folder: str | Path | None = None,
+               device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
+    """(float32 state dict, manifest entry) of course weights ``name``, checksum verified."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder) if folder is not None else WEIGHTS_DIR
+    info = entry(name, folder)
+    path = folder / info["file"]
+    if not path.is_file():
+        raise WeightsError(f"The course weights file '{path}' is missing. Reinstall the course package "
+                           f"(pip install --force-reinstall lessons_lib), or retrain with `make weights`.")
+    if file_sha256(path) != info["sha256"]:
+        raise WeightsError(f"'{path}' does not match its checksum in the manifest: the file is damaged "
+                           f"or was changed. Reinstall the course package, or retrain with `make weights`.")
+    state = load_file(str(path), device=str(device))
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, info
+
+
+def save_state(name: str, state: Mapping[str, torch.Tensor], info: Mapping, folder: str | Path | None = None,
+               overwrite: bool = False) -> dict:
+    """Writes ``state`` as float16 safetensors and records it (with ``info``) in the manifest.
+
+    Refuses to replace shipped weights unless ``overwrite``. Returns the manifest entry.
+    """
+    from safetensors.torch import save
+
+    folder = Path(folder) if folder is not None else WEIGHTS_DIR
+    data = manifest(folder / "manifest.json")
+    if name in data["weights"] and not overwrite:
+        raise FileExistsError(f"Course weights {name!r} already exist and are kept. Pass --overwrite to "
+                              f"retrain and replace them.")
+    half = {k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()).contiguous()
+            for k, v in state.items()}
+    file = name.replace("/", "__") + ".safetensors"
+    path = atomic_write(folder / file, save(half))
+    record = {"file": file, "sha256": file_sha256(path), "bytes": path.stat().st_size, "dtype": "float16",
+              **dict(info)}
+    data["weights"][name] = record
+    total = sum(e.get("bytes", 0) for e in data["weights"].values())
+    if total > MAX_TOTAL_BYTES:
+        raise WeightsError(f"The course weights would take {total / 1e6:.1f} MB, over the "
+                           f"{MAX_TOTAL_BYTES / 1e6:.0f} MB the repository allows: make the networks narrower.")
+    atomic_write_text(folder / "manifest.json", json.dumps(data, indent=1, sort_keys=True) + "\n")
+    return record
