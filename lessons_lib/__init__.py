@@ -7,5 +7,5 @@ __version__ = "0.1.0"
 
 # The tagged release of the course that every notebook's Colab install cell installs, so a
 # push to the default branch mid-semester never changes a student's environment. Move it
-# with `python -m course_tools.release --set vX.Y.Z` (see the README, "Releasing").
+# with the maintainer tool that also rewrites every notebook (README, "Releasing").
 COURSE_RELEASE = "v0.1.0"
