@@ -35,14 +35,17 @@ class _Echo:
     name_or_path = "echo"
     config = {}
 
-    def __call__(self, image, **kwargs):
+    # Takes the arguments of all four pipelines, so the helpers' pipeline-kind check accepts it.
+    def __call__(self, image, strength=None, mask_image=None, image_guidance_scale=None, noise_level=None,
+                 **kwargs):
         return types.SimpleNamespace(images=list(image) if isinstance(image, list) else [image])
 
 
 def own_work_ms(image, mask, prompt, steps, reps=50) -> dict[str, float]:
     echo, out = _Echo(), {}
     calls = {"img2img": lambda: E.img2img(echo, image, prompt, 0.6, steps),
-             "instruct-pix2pix": lambda: E.instruct_edit(echo, image, "make it snowy", num_inference_steps=steps),
+             "instruct-pix2pix": lambda: E.instruct_edit(echo, image, "make it snowy",
+                                                         num_inference_steps=steps),
              "inpaint": lambda: E.inpaint(echo, image, mask, prompt, num_inference_steps=steps)}
     for name, fn in calls.items():
         fn()
@@ -91,7 +94,7 @@ def side_by_side(name: str, wrapper, direct, reps: int, where=None) -> tuple[flo
             a, b = a[where], b[where]
         assert np.array_equal(a, b), f"{name}: the wrapper and the direct call give different images"
     basis = cpus if use_cpu_time else walls
-    ratio = statistics.median(w / d for w, d in zip(basis["w"], basis["d"]))
+    ratio = statistics.median(w / d for w, d in zip(basis["w"], basis["d"], strict=True))
     mw, md = statistics.median(walls["w"]), statistics.median(walls["d"])
     print(f"{name:<18} median wall: wrapper {mw * 1000:7.1f} ms, direct {md * 1000:7.1f} ms | overhead "
           f"({'CPU' if use_cpu_time else 'wall'} time, median of paired ratios) {100 * (ratio - 1):+5.1f} %")

@@ -4,7 +4,7 @@ One call gives the notebooks their photos in either profile::
 
     photos = data.colour_images("train", size=32)
 
-* full: CIFAR-10 through torchvision (downloaded once into the cache, or read from
+* full: CIFAR-10 (downloaded once into the cache, checksum verified, or read from
   ``LESSONS_DATA_DIR``);
 * fast: the real CIFAR-10 subset at ``$LESSONS_DATA_DIR/cifar10-subset`` when it
   is there (CI has it), otherwise random crops of scikit-image's bundled photos,
@@ -27,7 +27,7 @@ from . import validate as V
 from .images import IMAGE_SUFFIXES, load_image, pil_to_tensor, rgb_to_gray, to_signed
 from .runtime import cache_dir, get_profile
 
-__all__ = ["DATA_ENV", "data_root", "ImageFolderDataset", "TensorImages", "cifar10",
+__all__ = ["DATA_ENV", "data_root", "ImageFolderDataset", "TensorImages", "CifarBatches", "cifar10",
            "sample_photos", "colour_images", "ColorizationPairs", "split", "make_loader"]
 
 DATA_ENV = "LESSONS_DATA_DIR"
@@ -131,52 +131,66 @@ class TensorImages(Dataset):
 
 
 # --------------------------------------------------------------------------- CIFAR-10
-class _DropLabels(Dataset):
-    def __init__(self, base: Dataset):
-        self.base = base
+CIFAR_FOLDER = "cifar-10-batches-py"
+_CIFAR_FILES = {True: [f"data_batch_{i}" for i in range(1, 6)], False: ["test_batch"]}
+
+
+class CifarBatches(Dataset):
+    """CIFAR-10 read from the "python version" batches (what cifar-10-python.tar.gz holds):
+    (3, 32, 32) float tensors in [0, 1]; ``self.labels`` holds the class indices."""
+
+    def __init__(self, folder: str | Path, train: bool = True):
+        import pickle
+
+        folder = Path(folder)
+        data, labels = [], []
+        for name in _CIFAR_FILES[train]:
+            path = folder / name
+            try:
+                # The batches are pickles; they come from a checksum-verified archive or a
+                # folder the user pointed us at.
+                with open(path, "rb") as fh:
+                    batch = pickle.load(fh, encoding="bytes")
+                # The published files are Python 2 pickles (bytes keys); accept str keys too.
+                batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+                data.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+                labels += list(batch["labels"])
+            except (OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as err:
+                raise ValueError(
+                    f"CIFAR-10 at '{folder}' is damaged or incomplete ({name}: {err!r}). Delete that "
+                    f"folder and run again to download a fresh copy.") from None
+        self.images = torch.from_numpy(np.concatenate(data))
+        self.labels = labels
 
     def __len__(self) -> int:
-        return len(self.base)
+        return len(self.images)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return self.base[i][0]
+        return self.images[i].float() / 255.0
 
 
 def cifar10(train: bool = True, root: str | Path | None = None, download: bool | None = None) -> Dataset:
-    """CIFAR-10 as (3, 32, 32) tensors in [0, 1] (labels dropped).
+    """CIFAR-10 as (3, 32, 32) tensors in [0, 1] (labels in ``.labels``).
 
     Looked for in ``root``, then ``LESSONS_DATA_DIR``, then the course cache; downloaded
-    (163 MB, checksum verified by torchvision) only when missing and ``download``
-    is not False.
+    (163 MB; md5 checked, unpacked, then moved into place) only when missing and
+    ``download`` is not False. ``LESSONS_URL_CIFAR10`` points the download at a mirror.
     """
-    import torchvision
-    from torchvision import transforms
+    from .downloads import fetch_archive
 
-    source = registry.get_source("cifar10")
     candidates = [Path(root)] if root else []
     if data_root() is not None:
         candidates.append(data_root())
     candidates.append(cache_dir() / "datasets")
     for folder in candidates:
-        if (folder / "cifar-10-batches-py").is_dir():
-            try:
-                return _DropLabels(torchvision.datasets.CIFAR10(
-                    str(folder), train=train, download=False, transform=transforms.ToTensor()))
-            except (RuntimeError, OSError, EOFError) as err:
-                raise ValueError(
-                    f"CIFAR-10 at '{folder / 'cifar-10-batches-py'}' is damaged or incomplete "
-                    f"({err}). Delete that folder and run again to download a fresh copy.") from None
+        if (folder / CIFAR_FOLDER).is_dir():
+            return CifarBatches(folder / CIFAR_FOLDER, train)
     if download is False:
         raise registry.DownloadUnavailable(registry.unavailable_message(
             "CIFAR-10", DATA_ENV, reason=f"not found in {', '.join(map(str, candidates))}"))
     target = candidates[0] if root else cache_dir() / "datasets"
-    try:
-        ds = torchvision.datasets.CIFAR10(str(target), train=train, download=True,
-                                          transform=transforms.ToTensor())
-    except Exception as err:  # URLError, timeouts, checksum mismatch
-        raise registry.DownloadUnavailable(registry.unavailable_message(
-            f"CIFAR-10 from {source.location}", DATA_ENV, reason=str(err))) from None
-    return _DropLabels(ds)
+    fetch_archive("cifar10", target / CIFAR_FOLDER)
+    return CifarBatches(target / CIFAR_FOLDER, train)
 
 
 # --------------------------------------------------------------------------- offline photos

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import validate as V
+from .masks import check_mask  # the one mask convention (1 = keep) lives in masks.py
 
 __all__ = ["SCHEDULES", "beta_schedule", "NoiseSchedule", "make_schedule", "q_sample",
            "inference_timesteps", "StepOutput", "ddpm_step", "ddim_step",
@@ -464,42 +465,6 @@ noise_prediction_loss = diffusion_loss
 
 
 # --------------------------------------------------------------------------- RePaint
-def check_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """A keep-mask (1 = known pixel, 0 = fill) as a float (N or 1, 1, H, W) tensor for ``image``.
-
-    Accepts (H, W), (1, H, W), (N, 1, H, W) or (N, H, W); values must be 0/1. Refuses a
-    mask of another size than the image, and a mask that keeps nothing or everything
-    (for any image in the batch), since inpainting is then meaningless.
-    """
-    if not isinstance(mask, torch.Tensor):
-        mask = torch.as_tensor(mask)
-    h, w = image.shape[-2:]
-    if mask.shape[-2:] != (h, w):
-        raise ValueError(f"The mask is {tuple(mask.shape[-2:])[0]}x{tuple(mask.shape[-2:])[1]} "
-                         f"but the image is {h}x{w}: make the mask the same height and width as the image.")
-    m = mask.float()
-    if m.dim() == 2:
-        m = m[None, None]
-    elif m.dim() == 3:
-        m = m[:, None]
-    if m.dim() != 4 or m.shape[1] != 1:
-        raise ValueError(f"The mask must be (H, W), (N, H, W) or (N, 1, H, W); got {tuple(mask.shape)}.")
-    n = image.shape[0] if image.dim() == 4 else 1
-    if m.shape[0] not in (1, n):
-        raise ValueError(f"Got {m.shape[0]} masks for {n} images: give one mask, or one per image.")
-    if not torch.all((m == 0) | (m == 1)):
-        raise ValueError("The mask must hold only 0 (fill) and 1 (keep); threshold it first, "
-                         "e.g. (mask > 0.5).float().")
-    kept = m.flatten(1).sum(1)
-    if (kept == 0).any():
-        raise ValueError("The mask keeps no pixel (all zeros; 1 = keep, 0 = fill): there is nothing "
-                         "known to inpaint from. Use ordinary sampling, or mark the known pixels with 1.")
-    if (kept == h * w).any():
-        raise ValueError("The mask keeps every pixel (all ones; 1 = keep, 0 = fill): there is nothing "
-                         "to inpaint. Mark the region to fill with 0.")
-    return m.to(image.device)
-
-
 def repaint_schedule(num_inference_steps: int, jump_length: int = 10, jump_n_sample: int = 10) -> list[int]:
     """RePaint's time walk in units of inference steps (Lugmayr et al., 2022, diffusers' get_schedule).
 

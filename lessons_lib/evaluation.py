@@ -25,8 +25,8 @@ from torch import nn
 
 from . import metrics
 from . import validate as V
-from .images import rgb_to_gray, to_signed, to_unit
 from .files import atomic_write_text
+from .images import rgb_to_gray, to_signed, to_unit
 
 __all__ = ["METRICS", "HIGHER_IS_BETTER", "colorize", "gray_baseline", "image_metrics", "load_lpips",
            "evaluate", "results_table", "results_csv", "save_results"]
@@ -86,11 +86,12 @@ def load_lpips(device: torch.device | str | None = None):
 def image_metrics(output: torch.Tensor, target: torch.Tensor, lpips=None) -> dict[str, float | None]:
     """Mean SSIM, PSNR, Delta E 76/2000, colourfulness (of ``output``) and LPIPS; [0, 1] RGB."""
     output, target = output.float().clamp(0, 1), target.float().clamp(0, 1)
+    delta_e = metrics.delta_e(output, target)  # one CIELAB conversion for both
     return {
         "ssim": float(metrics.ssim(output, target)),
         "psnr": float(metrics.psnr(output, target)),
-        "delta_e76": float(metrics.delta_e76(output, target)),
-        "delta_e2000": float(metrics.delta_e2000(output, target)),
+        "delta_e76": float(delta_e["delta_e76"]),
+        "delta_e2000": float(delta_e["delta_e2000"]),
         "colorfulness": float(metrics.colorfulness(output)),
         "lpips": float(lpips(output, target)) if lpips is not None else None,
     }
@@ -155,9 +156,9 @@ def results_table(results: Mapping[str, Mapping], target_colorfulness: float | N
     if not results:
         raise ValueError("results_table needs at least one row of results.")
     best = {k: _best(results, k, target_colorfulness) for k in METRICS}
+    real = f"{target_colorfulness:.2f}" if target_colorfulness is not None else "n/a"
     arrows = {k: (" (higher better)" if HIGHER_IS_BETTER[k] else " (lower better)")
-              if k in HIGHER_IS_BETTER else " (real photos: "
-              + (f"{target_colorfulness:.2f})" if target_colorfulness is not None else "n/a)") for k in METRICS}
+              if k in HIGHER_IS_BETTER else f" (real photos: {real})" for k in METRICS}
     lines = ["| model | " + " | ".join(LABELS[k] + arrows[k] for k in METRICS) + " |",
              "|---|" + "---:|" * len(METRICS)]
     for name, r in results.items():

@@ -6,7 +6,8 @@ Every result, checkpoint, table and page the course writes goes through here:
   disk and renames it into place, so a crash or Ctrl-C never leaves a truncated
   file under the real name; ``overwrite=False`` refuses to replace an existing file;
 * :func:`write_unique` never replaces anything: a taken name becomes ``name-2``,
-  ``name-3``...
+  ``name-3``...;
+* :func:`append_line` adds one line to a log without rewriting what is already there.
 
 New files get the usual permissions (``0666`` less the process umask, like ``open``
 gives), not the ``0600`` of a bare temporary file, so a shared folder or a web server
@@ -22,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Union
 
-__all__ = ["atomic_write", "atomic_write_text", "write_unique"]
+__all__ = ["atomic_write", "atomic_write_text", "write_unique", "append_line"]
 
 Content = Union[str, bytes, Callable[[BinaryIO], None]]
 
@@ -117,3 +118,25 @@ def write_unique(folder: str | Path, stem: str, suffix: str, content: Content) -
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def append_line(path: str | Path, line: str) -> Path:
+    """Append ``line`` (one line of text, no newline inside) to ``path`` and flush it to disk.
+
+    One ``write`` in append mode, so earlier lines are never rewritten and concurrent
+    writers do not interleave within a line. If the file's last line was cut off (a crash
+    mid-write), the new line still starts on a line of its own.
+    """
+    if "\n" in line or "\r" in line:
+        raise ValueError("append_line writes one line: the text must not contain a newline.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        os.write(fd, (("\n" if torn else "") + line + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path

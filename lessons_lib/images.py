@@ -8,6 +8,7 @@ Conventions used across the course:
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterable
 
@@ -226,15 +227,17 @@ def _mix(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,njhw->nihw", m, x)
 
 
-def _pow(x: torch.Tensor, p: float) -> torch.Tensor:
-    # exp(p log x) is several times faster than pow() with a fractional exponent on CPUs.
-    return torch.exp(torch.log(x) * p)
+def _pow(x: torch.Tensor, p: float, shift: float = 0.0) -> torch.Tensor:
+    """x ** p * 2 ** -shift as exp2(p log2 x - shift): pow() with a fractional exponent is
+    several times slower on CPUs, and exp2 about four times faster than exp."""
+    return torch.exp2(torch.log2(x).mul_(p).sub_(shift))
 
 
 # Piecewise formulas below are written as f(max(x, k)) + g(min(x, k)) - f(k): exact on
 # both sides of the knee k, and without boolean masks, which are slow to build and apply.
 _SRGB_KNEE = 0.04045
 _LAB_KNEE = 0.008856
+_GAMMA_SHIFT = 2.4 * math.log2(1.055)
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
@@ -245,14 +248,16 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     rgb = check_batch(rgb, "rgb")
     if not rgb.is_floating_point():
         raise TypeError("rgb_to_lab needs a float tensor in [0, 1].")
-    # sRGB gamma: ((c + 0.055) / 1.055) ** 2.4 above the knee, c / 12.92 below.
-    linear = (_pow((rgb.clamp_min(_SRGB_KNEE) + 0.055) / 1.055, 2.4)
-              + (rgb.clamp_max(_SRGB_KNEE) - _SRGB_KNEE) / 12.92)
+    # sRGB gamma: ((c + 0.055) / 1.055) ** 2.4 above the knee (the division folded into the
+    # exponent as a shift), c / 12.92 below.
+    linear = _pow(rgb.clamp_min(_SRGB_KNEE) + 0.055, 2.4, _GAMMA_SHIFT)
+    linear += (rgb.clamp_max(_SRGB_KNEE) - _SRGB_KNEE).div_(12.92)
     # Dividing by the white point is folded into the matrix: one pass fewer.
     matrix = _XYZ_FROM_RGB / _WHITE_D65.view(3, 1)
     xyz = _mix(linear, matrix)
     # Cube root above the knee, 7.787 t + 16/116 below (the two meet at the knee to 3e-7).
-    f = _pow(xyz.clamp_min(_LAB_KNEE), 1.0 / 3.0) + 7.787 * (xyz.clamp_max(_LAB_KNEE) - _LAB_KNEE)
+    f = _pow(xyz.clamp_min(_LAB_KNEE), 1.0 / 3.0)
+    f += (xyz.clamp_max(_LAB_KNEE) - _LAB_KNEE).mul_(7.787)
     fx, fy, fz = f.unbind(1)
     return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
 

@@ -1,21 +1,37 @@
-"""Inpainting masks, batched and seeded: centre box, random boxes, free-form strokes, half image.
+"""Inpainting masks: the one convention, its checks, the generators, and converters.
 
-Every function returns a float tensor (N, 1, H, W) of *keep* masks, RePaint's
-convention: 1 = a known pixel that is kept, 0 = a hole to fill. (Stable Diffusion's
-inpainting pipelines use the opposite, white = repaint: pass ``1 - mask`` there.)
-The same ``seed`` always gives the same masks.
+**The course's convention is the keep-mask**: a float tensor (N, 1, H, W) with
+1 = a known pixel that is kept and 0 = a hole to fill (RePaint's convention, used by
+:mod:`lessons_lib.diffusion`, :mod:`lessons_lib.inpainting` and lesson 3). Two other
+forms exist outside the course, and are converted explicitly, never guessed:
+
+* the **Stable Diffusion form** (``diffusers``' inpainting pipelines, lesson 4): a PIL
+  ``"L"`` image, white (255) = repaint, black (0) = keep -> :func:`to_sd_mask` /
+  :func:`from_sd_mask`;
+* the **boolean-hole form** (exercise 4, NumPy code): a 2-D bool array, True = hole
+  -> :func:`to_holes` / :func:`from_holes`.
+
+Soft (feathered) keep-masks hold values between 0 and 1; :func:`to_sd_mask` keeps the
+softness (255 * (1 - keep)), :func:`to_holes` thresholds at one half. Every generator
+is batched and seeded: the same ``seed`` always gives the same masks.
 """
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from . import validate as V
 
-__all__ = ["MASK_KINDS", "center_box", "random_boxes", "free_form", "half_image", "make_masks",
-           "apply_mask", "hole_fraction"]
+__all__ = ["KEEP", "HOLE", "MASK_KINDS", "check_mask", "center_box", "random_boxes", "free_form",
+           "half_image", "make_masks", "box_mask", "feather", "apply_mask", "hole_fraction",
+           "to_sd_mask", "from_sd_mask", "to_holes", "from_holes"]
 
+KEEP, HOLE = 1.0, 0.0  # the values of a keep-mask
 MASK_KINDS = ("center", "boxes", "strokes", "half")
 
 
@@ -36,6 +52,42 @@ def _gen(seed: int | torch.Generator | None) -> torch.Generator:
     if isinstance(seed, torch.Generator):
         return seed
     return torch.Generator().manual_seed(0 if seed is None else int(seed))
+
+
+def check_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """A keep-mask (1 = known pixel, 0 = fill) as a float (N or 1, 1, H, W) tensor for ``image``.
+
+    Accepts (H, W), (1, H, W), (N, 1, H, W) or (N, H, W); values must be 0/1. Refuses a
+    mask of another size than the image, and a mask that keeps nothing or everything
+    (for any image in the batch), since inpainting is then meaningless.
+    """
+    if not isinstance(mask, torch.Tensor):
+        mask = torch.as_tensor(mask)
+    h, w = image.shape[-2:]
+    if mask.shape[-2:] != (h, w):
+        raise ValueError(f"The mask is {tuple(mask.shape[-2:])[0]}x{tuple(mask.shape[-2:])[1]} "
+                         f"but the image is {h}x{w}: make the mask the same height and width as the image.")
+    m = mask.float()
+    if m.dim() == 2:
+        m = m[None, None]
+    elif m.dim() == 3:
+        m = m[:, None]
+    if m.dim() != 4 or m.shape[1] != 1:
+        raise ValueError(f"The mask must be (H, W), (N, H, W) or (N, 1, H, W); got {tuple(mask.shape)}.")
+    n = image.shape[0] if image.dim() == 4 else 1
+    if m.shape[0] not in (1, n):
+        raise ValueError(f"Got {m.shape[0]} masks for {n} images: give one mask, or one per image.")
+    if not torch.all((m == 0) | (m == 1)):
+        raise ValueError("The mask must hold only 0 (fill) and 1 (keep); threshold it first, "
+                         "e.g. (mask > 0.5).float().")
+    kept = m.flatten(1).sum(1)
+    if (kept == 0).any():
+        raise ValueError("The mask keeps no pixel (all zeros; 1 = keep, 0 = fill): there is nothing "
+                         "known to inpaint from. Use ordinary sampling, or mark the known pixels with 1.")
+    if (kept == h * w).any():
+        raise ValueError("The mask keeps every pixel (all ones; 1 = keep, 0 = fill): there is nothing "
+                         "to inpaint. Mark the region to fill with 0.")
+    return m.to(image.device)
 
 
 def center_box(n: int, size=32, fraction: float = 0.5) -> torch.Tensor:
@@ -175,5 +227,96 @@ def apply_mask(images: torch.Tensor, mask: torch.Tensor, fill: float = 0.0) -> t
 
 
 def hole_fraction(mask: torch.Tensor) -> torch.Tensor:
-    """Fraction of each mask's pixels that are holes, (N,)."""
-    return 1 - mask.flatten(1).float().mean(dim=1)
+    """Fraction of each keep-mask's pixels that are holes, (N,): exercise 4's ``coverage``."""
+    return 1 - _as_batch(mask).flatten(1).mean(dim=1)
+
+
+# --------------------------------------------------------------------------- boxes and feathering
+def box_mask(size, bbox: Sequence[float]) -> torch.Tensor:
+    """A (1, 1, H, W) keep-mask of ``size`` (an int or (height, width)) with a hole inside
+    ``bbox`` = (left, top, right, bottom) in pixels, right/bottom exclusive (PIL's box order)."""
+    h, w = _size(size)
+    if len(bbox) != 4:
+        raise ValueError(f"bbox must be (left, top, right, bottom), got {bbox!r}.")
+    left, top, right, bottom = (int(round(float(v))) for v in bbox)
+    if not (0 <= left < right <= w and 0 <= top < bottom <= h):
+        raise ValueError(f"bbox {tuple(bbox)} is not a box inside the {w}x{h} image: it needs "
+                         f"0 <= left < right <= {w} and 0 <= top < bottom <= {h}.")
+    mask = torch.ones(1, 1, h, w)
+    mask[..., top:bottom, left:right] = HOLE
+    return mask
+
+
+def feather(mask: torch.Tensor, radius: float) -> torch.Tensor:
+    """A soft keep-mask: ``mask`` blurred by a Gaussian of standard deviation ``radius``
+    pixels (0 returns a copy), so a seam fades over a few pixels instead of a hard edge.
+    Edges are padded by replication, so the border of the image does not darken."""
+    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not math.isfinite(radius) \
+            or radius < 0:
+        raise ValueError(f"The feather radius must be a non-negative number of pixels, got {radius!r}.")
+    m = _as_batch(mask)
+    if radius == 0:
+        return m.clone()
+    half = max(1, math.ceil(3 * radius))
+    x = torch.arange(-half, half + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (x / radius) ** 2)
+    kernel = (kernel / kernel.sum()).to(m)
+    # Separable blur: rows, then columns.
+    out = F.conv2d(F.pad(m, (half, half, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
+    out = F.conv2d(F.pad(out, (0, 0, half, half), mode="replicate"), kernel.view(1, 1, -1, 1))
+    return out.clamp(0, 1)
+
+
+def _as_batch(mask) -> torch.Tensor:
+    m = torch.as_tensor(mask).float()
+    if m.dim() == 2:
+        m = m[None, None]
+    elif m.dim() == 3:
+        m = m[:, None]
+    if m.dim() != 4 or m.shape[1] != 1:
+        raise ValueError(f"A keep-mask must be (H, W), (N, H, W) or (N, 1, H, W); got {tuple(m.shape)}.")
+    return m
+
+
+# --------------------------------------------------------------------------- converters
+def to_sd_mask(mask: torch.Tensor) -> Image.Image:
+    """Keep-mask (one image; 1 = keep) -> Stable Diffusion's PIL "L" mask (white = repaint).
+
+    Soft values stay soft: a keep value k becomes round(255 * (1 - k))."""
+    m = _as_batch(mask)
+    if m.shape[0] != 1:
+        raise ValueError(f"to_sd_mask converts one mask at a time, got a batch of {m.shape[0]}.")
+    # Rounded in NumPy: torch.round wakes every CPU thread even for a small mask (ms on a busy machine).
+    arr = np.rint((1 - m[0, 0].clamp(0, 1)).cpu().numpy() * 255).astype(np.uint8)
+    return Image.fromarray(arr, mode="L")
+
+
+def from_sd_mask(image: Image.Image, binary: bool = False) -> torch.Tensor:
+    """Stable Diffusion mask (white = repaint; any PIL mode) -> (1, 1, H, W) keep-mask.
+
+    ``binary=True`` thresholds at mid-gray (values >= 128 are holes), as diffusers does."""
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"from_sd_mask needs a PIL image (white = repaint), got {type(image).__name__}.")
+    gray = torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32) / 255.0)
+    repaint = (gray >= 0.5).float() if binary else gray
+    return (1 - repaint)[None, None]
+
+
+def to_holes(mask: torch.Tensor) -> np.ndarray:
+    """Keep-mask (one image) -> 2-D boolean NumPy array, True = hole (exercise 4's form)."""
+    m = _as_batch(mask)
+    if m.shape[0] != 1:
+        raise ValueError(f"to_holes converts one mask at a time, got a batch of {m.shape[0]}.")
+    return (m[0, 0] < 0.5).cpu().numpy()
+
+
+def from_holes(holes) -> torch.Tensor:
+    """2-D boolean array (True = hole) -> (1, 1, H, W) float keep-mask (1 = keep)."""
+    arr = np.asarray(holes)
+    if arr.ndim != 2:
+        raise ValueError(f"A hole mask must be 2-D (height, width), got shape {arr.shape}.")
+    if arr.dtype != bool:
+        if not np.isin(arr, (0, 1)).all():
+            raise ValueError("A hole mask must be boolean (True = hole) or hold only 0 and 1.")
+        arr = arr.astype(bool)
+    return torch.from_numpy(~arr).float()[None, None]

@@ -6,7 +6,9 @@ override it. Nothing downloads in the fast profile or in the tests; when a downl
 is needed and cannot happen, :class:`DownloadUnavailable` says what to do.
 
 Hub ids can be overridden without editing code: ``LESSONS_MODEL_<NAME>`` (name
-upper-cased, ``-`` as ``_``), e.g. ``LESSONS_MODEL_IMG2IMG=my-org/my-sd15``.
+upper-cased, ``-`` as ``_``), e.g. ``LESSONS_MODEL_IMG2IMG=my-org/my-sd15``; archive
+URLs with ``LESSONS_URL_<NAME>`` (a mirror, or ``file:///path/to/copy.zip``), whose
+download is still checked against the recorded checksum.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from .runtime import cache_dir
 
-__all__ = ["Source", "SOURCES", "get_source", "hub_id", "DownloadUnavailable",
+__all__ = ["Source", "SOURCES", "get_source", "hub_id", "url_env_key", "DownloadUnavailable",
            "unavailable_message", "offline"]
 
 
@@ -27,16 +29,22 @@ class Source:
     revision: str | None = None
     checksum: str | None = None   # "md5:..." or "sha256:..." when the source publishes one
     note: str = ""
+    mirrors: tuple[str, ...] = ()  # tried in order when ``location`` fails (same checksum)
 
 
 SOURCES: dict[str, Source] = {s.name: s for s in [
     # Datasets
     Source("cifar10", "url", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
            checksum="md5:c58f30108f718f92721af3b95e74349a",
-           note="CIFAR-10 through torchvision.datasets.CIFAR10"),
+           note="CIFAR-10, python version (lessons_lib.data.cifar10 reads it)"),
+    # sha256 and size (116,867,962 bytes) as recorded by TensorFlow Datasets for this archive.
     Source("horse2zebra", "url",
            "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip",
-           note="unpaired horse/zebra photos for CycleGAN (full profile)"),
+           checksum="sha256:a74d9d392eecca9966b51287a76ca126af473d9de4f3e8fc0e9cda08fa1730a1",
+           mirrors=("https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/horse2zebra.zip",),
+           note="If both CycleGAN servers are down: download horse2zebra.zip from any mirror, then set "
+                "LESSONS_URL_HORSE2ZEBRA=file:///path/to/horse2zebra.zip (the checksum is still checked), "
+                "or unzip it so that LESSONS_DATA_DIR/horse2zebra/trainA exists"),
     # Stable Diffusion family (SD 1.5 lives under the stable-diffusion-v1-5 org now).
     Source("img2img", "hub", "stable-diffusion-v1-5/stable-diffusion-v1-5", revision="main"),
     Source("inpaint", "hub", "stable-diffusion-v1-5/stable-diffusion-inpainting", revision="main"),
@@ -55,6 +63,10 @@ def _env_key(name: str) -> str:
     return "LESSONS_MODEL_" + name.upper().replace("-", "_")
 
 
+def url_env_key(name: str) -> str:
+    return "LESSONS_URL_" + name.upper().replace("-", "_")
+
+
 def get_source(name: str) -> Source:
     """The entry for ``name``, with any ``LESSONS_MODEL_<NAME>`` override applied."""
     if name not in SOURCES:
@@ -63,6 +75,9 @@ def get_source(name: str) -> Source:
     override = os.environ.get(_env_key(name))
     if override and source.kind == "hub":
         source = replace(source, location=override, revision=None)
+    url = os.environ.get(url_env_key(name))
+    if url and source.kind == "url":
+        source = replace(source, location=url, mirrors=())
     return source
 
 

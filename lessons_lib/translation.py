@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import shutil
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -32,6 +29,8 @@ from torch.utils.data import Dataset
 
 from . import registry
 from . import validate as V
+from .data import data_root
+from .downloads import fetch_archive
 from .images import rgb_to_gray, to_signed
 from .runtime import cache_dir, get_profile
 from .training import Task
@@ -408,6 +407,9 @@ def unpaired_folders(folder_a: str | Path, folder_b: str | Path, size: int = 64)
 
 
 def _horse2zebra_root() -> Path:
+    local = data_root()
+    if local is not None and (local / "horse2zebra" / "trainA").is_dir():
+        return local / "horse2zebra"
     return cache_dir() / "datasets" / "horse2zebra"
 
 
@@ -430,32 +432,8 @@ def horse2zebra(size: int = 128, split: str = "train", download: bool | None = N
                 "the horse2zebra dataset", reason=f"it is not in {root} and "
                 + ("downloading is switched off" if download is False else "this session is offline")
                 + f"; you can unzip {source.location} there yourself"))
-        _download_zip(source.location, root)
+        fetch_archive("horse2zebra", root)  # checksum verified, mirrors tried
     return unpaired_folders(*folders, size=size)
-
-
-def _download_zip(url: str, root: Path) -> None:
-    """Download and unpack into a temporary folder, then move into place (never half a dataset)."""
-    import urllib.request
-
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".horse2zebra-", dir=root.parent))
-    try:
-        archive = tmp / "data.zip"
-        urllib.request.urlretrieve(url, archive)
-        with zipfile.ZipFile(archive) as z:
-            z.extractall(tmp / "unpacked")
-        inner = next((p for p in (tmp / "unpacked").rglob("trainA")), None)
-        if inner is None:
-            raise ValueError("the archive has no trainA/ folder")
-        if root.exists():
-            shutil.rmtree(root)
-        inner.parent.rename(root)
-    except Exception as err:
-        raise registry.DownloadUnavailable(registry.unavailable_message(
-            f"the horse2zebra dataset from {url}", reason=str(err))) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def unpaired_domains(size: int | None = None, n: int | None = None, profile: str | None = None):

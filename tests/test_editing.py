@@ -1,4 +1,4 @@
-"""lessons_lib.pipelines and lessons_lib.editing, offline, on tiny random pipelines."""
+"""lessons_lib.editing (loading, tiny pipelines, edits, log, panel), offline, on tiny random pipelines."""
 from __future__ import annotations
 
 import json
@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from lessons_lib import editing as E
-from lessons_lib import pipelines as P
 from lessons_lib import registry
+from lessons_lib.editing import tiny as T
 
 STEPS = 3
 SIZE = 64
@@ -24,15 +24,15 @@ def cache_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("lessons-cache")
     mp.setenv("LESSONS_CACHE_DIR", str(root))
     mp.setenv("LESSONS_PROFILE", "fast")
-    P.clear_pipeline_cache()
+    E.clear_pipeline_cache()
     yield root
-    P.clear_pipeline_cache()
+    E.clear_pipeline_cache()
     mp.undo()
 
 
 @pytest.fixture(scope="session")
 def pipes(cache_root):
-    return {task: E.load_pipeline(task) for task in P.TASKS}
+    return {task: E.load_pipeline(task) for task in E.TASKS}
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +82,7 @@ def test_tiny_pipelines_have_the_real_architecture(pipes, cache_root):
         assert pipe.name_or_path == str(saved)  # loaded back with from_pretrained
     assert pipes["img2img"].vae_scale_factor == 8 and pipes["upscale"].vae_scale_factor == 4
     # Only finished pipelines are left in the cache: no temporary build folders.
-    assert sorted(p.name for p in (cache_root / "tiny-pipelines").iterdir()) == sorted(P.TASKS)
+    assert sorted(p.name for p in (cache_root / "tiny-pipelines").iterdir()) == sorted(E.TASKS)
 
 
 def test_pipeline_is_loaded_once_and_reused(pipes):
@@ -94,10 +94,10 @@ def test_tiny_build_is_deterministic_and_leaves_global_rng_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    a = P.build_tiny_pipeline("img2img")
-    b = P.build_tiny_pipeline("img2img")
+    a = T.build_tiny_pipeline("img2img")
+    b = T.build_tiny_pipeline("img2img")
     assert torch.equal(torch.rand(3), expected)
-    for (name, pa), (_, pb) in zip(a.unet.state_dict().items(), b.unet.state_dict().items()):
+    for (name, pa), (_, pb) in zip(a.unet.state_dict().items(), b.unet.state_dict().items(), strict=True):
         assert torch.equal(pa, pb), name
     ids = a.tokenizer("make it a cat").input_ids
     assert ids[0] == a.tokenizer.bos_token_id and ids[-1] == a.tokenizer.eos_token_id
@@ -105,12 +105,12 @@ def test_tiny_build_is_deterministic_and_leaves_global_rng_alone():
 
 
 def test_stale_tiny_pipeline_is_rebuilt(cache_root, pipes):
-    folder = P.tiny_pipeline_dir("upscale")
+    folder = T.tiny_pipeline_dir("upscale")
     marker = folder / "lessons_tiny.json"
     marker.write_text(json.dumps({"version": -1}))
-    P._TINY_DIRS.clear()  # as in a new process: the folder is checked again
-    rebuilt = P.tiny_pipeline_dir("upscale")
-    assert rebuilt == folder and json.loads(marker.read_text())["version"] == P.TINY_VERSION
+    T._TINY_DIRS.clear()  # as in a new process: the folder is checked again
+    rebuilt = T.tiny_pipeline_dir("upscale")
+    assert rebuilt == folder and json.loads(marker.read_text())["version"] == T.TINY_VERSION
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
 
 
@@ -132,18 +132,21 @@ def test_missing_hub_id_says_what_to_do(monkeypatch, cache_root):
         E.load_pipeline("img2img", model_id=bogus)
     # The full profile takes the id from the registry, which the env var overrides.
     monkeypatch.setenv("LESSONS_MODEL_INPAINT", bogus)
-    with pytest.raises(registry.DownloadUnavailable, match=f"'inpaint' pipeline '{bogus}'.*LESSONS_PROFILE=fast"):
+    with pytest.raises(registry.DownloadUnavailable,
+                       match=f"'inpaint' pipeline '{bogus}'.*LESSONS_PROFILE=fast"):
         E.load_pipeline("inpaint", profile="full")
     with pytest.raises(FileNotFoundError, match="No pipeline folder at"):
         E.load_pipeline("img2img", model_id=str(cache_root / "not-here"))
 
 
 def test_memory_options_and_a_local_folder(pipes, photo):
-    folder = P.tiny_pipeline_dir("img2img")
+    folder = T.tiny_pipeline_dir("img2img")
     pipe = E.load_pipeline("img2img", model_id=str(folder), memory_safe=True)
     assert pipe is not pipes["img2img"]
     assert pipe.vae.use_slicing and pipe.vae.use_tiling
-    assert any("Sliced" in type(p).__name__ for p in pipe.unet.attn_processors.values())
+    # PyTorch 2 has scaled-dot-product attention: slicing would only slow it down (diffusers' advice).
+    assert hasattr(torch.nn.functional, "scaled_dot_product_attention")
+    assert not E.attention_slicing_active(pipe)
     big = E.demo_image("coffee", 96)  # larger than the tiny VAE's 64 px tile: tiled decoding runs
     out = E.img2img(pipe, big, "a cup", strength=0.5, num_inference_steps=2)
     assert out.image.size == (96, 96)
@@ -242,10 +245,10 @@ def test_mask_checks(pipes, photo):
 
 
 def test_out_of_memory_says_what_to_do(photo):
-    class Exhausted:  # stands in for a pipeline on a full GPU
+    class Exhausted:  # stands in for an img2img pipeline on a full GPU
         name_or_path, config = "oom", {}
 
-        def __call__(self, **kwargs):
+        def __call__(self, prompt=None, image=None, strength=None, **kwargs):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     with pytest.raises(RuntimeError, match="GPU ran out of memory during img2img.*cpu_offload=True"):
@@ -424,7 +427,8 @@ def test_save_image_never_overwrites(tmp_path):
     first = E.save_image(red, tmp_path, "make/it red")
     second = E.save_image(blue, tmp_path, "make/it red")
     third = E.save_image(blue, tmp_path, "make/it red")
-    assert [first.name, second.name, third.name] == ["make-it-red.png", "make-it-red-2.png", "make-it-red-3.png"]
+    assert [first.name, second.name, third.name] == ["make-it-red.png", "make-it-red-2.png",
+                                                     "make-it-red-3.png"]
     assert Image.open(first).getpixel((0, 0)) == (255, 0, 0)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, second.name, third.name])
 
@@ -432,7 +436,8 @@ def test_save_image_never_overwrites(tmp_path):
 def test_operation_log(tmp_path):
     log = E.OperationLog(tmp_path / "sub" / "log.jsonl")
     assert log.read() == []
-    log.record("img2img", {"prompt": "a cat", "strength": np.float32(0.5), "size": (64, 64)}, 7, tmp_path / "a.png")
+    log.record("img2img", {"prompt": "a cat", "strength": np.float32(0.5), "size": (64, 64)}, 7,
+               tmp_path / "a.png")
     log.record("upscale", {"prompt": ""}, 0)
     entries = log.read()
     assert len(log) == 2 and entries[0]["operation"] == "img2img" and entries[0]["seed"] == 7
@@ -447,7 +452,123 @@ def test_operation_log(tmp_path):
         log.read()
 
 
+def test_operation_log_appends_without_rewriting(tmp_path):
+    log = E.OperationLog(tmp_path / "log.jsonl")
+    log.record("img2img", {"prompt": "a"}, 1)
+    before = log.path.read_bytes()
+    inode = log.path.stat().st_ino
+    log.record("img2img", {"prompt": "b"}, 2)
+    after = log.path.read_bytes()
+    # Appended in place: same file, earlier bytes untouched (a rewrite through a temporary
+    # file and a rename would give a new inode).
+    assert log.path.stat().st_ino == inode and after.startswith(before) and len(after) > len(before)
+    with open(log.path, "ab") as fh:  # a crash mid-write leaves a cut-off last line
+        fh.write(b'{"operation": "inpa')
+    log.record("upscale", {"prompt": "c"}, 3)
+    lines = log.path.read_text().splitlines()
+    assert lines[-1].startswith("{") and json.loads(lines[-1])["seed"] == 3  # on a line of its own
+
+
 def test_show_edit_figure(pipes, photo):
     out = E.img2img(pipes["img2img"], photo, "a cat", strength=0.5, num_inference_steps=2)
     fig = E.show_edit(photo, out)
     assert [ax.get_title() for ax in fig.axes] == ["original", "a cat"]
+
+
+# --------------------------------------------------------------------------- bad input (issue 14)
+@pytest.mark.parametrize("helper,task,call", [
+    ("img2img", "img2img", lambda p, img: E.img2img(p, img, "a cat", strength=0.3, num_inference_steps=2)),
+    ("strength_sweep", "img2img", lambda p, img: E.strength_sweep(p, img, "a cat", num_inference_steps=2)),
+    ("inpaint", "inpaint", lambda p, img: E.inpaint(p, img, E.mask_from_bbox(img.size, (8, 8, 24, 24)),
+                                                    "a dog", num_inference_steps=2)),
+    ("edit_region", "inpaint", lambda p, img: E.edit_region(p, img, (8, 8, 24, 24), "a dog",
+                                                            num_inference_steps=2)),
+    ("instruct_edits", "instruct-pix2pix", lambda p, img: E.instruct_edits(p, img, ["make it red"])),
+    ("upscale", "upscale", lambda p, img: E.upscale(p, img.resize((32, 32)), "a cat")),
+])
+def test_a_pipeline_of_the_wrong_kind_is_refused(pipes, photo, helper, task, call):
+    wrong = pipes["img2img" if task != "img2img" else "inpaint"]
+    with UNetCalls(wrong) as calls, pytest.raises(TypeError) as err:
+        call(wrong, photo)
+    message = str(err.value)
+    assert f"{helper} needs a {E.TASKS[task].pipeline_class}" in message
+    assert f"load_pipeline('{task}')" in message and type(wrong).__name__ in message
+    assert calls.n == 0  # refused before any denoising step
+
+
+def test_a_text_to_image_pipeline_would_ignore_strength_and_is_refused(pipes, photo):
+    import diffusers
+
+    p = pipes["img2img"]
+    txt2img = diffusers.StableDiffusionPipeline(vae=p.vae, text_encoder=p.text_encoder, tokenizer=p.tokenizer,
+                                                unet=p.unet, scheduler=p.scheduler, safety_checker=None,
+                                                feature_extractor=None, requires_safety_checker=False)
+    with pytest.raises(TypeError, match="StableDiffusionPipeline: it takes no `strength`"):
+        E.img2img(txt2img, photo, "a cat", strength=0.3)
+
+
+def test_a_checkpoint_for_another_task_is_refused_before_loading(cache_root, monkeypatch):
+    inpainting = str(T.tiny_pipeline_dir("inpaint"))
+    loaded = []
+    import diffusers
+
+    original = diffusers.StableDiffusionImg2ImgPipeline.from_pretrained
+    monkeypatch.setattr(diffusers.StableDiffusionImg2ImgPipeline, "from_pretrained",
+                        classmethod(lambda cls, *a, **k: loaded.append(a) or original(*a, **k)))
+    with pytest.raises(ValueError) as err:
+        E.load_pipeline("img2img", model_id=inpainting)
+    message = str(err.value)
+    assert "UNet takes 9 input channels" in message and "needs 4" in message
+    assert f"load_pipeline('inpaint', model_id='{inpainting}')" in message
+    assert loaded == []  # no weights were loaded
+    with pytest.raises(ValueError, match="UNet takes 4 input channels.*'img2img' task"):
+        E.load_pipeline("upscale", model_id=str(T.tiny_pipeline_dir("img2img")))
+
+
+def test_a_huge_photo_is_refused_with_how_to_downscale(pipes):
+    huge = Image.new("RGB", (10000, 10000), "gray")
+    with UNetCalls(pipes["img2img"]) as calls, pytest.raises(ValueError) as err:
+        E.img2img(pipes["img2img"], huge, "a cat")
+    message = str(err.value)
+    assert "10000x10000 pixels" in message and f"at most {E.MAX_EDIT_SIDE} px" in message
+    assert "max_side=512" in message and calls.n == 0
+    out = E.img2img(pipes["img2img"], huge.resize((80, 80)), "a cat", strength=0.5, num_inference_steps=2,
+                    max_side=64)  # the advice works
+    assert out.image.size == (64, 64)
+
+
+def test_missing_mask_file_and_wrong_channel_count(pipes, photo, tmp_path):
+    with pytest.raises(FileNotFoundError, match="No mask file at '.*nowhere.png'.*mask_from_bbox"):
+        E.inpaint(pipes["inpaint"], photo, tmp_path / "nowhere.png", "a dog")
+    two_channels = np.zeros((SIZE, SIZE, 2), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"shape \(64, 64, 2\): 2 is not a channel count a mask can have"):
+        E.inpaint(pipes["inpaint"], photo, two_channels, "a dog")
+    (tmp_path / "mask.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="not a readable image.*white = repaint"):
+        E.inpaint(pipes["inpaint"], photo, tmp_path / "mask.png", "a dog")
+
+
+def test_a_keep_mask_tensor_is_converted_explicitly(pipes, photo):
+    from lessons_lib import masks as M
+
+    keep = M.box_mask(SIZE, (16, 16, 48, 48))  # the course's convention: 1 = keep
+    a = E.inpaint(pipes["inpaint"], photo, keep, "a dog", num_inference_steps=2, seed=1)
+    b = E.inpaint(pipes["inpaint"], photo, E.mask_from_bbox(photo.size, (16, 16, 48, 48)), "a dog",
+                  num_inference_steps=2, seed=1)
+    assert np.array_equal(arr(a.image), arr(b.image)) and a.params["mask_bbox"] == [16, 16, 48, 48]
+
+
+def test_cuda_without_a_gpu_says_so(monkeypatch):
+    from lessons_lib.runtime import DeviceUnavailable
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceUnavailable, match="'cuda' was asked for, but no CUDA GPU.*T4 GPU"):
+        E.load_pipeline("img2img", device="cuda")
+
+
+def test_batch_size_is_checked_as_a_batch_size(pipes, photo):
+    with pytest.raises(ValueError, match="batch_size must be a positive whole number of images") as err:
+        E.instruct_edits(pipes["instruct-pix2pix"], photo, ["make it red"], batch_size=0)
+    assert "denoising" not in str(err.value)
+    with pytest.raises(ValueError, match="batch_size must be a positive whole number of tiles"):
+        E.upscale(pipes["upscale"], photo.resize((32, 32)), batch_size=-1)

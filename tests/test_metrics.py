@@ -32,11 +32,12 @@ def real_pairs(cifar_subset):
 
 def _ref_ssim(x, y):
     return np.array([structural_similarity(a, b, channel_axis=-1, data_range=1.0)
-                     for a, b in zip(_np(x), _np(y))])
+                     for a, b in zip(_np(x), _np(y), strict=True)])
 
 
 def _ref_de(x, y, fn):
-    return np.array([fn(color.rgb2lab(a), color.rgb2lab(b)).mean() for a, b in zip(_np(x), _np(y))])
+    return np.array([fn(color.rgb2lab(a), color.rgb2lab(b)).mean()
+                     for a, b in zip(_np(x), _np(y), strict=True)])
 
 
 @pytest.mark.parametrize("source", ["random", "real"])
@@ -47,7 +48,7 @@ def test_agree_with_skimage(source, request):
                   - _ref_de(x, y, color.deltaE_cie76)).max() < 1e-3
     assert np.abs(metrics.delta_e2000(x, y, reduction="none").numpy()
                   - _ref_de(x, y, color.deltaE_ciede2000)).max() < 1e-3
-    ref_psnr = [peak_signal_noise_ratio(a, b, data_range=1.0) for a, b in zip(_np(x), _np(y))]
+    ref_psnr = [peak_signal_noise_ratio(a, b, data_range=1.0) for a, b in zip(_np(x), _np(y), strict=True)]
     ours = metrics.psnr(x, y, reduction="none").numpy()
     finite = np.isfinite(ref_psnr)
     assert np.allclose(ours[finite], np.array(ref_psnr)[finite], atol=1e-3)
@@ -133,3 +134,35 @@ def test_lpips_wrapper_computes_with_random_backbone():
     assert torch.allclose(lp(x, x), torch.tensor(0.0), atol=1e-6)
     with pytest.raises(ValueError, match="net must be one of"):
         metrics.LPIPS("resnet")
+
+
+def test_both_delta_e_from_one_lab_conversion(monkeypatch):
+    from lessons_lib import evaluation
+
+    x, y = _pairs_random()
+    both = metrics.delta_e(x, y, reduction="none")
+    assert torch.equal(both["delta_e76"], metrics.delta_e76(x, y, reduction="none"))
+    assert torch.equal(both["delta_e2000"], metrics.delta_e2000(x, y, reduction="none"))
+    calls = []
+    real = metrics.rgb_to_lab
+    monkeypatch.setattr(metrics, "rgb_to_lab", lambda t: calls.append(len(t)) or real(t))
+    scores = evaluation.image_metrics(x, y)
+    assert sum(calls) == 2 * len(x)  # each image converted to CIELAB once, for both Delta E
+    assert scores["delta_e76"] == pytest.approx(float(both["delta_e76"].mean()))
+
+
+def test_chunks_in_worker_threads_give_the_same_numbers_and_restore_the_thread_count():
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(100, 3, 32, 32, generator=g)  # several chunks
+    y = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = metrics.ssim(x, y, reduction="none"), metrics.delta_e(x, y, reduction="none")
+        torch.set_num_threads(2)
+        pooled = metrics.ssim(x, y, reduction="none"), metrics.delta_e(x, y, reduction="none")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(serial[0], pooled[0])
+    assert all(torch.equal(serial[1][k], pooled[1][k]) for k in serial[1])

@@ -1,0 +1,256 @@
+"""Tiny, randomly initialised editing pipelines built offline from configs (the fast profile),
+and a Hugging Face cache seeded with them under the real hub ids (the offline rehearsal).
+
+Each tiny pipeline has the real architecture family (UNet in_channels 4 / 8 / 9 / 7, an
+SD-style VAE, a CLIP text encoder and a CLIP tokenizer whose small vocabulary is
+written here) and the real repository's scheduler configuration, but a few thousand
+parameters instead of a billion. Their pictures are noise-like: they test the
+plumbing, not the looks. :func:`tiny_pipeline_dir` saves one with ``save_pretrained``
+so that the fast profile loads it back with ``from_pretrained``, the real loading path.
+
+:func:`seed_hub_cache` lays the same tiny pipelines out like the real repositories in
+a Hugging Face cache (``models--org--name/snapshots/<commit>/`` with the published
+``model_index.json`` components, safety checker and feature extractor included, and
+``.fp16`` weight variants where the real repository has them), so the full profile's
+loading code can run offline in CI exactly as it will in Colab.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..runtime import cache_dir
+from .specs import MODEL_INDEX, SCHEDULER_CONFIGS, TASKS, Task, hub_id, task_spec
+
+__all__ = ["build_tiny_pipeline", "tiny_pipeline_dir", "seed_hub_cache", "TINY_VERSION"]
+
+# Bump when the tiny configs change: stale cached tiny pipelines are then rebuilt.
+TINY_VERSION = 2
+_MARKER = "lessons_tiny.json"
+_TINY_DIRS: dict[tuple[str, str], Path] = {}  # (cache root, task) -> folder checked in this process
+
+
+def _diffusers():
+    import diffusers
+
+    return diffusers
+
+
+# --------------------------------------------------------------------------- tokenizer and models
+def _byte_alphabet() -> list[str]:
+    """The 256 printable stand-ins CLIP's byte-level BPE uses for the bytes 0..255."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) \
+        + list(range(ord("\xae"), ord("\xff") + 1))
+    chars, extra = [], 0
+    for b in range(256):
+        if b in keep:
+            chars.append(chr(b))
+        else:
+            chars.append(chr(256 + extra))
+            extra += 1
+    return chars
+
+
+# A handful of merges so common words in the lessons' prompts become single tokens,
+# as they would with the real 49k-token vocabulary.
+_TINY_WORDS = ("a", "the", "make", "it", "turn", "into", "photo", "of", "cat", "dog", "sky",
+               "snow", "winter", "summer", "painting", "style", "red", "blue", "green",
+               "add", "sunset", "night", "day", "cartoon", "sketch", "oil", "watercolor")
+
+
+def _tiny_vocab() -> tuple[dict[str, int], list[str]]:
+    alphabet = _byte_alphabet()
+    tokens = alphabet + [c + "</w>" for c in alphabet]
+    merges: list[str] = []
+    for word in _TINY_WORDS:
+        # Merge left to right: "c a", "ca t</w>" ... each intermediate becomes a token.
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        while len(pieces) > 1:
+            merge = f"{pieces[0]} {pieces[1]}"
+            joined = pieces[0] + pieces[1]
+            if merge not in merges:
+                merges.append(merge)
+            if joined not in tokens:
+                tokens.append(joined)
+            pieces = [joined] + pieces[2:]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    return {tok: i for i, tok in enumerate(tokens)}, merges
+
+
+def _tiny_tokenizer(workdir: Path):
+    """A CLIPTokenizer from a vocab.json + merges.txt written here (model_max_length 77)."""
+    from transformers import CLIPTokenizer
+
+    vocab, merges = _tiny_vocab()
+    src = workdir / "tokenizer-src"
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (src / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    tokenizer = CLIPTokenizer.from_pretrained(str(src), model_max_length=77)
+    shutil.rmtree(src)
+    return tokenizer
+
+
+def _tiny_text_encoder(vocab_size: int, bos: int, eos: int):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    config = CLIPTextConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64,
+                            num_hidden_layers=2, num_attention_heads=4, projection_dim=32,
+                            max_position_embeddings=77, bos_token_id=bos, eos_token_id=eos,
+                            pad_token_id=eos, layer_norm_eps=1e-5)
+    return CLIPTextModel(config)
+
+
+def _tiny_unet(task: Task):
+    kwargs = dict(sample_size=8, in_channels=task.unet_in_channels, out_channels=4,
+                  block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=32,
+                  down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                  cross_attention_dim=32, attention_head_dim=(2, 4))
+    if task.name == "upscale":
+        # The x4 upscaler conditions on the noise level added to the low-res image
+        # (class labels 0..max_noise_level=350), like the real checkpoint's 1000 embeddings.
+        kwargs["num_class_embeds"] = 1000
+    return _diffusers().UNet2DConditionModel(**kwargs)
+
+
+def _tiny_vae(task: Task):
+    channels = (16, 16, 32, 32)[: task.vae_blocks]
+    return _diffusers().AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=channels,
+        down_block_types=("DownEncoderBlock2D",) * task.vae_blocks,
+        up_block_types=("UpDecoderBlock2D",) * task.vae_blocks,
+        layers_per_block=1, norm_num_groups=8, sample_size=64,
+        # The upscaler's VAE uses 0.08333; SD 1.5's uses 0.18215.
+        scaling_factor=0.08333 if task.name == "upscale" else 0.18215)
+
+
+def _scheduler(key: str):
+    """A scheduler configured from the real repository's scheduler_config.json."""
+    config = SCHEDULER_CONFIGS[key]
+    return getattr(_diffusers(), config["_class_name"]).from_config(config)
+
+
+def _tiny_safety_parts():
+    """A tiny StableDiffusionSafetyChecker and its CLIP image processor (the published
+    repositories carry both; load_pipeline never loads them: safety_checker=None)."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    config = CLIPConfig(text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                                     "num_attention_heads": 4},
+                        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                                       "num_attention_heads": 4, "image_size": 32, "patch_size": 8},
+                        projection_dim=32)
+    return StableDiffusionSafetyChecker(config), CLIPImageProcessor(size={"shortest_edge": 32},
+                                                                    crop_size={"height": 32, "width": 32})
+
+
+def build_tiny_pipeline(task: str, seed: int = 0):
+    """A tiny, randomly initialised pipeline for ``task`` (in memory; deterministic in ``seed``)."""
+    spec = task_spec(task)
+    with tempfile.TemporaryDirectory() as tmp, torch.random.fork_rng(devices=[]):
+        tokenizer = _tiny_tokenizer(Path(tmp))
+        torch.manual_seed(seed)
+        unet = _tiny_unet(spec)
+        torch.manual_seed(seed)
+        vae = _tiny_vae(spec)
+        torch.manual_seed(seed)
+        text_encoder = _tiny_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
+    parts = dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                 scheduler=_scheduler(task))
+    if task == "upscale":
+        parts.update(low_res_scheduler=_scheduler("upscale/low_res_scheduler"), max_noise_level=350)
+    else:
+        parts.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return getattr(_diffusers(), spec.pipeline_class)(**parts)
+
+
+# --------------------------------------------------------------------------- the fast profile's folders
+def tiny_pipeline_dir(task: str) -> Path:
+    """The saved tiny pipeline for ``task``, built (atomically) the first time it is asked for."""
+    task_spec(task)
+    root = cache_dir() / "tiny-pipelines"
+    final = root / task
+    if _TINY_DIRS.get((str(root), task)) == final and (final / _MARKER).is_file():
+        return final  # checked earlier in this process
+    marker = {"version": TINY_VERSION, "task": task, "diffusers": _diffusers().__version__}
+    if _marker_ok(final, marker):
+        _TINY_DIRS[(str(root), task)] = final
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    # Build beside the final folder, then rename: a half-written pipeline is never seen.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{task}-", dir=root))
+    try:
+        build_tiny_pipeline(task).save_pretrained(tmp, safe_serialization=True)
+        (tmp / _MARKER).write_text(json.dumps(marker), encoding="utf-8")
+        if final.exists():  # stale version: move it aside, then swap in the new one
+            trash = Path(tempfile.mkdtemp(prefix=f".old-{task}-", dir=root))
+            os.replace(final, trash / task)
+            shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not _marker_ok(final, marker):  # another process won the race: fine
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _TINY_DIRS[(str(root), task)] = final
+    return final
+
+
+def _marker_ok(folder: Path, marker: dict) -> bool:
+    try:
+        return json.loads((folder / _MARKER).read_text(encoding="utf-8")) == marker
+    except (OSError, ValueError):
+        return False
+
+
+# --------------------------------------------------------------------------- the offline rehearsal
+def seed_hub_cache(hub_cache: str | Path, tasks=None) -> dict[str, Path]:
+    """Write tiny pipelines into the Hugging Face cache folder ``hub_cache`` (what
+    ``HF_HUB_CACHE`` points at) under the full profile's hub ids, laid out like the real
+    repositories. Returns {task: snapshot folder}. With ``HF_HUB_OFFLINE=1`` and
+    ``HF_HUB_CACHE=hub_cache``, ``load_pipeline(task, profile="full")`` then loads them."""
+    hub_cache = Path(hub_cache)
+    snapshots = {}
+    for task in tasks or TASKS:
+        spec = task_spec(task)
+        repo = hub_id(task)
+        commit = hashlib.sha1(f"lessons-rehearsal/{repo}/{TINY_VERSION}".encode()).hexdigest()
+        repo_dir = hub_cache / ("models--" + repo.replace("/", "--"))
+        snapshot = repo_dir / "snapshots" / commit
+        if snapshot.exists():
+            shutil.rmtree(snapshot)
+        pipe = build_tiny_pipeline(task)
+        pipe.save_pretrained(snapshot, safe_serialization=True)
+        index = MODEL_INDEX[task]
+        if "safety_checker" in index:
+            checker, extractor = _tiny_safety_parts()
+            checker.save_pretrained(snapshot / "safety_checker", safe_serialization=True)
+            extractor.save_pretrained(snapshot / "feature_extractor")
+        if spec.fp16_variant:
+            _write_fp16_variant(pipe, snapshot)
+        # The published model_index.json (component list, safety checker included).
+        (snapshot / "model_index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+        (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
+        (repo_dir / "refs" / "main").write_text(commit, encoding="utf-8")
+        snapshots[task] = snapshot
+    return snapshots
+
+
+def _write_fp16_variant(pipe, snapshot: Path) -> None:
+    """Add <name>.fp16.safetensors beside each weight file, as the published repos have."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pipe.to(torch.float16).save_pretrained(tmp, safe_serialization=True, variant="fp16")
+        for path in Path(tmp).rglob("*.fp16.safetensors"):
+            target = snapshot / path.relative_to(tmp)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    pipe.to(torch.float32)

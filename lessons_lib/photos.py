@@ -1,0 +1,252 @@
+"""Your own photo, wherever a bundled photo works: a path, a URL, uploaded bytes or an array.
+
+:func:`open_photo` reads any of them into an upright 8-bit RGB PIL image (EXIF
+orientation applied; RGBA, palette, 16-bit, CMYK and grayscale converted), refusing,
+before decoding, a file larger than :data:`MAX_PHOTO_PIXELS` (a decompression bomb, or
+a photo to downscale first). :func:`load_photo` also scales it for a pipeline: longer
+side ``max_side``, both sides a multiple of 8.
+
+:class:`PhotoPicker` is the upload panel of notebooks 4 and 5: an ipywidgets
+``FileUpload`` in Jupyter, ``google.colab.files.upload`` in Colab, or a path / URL; the
+bundled photo stays the default, so every cell runs offline. :func:`offer_download`
+hands results to the browser in Colab (one zip) and lists them elsewhere.
+"""
+from __future__ import annotations
+
+import io
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .files import write_unique
+from .images import normalize_image, resize_to_multiple, tensor_to_pil
+from .runtime import in_colab
+
+__all__ = ["MAX_PHOTO_PIXELS", "MAX_DOWNLOAD_BYTES", "demo_image", "open_photo", "load_photo", "PhotoPicker",
+           "offer_download"]
+
+# 50 megapixels: every phone camera's full resolution, well below Pillow's own bomb limit.
+MAX_PHOTO_PIXELS = 50_000_000
+MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+_URL_SCHEMES = ("http://", "https://", "file://")
+_DOWNSCALE = ("Downscale it first: export a smaller copy from your photo app, or in Python "
+              "Image.open(path).reduce(4).save('smaller.jpg') (Image.MAX_IMAGE_PIXELS = None first, "
+              "only for a file you trust).")
+
+
+def demo_image(name: str = "astronaut", size: int = 512) -> Image.Image:
+    """The bundled photo: a centred square crop of one of scikit-image's photos (offline), resized.
+
+    ``name``: "astronaut", "chelsea" (a cat) or "coffee".
+    """
+    from skimage import data as skdata
+
+    loaders = {"astronaut": skdata.astronaut, "chelsea": skdata.chelsea, "coffee": skdata.coffee}
+    if name not in loaders:
+        raise ValueError(f"Unknown demo image {name!r}; choose one of {', '.join(loaders)}.")
+    arr = loaders[name]()[..., :3]
+    h, w = arr.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    crop = Image.fromarray(np.ascontiguousarray(arr[top:top + side, left:left + side]))
+    return crop.resize((size, size), Image.LANCZOS)
+
+
+def open_photo(source) -> Image.Image:
+    """An upright RGB PIL image from a PIL image, a path, an http(s)/file URL, bytes, a
+    binary file object, a NumPy array (H, W[, 1/3/4]) or a (3, H, W) tensor in [0, 1]."""
+    if isinstance(source, Image.Image):
+        return normalize_image(source)
+    if isinstance(source, str) and source.lower().startswith(_URL_SCHEMES):
+        return _decode(_fetch(source), source)
+    if isinstance(source, (str, Path)):
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"No image file at '{path}'. Check the path (it is relative to "
+                                    f"'{Path.cwd()}'), or upload the file first.")
+        if path.is_dir():
+            raise IsADirectoryError(f"'{path}' is a folder, not an image file. Pass one image file.")
+        return _decode(path.read_bytes(), f"'{path}'")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _decode(bytes(source), "the uploaded file")
+    if hasattr(source, "read"):
+        return _decode(source.read(), "the file object")
+    if isinstance(source, np.ndarray):
+        return _from_array(source)
+    if torch.is_tensor(source):
+        t = source.detach()
+        if t.dim() == 4 and t.shape[0] == 1:
+            t = t[0]
+        if t.dim() != 3 or t.shape[0] not in (1, 3):
+            raise ValueError(f"A photo tensor must be (3, H, W) or (1, H, W) in [0, 1], got shape "
+                             f"{tuple(source.shape)}.")
+        return normalize_image(tensor_to_pil(t))
+    raise TypeError(f"Cannot read a photo from a {type(source).__name__}: pass a PIL image, a path, "
+                    "a URL, the bytes of an image file, or an array.")
+
+
+def load_photo(source, max_side: int | None = 512, multiple: int = 8) -> Image.Image:
+    """:func:`open_photo`, then scaled so the longer side is ``max_side`` (None keeps the
+    size) and both sides are multiples of ``multiple`` (8 for Stable Diffusion)."""
+    return resize_to_multiple(open_photo(source), multiple, max_side)
+
+
+def _fetch(url: str) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - http(s)/file only
+            data = response.read(MAX_DOWNLOAD_BYTES + 1)
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        raise ConnectionError(
+            f"Could not download the photo at {url} ({getattr(err, 'reason', err)}). Check the URL in a "
+            "browser and the internet connection, or download the file yourself and pass its path."
+        ) from None
+    if len(data) > MAX_DOWNLOAD_BYTES:
+        raise ValueError(f"The file at {url} is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB; that is "
+                         f"not a photo the course can use. {_DOWNSCALE}")
+    return data
+
+
+def _decode(data: bytes, what: str) -> Image.Image:
+    if not data:
+        raise ValueError(f"{what} is empty (0 bytes): upload or download it again.")
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"{what} claims to be enormous ({err}); it is refused as a possible "
+                         f"decompression bomb. If it is a real photo: {_DOWNSCALE}") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"{what} is not an image that can be read (PNG, JPEG, BMP, GIF, TIFF, WebP "
+                         "are). Check that it is a picture and not, say, an HTML page saved with an "
+                         "image name.") from None
+    w, h = img.size
+    if w * h > MAX_PHOTO_PIXELS:
+        raise ValueError(f"{what} is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); the course opens "
+                         f"photos up to {MAX_PHOTO_PIXELS // 1_000_000} megapixels (a larger file may "
+                         f"be a decompression bomb, and the pipelines work at 512 px anyway). {_DOWNSCALE}")
+    try:
+        img.load()
+    except OSError as err:  # truncated or damaged file
+        raise ValueError(f"{what} could not be decoded as an image ({err}). The file is probably "
+                         "damaged: download or export it again.") from None
+    return normalize_image(img)
+
+
+def _from_array(arr: np.ndarray) -> Image.Image:
+    a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        channels = a.shape[2] if a.ndim == 3 else None
+        raise ValueError(f"A photo array must be (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA; got shape "
+                         f"{arr.shape}" + (f" ({channels} channels)" if channels else "")
+                         + ". Pick the colour channels, e.g. arr[..., :3].")
+    if a.dtype != np.uint8:
+        a = a.astype(np.float64)
+        if a.max(initial=0) <= 1.0:
+            a = a * 255.0
+        a = np.clip(np.round(a), 0, 255).astype(np.uint8)
+    return normalize_image(Image.fromarray(a))
+
+
+# --------------------------------------------------------------------------- the upload panel
+def _uploaded_files(value) -> list[tuple[str, bytes]]:
+    """(name, bytes) from a FileUpload value: a tuple of dicts (ipywidgets 8) or a dict
+    name -> {"content": ...} (ipywidgets 7)."""
+    if isinstance(value, dict):
+        return [(name, bytes(item["content"])) for name, item in value.items()]
+    return [(item["name"], bytes(item["content"])) for item in value]
+
+
+class PhotoPicker:
+    """The photo a notebook edits: ``default`` (the bundled photo) until you choose your own.
+
+    * ``picker.use("me.jpg")`` or ``picker.use("https://...")``: a path or a URL;
+    * ``picker.ask()``: in Colab a file chooser (``google.colab.files.upload``); in Jupyter
+      the panel's Upload button (``ipywidgets.FileUpload``);
+    * ``picker.use_bytes(name, data)``: what both upload routes call.
+
+    ``picker.photo`` is the current photo, scaled with :func:`load_photo` (``max_side``);
+    ``picker.name`` a short name for it. A file that cannot be used leaves the previous
+    photo in place and says why in the panel.
+    """
+
+    def __init__(self, default: Image.Image, max_side: int | None = 512, default_name: str = "bundled photo"):
+        import ipywidgets as w
+
+        self.max_side = max_side
+        self.photo = load_photo(default, max_side)
+        self.name = default_name
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="Upload a photo")
+        self.upload.observe(self._on_upload, names="value")
+        self.status = w.Label()
+        self.preview = w.Image(format="png", width=192)
+        self.widget = w.VBox([w.HBox([self.upload, self.status]), self.preview])
+        self._show()
+
+    def use(self, source, name: str | None = None) -> Image.Image:
+        """Use a path, URL, bytes or image as the photo (errors are raised, not shown)."""
+        self.photo = load_photo(source, self.max_side)
+        self.name = name or (Path(str(source)).name if isinstance(source, (str, Path)) else "your photo")
+        self._show()
+        return self.photo
+
+    def use_bytes(self, name: str, data: bytes) -> Image.Image:
+        return self.use(bytes(data), name=name)
+
+    def ask(self) -> None:
+        """Colab: open the browser's file chooser now (the cell waits for the upload).
+        Elsewhere: the panel's Upload button does it; this only says so."""
+        if in_colab():
+            from google.colab import files  # only in Colab
+
+            for name, data in files.upload().items():
+                self.use_bytes(name, data)
+                break
+        else:
+            self.status.value = "Press 'Upload a photo' in this panel, then re-run the cells below."
+
+    def _on_upload(self, change) -> None:
+        for name, data in _uploaded_files(change["new"]):
+            try:
+                self.use_bytes(name, data)
+            except (ValueError, TypeError) as err:
+                self.status.value = f"Not used: {err}"
+            break
+
+    def _show(self) -> None:
+        buf = io.BytesIO()
+        self.photo.save(buf, format="PNG")
+        self.preview.value = buf.getvalue()
+        self.status.value = (f"Using {self.name} ({self.photo.width}x{self.photo.height}). "
+                             "Upload another, then re-run the cells below.")
+
+    def _ipython_display_(self):  # a bare `picker` in a cell shows the panel
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def offer_download(paths: Iterable[str | Path], name: str = "results") -> Path | None:
+    """Colab: zip ``paths`` (beside the first, never overwriting) and send the zip to the
+    browser. Elsewhere: print where the files are. Returns the zip's path in Colab."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("offer_download got no files: save some results first.")
+    if not in_colab():
+        print(f"{len(paths)} files in {paths[0].parent}:", ", ".join(p.name for p in paths))
+        return None
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for p in paths:
+            zf.write(p, arcname=p.name)
+    archive = write_unique(paths[0].parent, name, ".zip", buf.getvalue())
+    from google.colab import files  # only in Colab
+
+    files.download(str(archive))
+    return archive

@@ -1,0 +1,65 @@
+"""Every notebook's Colab install cell installs the course release set in one place."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import lessons_lib
+from lessons_lib import runtime
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _release_tool(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "course_tools.release", *args], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+def _first_code_cell(path: Path) -> str:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
+
+
+def test_every_notebook_installs_the_pinned_release_only_in_colab():
+    paths = sorted(p for d in ("notebooks", "solutions", "exercises") for p in (REPO / d).glob("*.ipynb"))
+    assert len(paths) >= 19
+    expected = f'%pip install -q "lessons_lib @ git+{runtime.REPO_URL}@{lessons_lib.COURSE_RELEASE}"'
+    for path in paths:
+        cell = _first_code_cell(path)
+        assert expected in cell, path.name
+        assert cell.count("%pip install") == 1
+        assert re.search(r'if "google\.colab" in sys\.modules:\n    %pip install', cell), path.name
+    assert _release_tool().returncode == 0
+
+
+def test_moving_the_release_rewrites_only_the_install_lines(tmp_path):
+    for part in ("notebooks", "solutions", "exercises", "lessons_lib/__init__.py", "course_tools"):
+        src, dst = REPO / part, tmp_path / part
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copyfile)(src, dst)
+    before = {p: p.read_text() for p in tmp_path.rglob("*.ipynb")}
+    done = _release_tool("--set", "v9.8.7", "--root", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'COURSE_RELEASE = "v9.8.7"' in (tmp_path / "lessons_lib" / "__init__.py").read_text()
+    for path, old in before.items():
+        new = path.read_text()
+        changed = [(a, b) for a, b in zip(old.splitlines(), new.splitlines(), strict=True) if a != b]
+        assert len(changed) == 1 and changed[0][1] == changed[0][0].replace(
+            f"@{lessons_lib.COURSE_RELEASE}", "@v9.8.7"), path.name
+    # A notebook left behind is reported, with the command that fixes it.
+    stale = tmp_path / "notebooks" / "04_stable_diffusion_editing.ipynb"
+    stale.write_text(stale.read_text().replace("@v9.8.7", ""))
+    check = _release_tool("--root", str(tmp_path))
+    assert check.returncode == 1
+    assert "04_stable_diffusion_editing.ipynb: installs the default branch (unpinned)" in check.stdout
+    assert "python -m course_tools.release --set v9.8.7" in check.stdout
+    assert _release_tool("--set", "v1; rm -rf /", "--root", str(tmp_path)).returncode != 0
+
+
+def test_the_tool_and_the_runtime_name_the_same_repository():
+    text = (REPO / "course_tools" / "release.py").read_text()
+    assert f'REPOSITORY = "{runtime.REPO_URL}"' in text
