@@ -3,7 +3,7 @@
 Some lessons need more training than a CPU gives in a notebook's two minutes (the zoo's
 GANs and diffusion models, the inpainters, the style and translation networks). For
 them the course ships weights it trained from the CIFAR-10 subset with one command
-(``make weights``; see ``course_tools/train_weights.py``). Each lives in
+(``make weights``, the maintainers' command in the repository). Each lives in
 ``lessons_lib/weights/<name>.safetensors`` (float16: half the size, and no reported
 metric moves), described in ``weights/manifest.json``: the file's sha256, how to build
 the network (``config``), the command and data it was trained with, its epochs and

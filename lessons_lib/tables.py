@@ -2,7 +2,7 @@
 
 ``show_results`` is how a lesson reports what it achieved: one row per trained model,
 its number beside its trivial baseline's. The notebook shows them as a Markdown table,
-and the course runner (``course_tools.course``) reads the same rows from the executed
+and the course runner (``make course``) reads the same rows from the executed
 notebook into ``results.json`` and ``index.html``.
 """
 from __future__ import annotations

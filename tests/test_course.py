@@ -131,7 +131,9 @@ def test_lesson_notebooks_follow_the_course_conventions(path):
     assert badge in first_md.source, "Open-in-Colab badge must link to this notebook"
     assert "What you will learn" in first_md.source
     assert 'if "google.colab" in sys.modules:' in first_code.source
-    assert f'%pip install -q "lessons_lib @ git+{REPO_URL}"' in first_code.source
+    from lessons_lib import COURSE_RELEASE
+
+    assert f'%pip install -q "lessons_lib @ git+{REPO_URL}@{COURSE_RELEASE}"' in first_code.source
     assert "setup_notebook(" in first_code.source
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "## Try this" in text and "## Summary" in text
