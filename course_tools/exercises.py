@@ -44,7 +44,7 @@ BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 END_HIDDEN = "### END HIDDEN TESTS"
-STUB_MESSAGE = "Write this part of the exercise (see the instructions above), then delete this line."
+STUB_MESSAGE = "Write this part (see the instructions above), then delete this line."
 ANSWER_STUB = "YOUR ANSWER HERE"
 
 

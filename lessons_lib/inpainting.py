@@ -18,7 +18,6 @@ with the tasks defined here; all outputs are composites: known pixels are the in
 """
 from __future__ import annotations
 
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -296,7 +295,7 @@ def train_inpainters(train_images, methods=METHODS, epochs: int | dict = 1,
                       ckpt_dir=Path(ckpt_root) / method if ckpt_root is not None else None,
                       progress=progress, desc=method, device=device,
                       # the GAN's masked MSE, so its curve is comparable with the others
-                      on_step=lambda e, s, logs: steps.append(logs.get("masked_mse", logs.get("loss"))))
+                      on_step=lambda e, s, logs, steps=steps: steps.append(logs.get("masked_mse", logs.get("loss"))))
         results[method] = (task, history, steps)
     return results
 

@@ -38,7 +38,7 @@ def test_lab_to_rgb_matches_skimage_including_out_of_gamut():
                        torch.rand(4, 16, 16, generator=g) * 200 - 100,
                        torch.rand(4, 16, 16, generator=g) * 200 - 100], dim=1)
     with pytest.warns(UserWarning):  # skimage warns about negative Z values it clips
-        ref = np.stack([color.lab2rgb(l) for l in _np(lab)])
+        ref = np.stack([color.lab2rgb(one) for one in _np(lab)])
     assert np.abs(_np(images.lab_to_rgb(lab)) - ref).max() < 1e-3
 
 

@@ -49,9 +49,10 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
              lambda latent_dim=256, width=32: vae.BasicVAE(latent_dim=latent_dim, width=width)),
     ZooModel("unetvae", "vae", "U-Net with a variational bottleneck (MSE + 0.001 KL)",
              lambda latent_dim=256, width=32: vae.UNetVAE(latent_dim=latent_dim, width=width)),
-    ZooModel("unetddpm", "diffusion", "conditional diffusion UNet on chroma, ancestral DDPM sampling (v-prediction MSE)",
-             _diffusion("ddpm")),
-    ZooModel("unetddim", "diffusion", "conditional diffusion UNet on chroma, deterministic DDIM sampling (v-prediction MSE)",
+    ZooModel("unetddpm", "diffusion",
+             "conditional diffusion UNet on chroma, ancestral DDPM sampling (v-prediction MSE)", _diffusion("ddpm")),
+    ZooModel("unetddim", "diffusion",
+             "conditional diffusion UNet on chroma, deterministic DDIM sampling (v-prediction MSE)",
              _diffusion("ddim")),
 ]}
 

@@ -111,7 +111,8 @@ class PatchTransformer(nn.Module):
     def _patches(self, x: torch.Tensor) -> torch.Tensor:
         p = self.patch_size
         n, c, h, w = x.shape
-        return x.reshape(n, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(n, (h // p) * (w // p), c * p * p)
+        patches = x.reshape(n, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
+        return patches.reshape(n, (h // p) * (w // p), c * p * p)
 
     def _unpatch(self, tokens: torch.Tensor, h: int, w: int) -> torch.Tensor:
         p, c = self.patch_size, self.channels

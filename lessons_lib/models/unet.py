@@ -1,9 +1,10 @@
 """A U-Net for image-to-image tasks: an encoder, a decoder, and skip connections between them.
 
 Like every colorizer in the zoo it predicts only the colour (the two chroma channels)
-and keeps the gray input as the luma (see ``gray_plus``). The skips hand the decoder the encoder's full-resolution features, so fine detail (edges,
-the grayscale image itself) does not have to squeeze through the bottleneck. That is why
-a U-Net colourises sharply where a plain encoder-decoder blurs.
+and keeps the gray input as the luma (see ``gray_plus``). The skips hand the decoder the
+encoder's full-resolution features, so fine detail (edges, the grayscale image itself)
+does not have to squeeze through the bottleneck. That is why a U-Net colourises sharply
+where a plain encoder-decoder blurs.
 """
 from __future__ import annotations
 
