@@ -1,6 +1,6 @@
 # The two commands of the course. Both set up .venv by themselves on a fresh machine.
 #   make course   run every notebook in the detected profile, write course_output/
-#   make test     run the test suite (fast profile, offline, notebooks included)
+#   make test     lint (ruff), then the test suite (fast profile, offline, notebooks included)
 SHELL := /bin/bash
 PY := .venv/bin/python
 # Real CIFAR-10 images beside the checkout are used when present (CI has them).
@@ -16,6 +16,7 @@ course: setup
 	$(PY) -m course_tools.course $(ARGS)
 
 test: setup
+	$(PY) -m ruff check .
 	LESSONS_PROFILE=fast MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
 		$(PY) -m pytest --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
 
