@@ -51,7 +51,7 @@ _KNOWN_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FileExistsEr
                  DeviceUnavailable, PermissionError, IsADirectoryError, TypeError, V.WriteFailed)
 
 
-GAN_LAMBDA_L1 = 300.0
+GAN_LAMBDA_L1 = 1000.0
 
 
 def make_task(name: str, model: nn.Module, lr: float = 1e-3) -> training.Task:
@@ -62,8 +62,10 @@ def make_task(name: str, model: nn.Module, lr: float = 1e-3) -> training.Task:
     if kind == "gan":
         # pix2pix's conditional GAN (BCE adversarial loss + lambda x L1) at pix2pix's pace: a fifth
         # of the zoo's learning rate (2e-4 for the default 1e-3). The L1 term must dominate: chroma
-        # errors are small numbers, so it gets a weight of 300 rather than pix2pix's 100 (measured:
-        # with 100 the adversarial term paints vivid wrong colours and loses to the gray image).
+        # errors are small numbers, so it gets Context Encoders' ratio (0.999 reconstruction to
+        # 0.001 adversarial, about 1000:1) rather than pix2pix's 100 (measured: with 100 the
+        # adversarial term paints vivid wrong colours and loses to the gray image, and so does the
+        # U-Net generator with 300).
         return translation.Pix2PixTask(model.generator, model.discriminator, lr=lr / 5, lambda_l1=GAN_LAMBDA_L1)
     if kind == "vae":
         return training.VAETask(model, lr=lr, kl_weight=1e-3)
