@@ -107,12 +107,18 @@ def save_state(name: str, state: Mapping[str, torch.Tensor], info: Mapping, fold
                               f"retrain and replace them.")
     half = {k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()).contiguous()
             for k, v in state.items()}
-    file = name.replace("/", "__") + ".safetensors"
-    path = atomic_write(folder / file, save(half))
-    record = {"file": file, "sha256": file_sha256(path), "bytes": path.stat().st_size, "dtype": "float16",
-              **dict(info)}
+    blob = save(half)
+    digest = hashlib.sha256(blob).hexdigest()
+    # The same weights under two names (one network, two samplers) are stored once.
+    twin = next((e for n, e in data["weights"].items() if n != name and e.get("sha256") == digest), None)
+    if twin is not None:
+        file = twin["file"]
+    else:
+        file = name.replace("/", "__") + ".safetensors"
+        atomic_write(folder / file, blob)
+    record = {"file": file, "sha256": digest, "bytes": len(blob), "dtype": "float16", **dict(info)}
     data["weights"][name] = record
-    total = sum(e.get("bytes", 0) for e in data["weights"].values())
+    total = sum({e["file"]: e.get("bytes", 0) for e in data["weights"].values()}.values())
     if total > MAX_TOTAL_BYTES:
         raise WeightsError(f"The course weights would take {total / 1e6:.1f} MB, over the "
                            f"{MAX_TOTAL_BYTES / 1e6:.0f} MB the repository allows: make the networks narrower.")
