@@ -48,7 +48,6 @@ overwritten.
 from __future__ import annotations
 
 import contextlib
-import copy
 import csv
 import io
 import json
@@ -61,12 +60,20 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from . import diffusion
 from . import validate as V
 from .files import atomic_write, atomic_write_text
+from .tasks import (  # re-exported: the tasks are part of the training API
+    CheckpointError,
+    DiffusionTask,
+    SupervisedTask,
+    Task,
+    TrainingDiverged,
+    VAETask,
+    ema_update,
+    kl_divergence,
+    vae_loss,
+)
 
 __all__ = ["Task", "SupervisedTask", "VAETask", "DiffusionTask", "fit", "History",
            "TrainingDiverged", "CheckpointError", "checkpoint_path", "list_checkpoints",
@@ -75,260 +82,6 @@ __all__ = ["Task", "SupervisedTask", "VAETask", "DiffusionTask", "fit", "History
 
 CHECKPOINT_FORMAT = "lessons_lib.training/1"
 _CKPT_RE = re.compile(r"^epoch_(\d+)\.pt$")
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; training stopped, earlier checkpoints are kept."""
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, or belongs to another task."""
-
-
-# --------------------------------------------------------------------------- tasks
-class Task:
-    """Models + optimizers (+ optional schedulers) and what one training step does.
-
-    Subclasses implement :meth:`training_step` (and optionally :meth:`validation_step`)
-    and call :meth:`optimize` for each update. ``models``, ``optimizers`` and
-    ``schedulers`` are dicts keyed by name; everything in them is checkpointed.
-    """
-
-    def __init__(self, models: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
-                 schedulers: Mapping[str, Any] | None = None):
-        self.models = dict(models)
-        self.optimizers = dict(optimizers)
-        self.schedulers = dict(schedulers or {})
-        self.device = torch.device("cpu")
-        self.scaler: torch.amp.GradScaler | None = None
-        # Set by fit() so a divergence message can say where it happened.
-        self.position = (0, 0)
-
-    # -- what subclasses write
-    def training_step(self, batch) -> dict[str, float]:
-        raise NotImplementedError(f"{type(self).__name__} must define training_step(batch).")
-
-    def validation_step(self, batch) -> dict[str, float] | None:
-        """Metrics on a validation batch (no gradients); None means "no validation"."""
-        return None
-
-    # -- helpers for subclasses
-    def optimize(self, loss: torch.Tensor, name: str, retain_graph: bool = False) -> float:
-        """One update of optimizer ``name`` on ``loss``; returns the loss as a float.
-
-        Raises :class:`TrainingDiverged` when the loss is NaN or infinite, before the
-        weights are touched.
-        """
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            epoch, step = self.position
-            raise TrainingDiverged(
-                f"The {name} loss became {value} at epoch {epoch}, step {step}: training diverged "
-                f"and stopped before updating the weights. Lower the learning rate (or check the "
-                f"data for NaNs), then run again; with a checkpoint folder it resumes from the "
-                f"last good checkpoint.")
-        opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        if self.scaler is not None and self.scaler.is_enabled():
-            self.scaler.scale(loss).backward(retain_graph=retain_graph)
-            self.scaler.step(opt)
-        else:
-            loss.backward(retain_graph=retain_graph)
-            opt.step()
-        return value
-
-    # -- plumbing used by fit()
-    def to(self, device: torch.device, channels_last: bool = False) -> "Task":
-        self.device = torch.device(device)
-        for m in self.models.values():
-            m.to(self.device)
-            if channels_last:
-                m.to(memory_format=torch.channels_last)
-        return self
-
-    def train(self, mode: bool = True) -> "Task":
-        for m in self.models.values():
-            m.train(mode)
-        return self
-
-    def eval(self) -> "Task":
-        return self.train(False)
-
-    def extra_state(self) -> dict:
-        """Anything else a subclass wants in the checkpoint (tensors, numbers, strings)."""
-        return {}
-
-    def load_extra_state(self, state: dict) -> None:
-        pass
-
-    def state_dict(self) -> dict:
-        return {
-            "task": type(self).__name__,
-            "models": {k: m.state_dict() for k, m in self.models.items()},
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "extra": self.extra_state(),
-        }
-
-    def load_state_dict(self, state: dict, weights_only: bool = False) -> None:
-        """Loads models (and, unless ``weights_only``, optimizers, schedulers, scaler)."""
-        missing = set(self.models) - set(state["models"])
-        if missing:
-            raise CheckpointError(
-                f"The checkpoint was written by a {state.get('task', 'different')} task and has no "
-                f"weights for {sorted(missing)} (it has {sorted(state['models'])}). Load it into the "
-                f"same kind of model, or use another checkpoint folder.")
-        for k, m in self.models.items():
-            try:
-                m.load_state_dict(state["models"][k])
-            except RuntimeError as err:
-                raise CheckpointError(
-                    f"The checkpoint's weights for '{k}' do not fit this model (another model "
-                    f"or --latent_dim?): {str(err).splitlines()[0]}") from None
-        if weights_only:
-            return
-        for k, o in self.optimizers.items():
-            if k in state["optimizers"]:
-                o.load_state_dict(state["optimizers"][k])
-        for k, s in self.schedulers.items():
-            if k in state.get("schedulers", {}):
-                s.load_state_dict(state["schedulers"][k])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.load_extra_state(state.get("extra") or {})
-
-
-def _adam(module: nn.Module, lr: float, betas=(0.9, 0.999)) -> torch.optim.Optimizer:
-    return torch.optim.Adam(module.parameters(), lr=lr, betas=betas)
-
-
-class SupervisedTask(Task):
-    """``loss_fn(model(x), y)`` on batches ``(x, y)``; MSE and Adam by default."""
-
-    def __init__(self, model: nn.Module, lr: float = 1e-3, optimizer: torch.optim.Optimizer | None = None,
-                 loss_fn: Callable = F.mse_loss, scheduler=None):
-        super().__init__({"model": model}, {"model": optimizer or _adam(model, lr)},
-                         {"model": scheduler} if scheduler is not None else None)
-        self.loss_fn = loss_fn
-
-    @property
-    def model(self) -> nn.Module:
-        return self.models["model"]
-
-    def training_step(self, batch):
-        x, y = batch
-        return {"loss": self.optimize(self.loss_fn(self.model(x), y), "model")}
-
-    def validation_step(self, batch):
-        x, y = batch
-        return {"loss": float(self.loss_fn(self.model(x), y))}
-
-
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, sigma^2) || N(0, 1)), summed over latent dimensions, averaged over the batch."""
-    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).flatten(1).sum(1).mean()
-
-
-def vae_loss(output: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-             kl_weight: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, mse, kl): the reconstruction MSE plus ``kl_weight`` x KL(q(z|x) || N(0, I))."""
-    mse = F.mse_loss(output, target)
-    kl = kl_divergence(mu.float(), logvar.float())
-    return mse + kl_weight * kl, mse, kl
-
-
-class VAETask(Task):
-    """``model(x) -> (y_hat, mu, logvar)``; loss = MSE(y_hat, y) + ``kl_weight`` x KL."""
-
-    def __init__(self, model: nn.Module, lr: float = 1e-3, kl_weight: float = 1e-3):
-        super().__init__({"model": model}, {"model": _adam(model, lr)})
-        self.kl_weight = kl_weight
-
-    def _losses(self, batch):
-        x, y = batch
-        y_hat, mu, logvar = self.models["model"](x)
-        return vae_loss(y_hat, y, mu, logvar, self.kl_weight)
-
-    def training_step(self, batch):
-        loss, mse, kl = self._losses(batch)
-        return {"loss": self.optimize(loss, "model"), "mse": float(mse.detach()), "kl": float(kl.detach())}
-
-    def validation_step(self, batch):
-        loss, mse, kl = self._losses(batch)
-        return {"loss": float(loss), "mse": float(mse), "kl": float(kl)}
-
-
-@torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * model, parameter by parameter; buffers are copied."""
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p.detach(), 1.0 - decay)
-    for e, b in zip(ema.buffers(), model.buffers()):
-        e.copy_(b)
-
-
-class DiffusionTask(Task):
-    """Conditional denoising: ``model(x_t, t, cond)`` predicts the schedule's target.
-
-    Batches are ``(cond, x)``; the loss is :func:`lessons_lib.diffusion.diffusion_loss`
-    (MSE, or ``loss="l1"``) under ``schedule`` (a ``NoiseSchedule``, whose
-    ``prediction_type`` says what is predicted, a schedule name or a tensor of betas).
-    ``x0`` is ``x`` itself, or ``target(cond, x)`` when given (e.g. diffuse the chroma of
-    the colour image). Without a condition pass batches of images alone.
-
-    ``ema_decay`` keeps an exponential moving average of the weights in
-    ``models["ema"]`` (checkpointed with the rest), with the usual warm-up: the decay
-    is min(ema_decay, (1 + n) / (10 + n)) after n updates, so early weights are
-    forgotten fast. Samples from the averaged weights are much cleaner than from the
-    raw ones after a short training run; :meth:`inference_model` returns them.
-    """
-
-    def __init__(self, model: nn.Module, schedule="linear", lr: float = 1e-3,
-                 loss: str = "mse", target: Callable | None = None, ema_decay: float | None = None):
-        models = {"model": model}
-        if ema_decay is not None:
-            if not 0.0 < ema_decay < 1.0:
-                raise ValueError(f"ema_decay must lie strictly between 0 and 1 (e.g. 0.999), got {ema_decay!r}.")
-            models["ema"] = copy.deepcopy(model).requires_grad_(False)
-        super().__init__(models, {"model": _adam(model, lr)})
-        if loss not in diffusion.LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(diffusion.LOSSES)}, got {loss!r}.")
-        self.schedule = diffusion.make_schedule(schedule) if isinstance(schedule, str) else schedule
-        self.loss = loss
-        self.target = target
-        self.ema_decay = ema_decay
-        self.ema_updates = 0
-
-    def _loss(self, batch):
-        if isinstance(batch, torch.Tensor) or len(batch) == 1:  # images alone: unconditional
-            cond, x0 = None, (batch if isinstance(batch, torch.Tensor) else batch[0])
-        else:
-            cond, x0 = batch
-        if self.target is not None:
-            x0 = self.target(cond, x0)
-        return diffusion.diffusion_loss(self.models["model"], x0, self.schedule, self.loss, cond=cond)
-
-    def training_step(self, batch):
-        logs = {"loss": self.optimize(self._loss(batch), "model")}
-        if self.ema_decay is not None:
-            n = self.ema_updates
-            ema_update(self.models["ema"], self.models["model"], min(self.ema_decay, (1 + n) / (10 + n)))
-            self.ema_updates += 1
-        return logs
-
-    def validation_step(self, batch):
-        return {"loss": float(self._loss(batch))}
-
-    def inference_model(self) -> nn.Module:
-        """The weights to sample with: the moving average when there is one."""
-        return self.models.get("ema", self.models["model"])
-
-    def extra_state(self) -> dict:
-        return {"ema_updates": self.ema_updates}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.ema_updates = int(state.get("ema_updates", 0))
 
 
 # --------------------------------------------------------------------------- files
