@@ -8,6 +8,8 @@ discriminator; the ``unetgan`` variant uses the U-Net as generator.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -74,7 +76,30 @@ class GANColorizer(nn.Module):
         return self.generator(gray)
 
     def colorize(self, gray: torch.Tensor) -> torch.Tensor:
-        return self.generator(gray).clamp(-1, 1)
+        """Colour for a gray batch, the generator run as pix2pix runs it at test time: batch norm
+        uses the statistics of the batch at hand, as in training (Isola et al., 2017, sec. 3.3).
+        The running averages drift away from them while the discriminator keeps moving the
+        generator (measured here: the U-Net GAN loses to the gray image with them, beats it
+        without). The running averages themselves are left untouched."""
+        with batch_statistics(self.generator):
+            return self.generator(gray).clamp(-1, 1)
+
+
+@contextlib.contextmanager
+def batch_statistics(module: nn.Module):
+    """Batch norm layers of ``module`` normalise with the batch's own statistics (train mode)
+    without updating their running averages (momentum 0); everything else is left as it is."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.momentum) for m in norms]
+    for m in norms:
+        m.train()
+        m.momentum = 0.0
+    try:
+        yield module
+    finally:
+        for m, (training, momentum) in zip(norms, saved):
+            m.train(training)
+            m.momentum = momentum
 
 
 def gan(width: int = 32) -> GANColorizer:
