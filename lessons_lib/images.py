@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
     "load_image", "normalize_image", "resize_to_multiple", "pil_to_tensor", "tensor_to_pil",
-    "pils_to_batch", "batch_to_pils", "to_signed", "to_unit", "rgb_to_gray", "rgb_to_lab",
+    "pils_to_batch", "to_signed", "to_unit", "rgb_to_gray", "rgb_to_lab",
     "lab_to_rgb", "check_batch", "rgb_to_chroma", "luma_chroma_to_rgb",
 ]
 
@@ -148,10 +148,6 @@ def tensor_to_pil(t: torch.Tensor, value_range=(0.0, 1.0)) -> Image.Image:
         return Image.fromarray(arr.permute(1, 2, 0).numpy(), mode="RGB")
     raise ValueError(f"Cannot make an image from a tensor of shape {tuple(t.shape)}; "
                      "expected (3, H, W), (1, H, W) or (H, W).")
-
-
-def batch_to_pils(batch: torch.Tensor, value_range=(0.0, 1.0)) -> list[Image.Image]:
-    return [tensor_to_pil(t, value_range) for t in batch]
 
 
 def to_signed(x: torch.Tensor) -> torch.Tensor:
