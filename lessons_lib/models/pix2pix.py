@@ -118,5 +118,6 @@ class PatchDiscriminator(nn.Module):
         if y is not None:
             x = torch.cat([x, y], dim=1)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"The discriminator expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}.")
+            raise ValueError(f"The discriminator expects (N, {self.in_channels}, H, W), "
+                             f"got {tuple(x.shape)}.")
         return self.net(x)
