@@ -525,6 +525,8 @@ def course_pix2pix() -> tuple[nn.Module, dict]:
 
     state, info = course_weights.load_state("translation/pix2pix")
     generator = UNetGenerator(**info["config"]["generator"])
+    if generator.residual:
+        generator.set_base(state["base"])
     generator.load_state_dict(state)
     return generator.eval(), info
 
