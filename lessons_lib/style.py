@@ -1,212 +1,46 @@
-"""Neural style transfer: VGG features, Gram matrices, Gatys optimisation, AdaIN, perceptual loss.
+"""Neural style transfer: Gram matrices, Gatys optimisation, AdaIN, perceptual loss for SR.
 
 Everything works on RGB tensors in [0, 1], shape (N, 3, H, W); the ImageNet
-normalisation VGG expects happens inside :class:`VGGFeatures`.
+normalisation VGG expects happens inside :class:`~lessons_lib.models.vgg.VGGFeatures`
+(the frozen VGG19 whose features every loss here is measured in). In the fast
+profile, offline, that VGG19 is a narrow network with fixed random weights: see
+:mod:`lessons_lib.models.vgg`. Notebook 6 writes ``gram_matrix``, ``content_loss``,
+``style_loss`` and ``adain`` in its own cells; the copies here are what the other
+code and the tests use (a test checks the two agree).
 
-Weights. In the full profile (or whenever ``vgg19-dcbb9e9d.pth`` is already in the
-torch hub cache) the features come from torchvision's ImageNet VGG19, fetched through
-the course registry (entry ``"vgg19"``). In the fast profile without the cached file,
-nothing is downloaded: the same VGG19 layout is built at a quarter of the width with
-fixed random weights, and a note says so. Random convolutional features still capture
-texture statistics (Ustyuzhaninov et al., 2016), so every cell runs and every loss
-behaves; the pictures are simply less painterly than with trained features.
+Measures for notebook 6's results rows, each against a trivial baseline on held-out photos:
+
+* super-resolution: PSNR against bicubic (:func:`sr_scores`); the perceptual net on
+  the VGG-feature distance, where bicubic is the baseline too;
+* AdaIN: the AdaIN objective itself (:func:`adain_objective`: content distance to the
+  AdaIN target + style-statistics distance) of the decoded image against a plain
+  colour transfer, the same moment matching done on pixels (:func:`colour_transfer`).
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
-from . import registry
 from . import validate as V
 from .images import load_image, pil_to_tensor
-from .runtime import get_profile
+from .models.adain import ADAIN_STYLE_LAYERS, AdaINDecoder, AdaINStyleTransfer, adain, channel_stats
+from .models.srnet import SRNet
+from .models.vgg import CONTENT_LAYERS, STYLE_LAYERS, VGG19_LAYERS, VGGFeatures, check_layers
 from .training import Task
 
 __all__ = [
-    "VGG19_LAYERS", "STYLE_LAYERS", "CONTENT_LAYERS", "VGGFeatures", "vgg_features",
-    "vgg19_weights_cached", "gram_matrix", "content_loss", "style_loss", "as_image",
-    "prepare_pair", "StyleTransferResult", "style_transfer", "channel_stats", "adain",
-    "AdaINStyleTransfer", "adain_losses", "AdaINTask", "PerceptualLoss", "make_sr_pairs",
+    "VGG19_LAYERS", "STYLE_LAYERS", "CONTENT_LAYERS", "ADAIN_STYLE_LAYERS", "VGGFeatures",
+    "gram_matrix", "content_loss", "style_loss", "as_image", "prepare_pair", "StyleTransferResult",
+    "style_transfer", "channel_stats", "adain", "AdaINDecoder", "AdaINStyleTransfer", "adain_objective",
+    "adain_losses", "AdaINTask", "colour_transfer", "adain_scores", "PerceptualLoss", "make_sr_pairs",
+    "bicubic", "feature_distance", "sr_scores", "SRNet", "course_sr_net", "course_adain",
 ]
-
-# torchvision's VGG19 ("E") configuration: channel counts, "M" = max pooling.
-_VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
-              512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
-
-
-def _layer_names() -> tuple[str, ...]:
-    names, block, i = [], 1, 1
-    for v in _VGG19_CFG:
-        if v == "M":
-            names.append(f"pool{block}")
-            block, i = block + 1, 1
-        else:
-            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
-            i += 1
-    return tuple(names)
-
-
-#: Names of the 37 layers of ``torchvision.models.vgg19().features``, in order.
-VGG19_LAYERS = _layer_names()
-#: Gatys et al.'s choice: style from the first ReLU of every block, content from relu4_2.
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-CONTENT_LAYERS = ("relu4_2",)
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-FALLBACK_WIDTH = 0.25
-_RANDOM_SEED = 1234  # the random fallback is the same network on every run
-
-
-# --------------------------------------------------------------------------- weights
-def _weights_enum():
-    from torchvision.models import get_weight
-
-    return get_weight(registry.get_source("vgg19").location)
-
-
-def _weights_file() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(_weights_enum().url).name
-
-
-def vgg19_weights_cached() -> bool:
-    """True when torchvision's ImageNet VGG19 weights are already on this machine."""
-    return _weights_file().is_file()
-
-
-@functools.lru_cache(maxsize=2)
-def _trunk(pretrained: bool, width: float) -> nn.Sequential:
-    """The 37 VGG19 feature layers, frozen, in eval mode (built once per setting)."""
-    layers: list[nn.Module] = []
-    cin = 3
-    for v in _VGG19_CFG:
-        if v == "M":
-            layers.append(nn.MaxPool2d(2, 2))
-        else:
-            cout = max(1, round(v * width))
-            # Not in-place: we read conv outputs and ReLU outputs separately.
-            layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=False)]
-            cin = cout
-    trunk = nn.Sequential(*layers)
-    if pretrained:
-        state = _load_pretrained_state()
-        trunk.load_state_dict({k[len("features."):]: v for k, v in state.items()
-                               if k.startswith("features.")})
-    else:
-        gen = torch.Generator().manual_seed(_RANDOM_SEED)
-        for m in trunk:
-            if isinstance(m, nn.Conv2d):
-                # torchvision's VGG initialisation, from a fixed seed.
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=gen)
-                nn.init.zeros_(m.bias)
-    return trunk.eval().requires_grad_(False)
-
-
-def _load_pretrained_state() -> dict:
-    weights = _weights_enum()
-    if not vgg19_weights_cached() and registry.offline():
-        raise registry.DownloadUnavailable(registry.unavailable_message(
-            "the ImageNet VGG19 weights", reason=f"they are not in {_weights_file().parent} "
-            "and this session is offline (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE)"))
-    try:
-        return weights.get_state_dict(progress=True, check_hash=True)
-    except Exception as err:  # URLError, HTTPError, a hash mismatch
-        raise registry.DownloadUnavailable(registry.unavailable_message(
-            f"the ImageNet VGG19 weights from {weights.url}",
-            reason=f"{err}. You can also copy vgg19-dcbb9e9d.pth into {_weights_file().parent}")) from None
-
-
-def _resolve(pretrained: bool | None, width: float | None) -> tuple[bool, float]:
-    if pretrained is None:
-        pretrained = get_profile() == "full" or vgg19_weights_cached()
-    if width is None:
-        width = 1.0 if pretrained or get_profile() == "full" else FALLBACK_WIDTH
-    if pretrained and width != 1.0:
-        raise ValueError(f"Pretrained VGG19 weights exist only at width 1.0, got width={width}.")
-    if not 0 < width <= 1:
-        raise ValueError(f"width must be in (0, 1], got {width}.")
-    return bool(pretrained), float(width)
-
-
-# --------------------------------------------------------------------------- features
-def _check_layers(layers: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(layers, str):
-        layers = (layers,)
-    layers = tuple(layers)
-    if not layers:
-        raise ValueError("Ask for at least one VGG19 layer, e.g. ('relu4_2',).")
-    unknown = [name for name in layers if name not in VGG19_LAYERS]
-    if unknown:
-        raise ValueError(
-            f"Unknown VGG19 layer name(s) {', '.join(map(repr, unknown))}. Valid names are: "
-            f"{', '.join(VGG19_LAYERS)}. Style transfer usually takes style from "
-            f"{', '.join(STYLE_LAYERS)} and content from {CONTENT_LAYERS[0]}.")
-    return layers
-
-
-class VGGFeatures(nn.Module):
-    """VGG19 activations by layer name: ``VGGFeatures(["relu1_1", "relu4_2"])(x)`` -> dict.
-
-    ``x`` is (N, 3, H, W) RGB in [0, 1]. The network is frozen (no parameter takes a
-    gradient) but gradients flow to ``x``, which is what style transfer optimises.
-    ``pretrained``: None = ImageNet weights in the full profile or when cached, else the
-    random fallback; True insists on the weights (downloading them if allowed);
-    False always uses the random network.
-    """
-
-    def __init__(self, layers: Sequence[str] = STYLE_LAYERS + CONTENT_LAYERS,
-                 pretrained: bool | None = None, width: float | None = None,
-                 device: torch.device | str | None = None, verbose: bool = True):
-        super().__init__()
-        self.layers = _check_layers(layers)
-        self.pretrained, self.width = _resolve(pretrained, width)
-        if not self.pretrained and verbose:
-            print(f"Note: using a randomly initialised VGG19 at width {self.width:g} "
-                  "(ImageNet weights are not on this machine, and the fast profile does not "
-                  "download). Random features still measure texture, so everything runs; "
-                  "run the full profile for the real look.")
-        self._index = {name: VGG19_LAYERS.index(name) for name in self.layers}
-        depth = max(self._index.values()) + 1
-        self.body = _trunk(self.pretrained, self.width)[:depth]
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
-        if device is not None:
-            self.to(device)
-
-    def channels(self, name: str) -> int:
-        """Number of channels of layer ``name`` in this network."""
-        idx = VGG19_LAYERS.index(_check_layers([name])[0])
-        convs = [m for m in _trunk(self.pretrained, self.width)[:idx + 1] if isinstance(m, nn.Conv2d)]
-        return convs[-1].out_channels
-
-    def train(self, mode: bool = True):
-        # The feature network stays in eval mode, whatever the surrounding model does.
-        super().train(mode)
-        self.body.eval()
-        return self
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"VGG features need RGB images (N, 3, H, W) in [0, 1], got {tuple(x.shape)}.")
-        h = (x - self.mean) / self.std
-        wanted = {i: name for name, i in self._index.items()}
-        out: dict[str, torch.Tensor] = {}
-        for i, layer in enumerate(self.body):
-            h = layer(h)
-            if i in wanted:
-                out[wanted[i]] = h
-        return {name: out[name] for name in self.layers}
-
-
-def vgg_features(layers: Sequence[str] = STYLE_LAYERS + CONTENT_LAYERS, **kwargs) -> VGGFeatures:
-    """Shorthand for :class:`VGGFeatures`."""
-    return VGGFeatures(layers, **kwargs)
 
 
 # --------------------------------------------------------------------------- losses
@@ -301,7 +135,8 @@ def as_image(image, name: str = "image") -> torch.Tensor:
     if isinstance(image, (str, Path, Image.Image)):
         return pil_to_tensor(load_image(image)).unsqueeze(0)
     if not torch.is_tensor(image):
-        raise TypeError(f"The {name} must be a file path, a PIL image or a tensor, got {type(image).__name__}.")
+        raise TypeError(f"The {name} must be a file path, a PIL image or a tensor, "
+                        f"got {type(image).__name__}.")
     t = image.detach().float()
     if t.dim() == 3:
         t = t.unsqueeze(0)
@@ -407,7 +242,7 @@ def style_transfer(content, style, steps: int = 50, alpha: float = 1.0, beta: fl
         raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}.")
     if init not in ("content", "noise"):
         raise ValueError(f"init must be 'content' or 'noise', got {init!r}.")
-    content_layers, style_layers = _check_layers(content_layers), _check_layers(style_layers)
+    content_layers, style_layers = check_layers(content_layers), check_layers(style_layers)
     c, s = prepare_pair(content, style, size=size)
     if extractor is None:
         extractor = VGGFeatures(tuple(dict.fromkeys(style_layers + content_layers)))
@@ -444,7 +279,7 @@ def style_transfer(content, style, steps: int = 50, alpha: float = 1.0, beta: fl
                 "Lower the learning rate (lr), use optimizer='adam', or reduce beta.")
         total.backward()
         if first[0]:
-            for k, v in zip(("content", "style", "total"), (lc, ls, total)):
+            for k, v in zip(("content", "style", "total"), (lc, ls, total), strict=True):
                 history[k].append(float(v.detach()))
             first[0] = False
         return total
@@ -471,103 +306,37 @@ def style_transfer(content, style, steps: int = 50, alpha: float = 1.0, beta: fl
     return result
 
 
-# --------------------------------------------------------------------------- AdaIN
-def channel_stats(features: torch.Tensor, eps: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image, per-channel mean and standard deviation, each (N, C, 1, 1).
+# --------------------------------------------------------------------------- AdaIN training
+def adain_objective(encoder: VGGFeatures, output: torch.Tensor, target: torch.Tensor,
+                    style: torch.Tensor) -> dict[str, torch.Tensor]:
+    """How well ``output`` images do what AdaIN asks: {"content", "style"}.
 
-    The standard deviation is sqrt(unbiased variance + eps) over the H*W positions.
+    content: MSE between the output's relu4_1 and the AdaIN target ``target`` (the
+    content features carrying the style's statistics). style: MSE of channel means plus
+    MSE of channel standard deviations, summed over relu1_1 .. relu4_1, against ``style``.
+    It scores any image: the decoder's, or a baseline's.
     """
-    if features.dim() != 4:
-        raise ValueError(f"Features must be (N, C, H, W), got {tuple(features.shape)}.")
-    n, c = features.shape[:2]
-    flat = features.reshape(n, c, -1)
-    if flat.shape[-1] < 2:
-        raise ValueError("Features need at least 2 spatial positions to have a standard deviation.")
-    mean = flat.mean(dim=2).view(n, c, 1, 1)
-    std = (flat.var(dim=2) + eps).sqrt().view(n, c, 1, 1)
-    return mean, std
-
-
-def adain(content_features: torch.Tensor, style_features: torch.Tensor, alpha: float = 1.0,
-          eps: float = 1e-5) -> torch.Tensor:
-    """Adaptive instance normalisation (Huang & Belongie, 2017).
-
-    Each channel of the content features is normalised to zero mean and unit standard
-    deviation, then given the style features' mean and standard deviation. ``alpha``
-    blends: 1 = full style statistics, 0 = the content features unchanged. ``eps``
-    only guards the division by a constant content channel.
-    """
-    if content_features.dim() != 4 or style_features.dim() != 4:
-        raise ValueError("adain needs (N, C, H, W) content and style features, got "
-                         f"{tuple(content_features.shape)} and {tuple(style_features.shape)}.")
-    if content_features.shape[1] != style_features.shape[1]:
-        raise ValueError(f"Content features have {content_features.shape[1]} channels and style "
-                         f"features {style_features.shape[1]}: take both from the same layer.")
-    if style_features.shape[0] not in (1, content_features.shape[0]):
-        raise ValueError(f"{style_features.shape[0]} style images for {content_features.shape[0]} "
-                         "content images: give one style for all, or one per content image.")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1] (1 = full style), got {alpha}.")
-    c_mean, c_std = channel_stats(content_features, eps)
-    s_mean, s_std = channel_stats(style_features)
-    stylised = (content_features - c_mean) / c_std * s_std + s_mean
-    return alpha * stylised + (1 - alpha) * content_features
-
-
-ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-
-
-class AdaINStyleTransfer(nn.Module):
-    """Fast arbitrary style transfer: VGG encoder (to relu4_1) -> AdaIN -> trained decoder.
-
-    ``model(content, style, alpha)`` stylises in one forward pass. Only the decoder
-    has trainable parameters; train it with :func:`adain_losses` (content loss on the
-    AdaIN target + style-statistics loss on relu1_1..relu4_1).
-    """
-
-    def __init__(self, encoder: VGGFeatures | None = None, **vgg_kwargs):
-        super().__init__()
-        from .models.adain import AdaINDecoder
-
-        self.encoder = encoder or VGGFeatures(ADAIN_STYLE_LAYERS, **vgg_kwargs)
-        missing = [n for n in ADAIN_STYLE_LAYERS if n not in self.encoder.layers]
-        if missing:
-            raise ValueError(f"The AdaIN encoder must return {ADAIN_STYLE_LAYERS}; it lacks {missing}.")
-        self.decoder = AdaINDecoder(width=self.encoder.width)
-
-    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.encoder(x)
-
-    def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0,
-                return_target: bool = False):
-        for name, x in (("content", content), ("style", style)):
-            if x.dim() != 4 or x.shape[1] != 3 or x.shape[-1] % 8 or x.shape[-2] % 8:
-                raise ValueError(f"The {name} batch must be (N, 3, H, W) with H and W multiples of 8 "
-                                 f"(three poolings and three upsamplings), got {tuple(x.shape)}.")
-        t = adain(self.encoder(content)["relu4_1"], self.encoder(style)["relu4_1"], alpha)
-        out = self.decoder(t)
-        return (out, t) if return_target else out
+    out_feats = encoder(output)
+    with torch.no_grad():
+        style_feats = encoder(style)
+    ls = 0.0
+    for name in ADAIN_STYLE_LAYERS:
+        om, os_ = channel_stats(out_feats[name], 1e-5)
+        sm, ss = channel_stats(style_feats[name], 1e-5)
+        ls = ls + F.mse_loss(om, sm.expand_as(om)) + F.mse_loss(os_, ss.expand_as(os_))
+    return {"content": F.mse_loss(out_feats["relu4_1"], target), "style": ls}
 
 
 def adain_losses(model: AdaINStyleTransfer, content: torch.Tensor, style: torch.Tensor,
                  style_weight: float = 10.0) -> dict[str, torch.Tensor]:
     """The AdaIN training losses for one batch: {"content", "style", "loss"}.
 
-    content: MSE between the decoded image's relu4_1 and the AdaIN target t (not the
-    content image's features: the decoder must invert AdaIN's output). style: MSE of
-    channel means plus MSE of channel standard deviations, summed over relu1_1..relu4_1.
+    The content loss compares with the AdaIN target t, not with the content image's
+    features: the decoder must invert AdaIN's output (see :func:`adain_objective`).
     """
     out, t = model(content, style, return_target=True)
-    out_feats = model.encoder(out)
-    with torch.no_grad():
-        style_feats = model.encoder(style)
-    lc = F.mse_loss(out_feats["relu4_1"], t)
-    ls = 0.0
-    for name in ADAIN_STYLE_LAYERS:
-        om, os_ = channel_stats(out_feats[name], 1e-5)
-        sm, ss = channel_stats(style_feats[name], 1e-5)
-        ls = ls + F.mse_loss(om, sm.expand_as(om)) + F.mse_loss(os_, ss.expand_as(os_))
-    return {"content": lc, "style": ls, "loss": lc + style_weight * ls}
+    losses = adain_objective(model.encoder, out, t, style)
+    return {**losses, "loss": losses["content"] + style_weight * losses["style"]}
 
 
 class AdaINTask(Task):
@@ -587,7 +356,39 @@ class AdaINTask(Task):
                 "content": float(losses["content"].detach()), "style": float(losses["style"].detach())}
 
 
-# --------------------------------------------------------------------------- perceptual loss
+def colour_transfer(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """AdaIN on pixels: each colour channel of ``content`` given ``style``'s mean and std.
+
+    The baseline a trained AdaIN decoder must beat: it moves the palette, and nothing else.
+    """
+    return adain(content, style, eps=1e-5).clamp(0, 1)
+
+
+@torch.no_grad()
+def adain_scores(model: AdaINStyleTransfer, contents: torch.Tensor, styles: torch.Tensor,
+                 style_weight: float = 10.0, batch: int = 64) -> dict[str, dict[str, float]]:
+    """The AdaIN objective (content + ``style_weight`` x style) on held-out pairs, for
+    the decoder, the pixel colour transfer and the unchanged content image.
+
+    Returns {method: {"content", "style", "total"}}, means over the pairs.
+    """
+    model.eval()
+    sums: dict[str, dict[str, float]] = {}
+    device = next(model.decoder.parameters()).device
+    for i in range(0, len(contents), batch):
+        c, s = contents[i:i + batch].to(device), styles[i:i + batch].to(device)
+        out, t = model(c, s, return_target=True)
+        for name, image in (("AdaIN decoder", out.clamp(0, 1)), ("colour transfer", colour_transfer(c, s)),
+                            ("content image", c)):
+            losses = adain_objective(model.encoder, image, t, s)
+            row = sums.setdefault(name, {"content": 0.0, "style": 0.0, "total": 0.0})
+            row["content"] += float(losses["content"]) * len(c)
+            row["style"] += float(losses["style"]) * len(c)
+            row["total"] += float(losses["content"] + style_weight * losses["style"]) * len(c)
+    return {name: {k: v / len(contents) for k, v in row.items()} for name, row in sums.items()}
+
+
+# --------------------------------------------------------------------------- perceptual loss, SR
 class PerceptualLoss(nn.Module):
     """Johnson et al.'s feature reconstruction loss: MSE between VGG features.
 
@@ -598,7 +399,7 @@ class PerceptualLoss(nn.Module):
     def __init__(self, layers: Sequence[str] = ("relu2_2",), weights: Sequence[float] | None = None,
                  pixel_weight: float = 0.0, extractor: VGGFeatures | None = None, **vgg_kwargs):
         super().__init__()
-        self.layers = _check_layers(layers)
+        self.layers = check_layers(layers)
         if weights is not None and len(weights) != len(self.layers):
             raise ValueError(f"{len(weights)} weights for {len(self.layers)} layers.")
         self.weights = tuple(weights) if weights is not None else (1.0,) * len(self.layers)
@@ -611,11 +412,12 @@ class PerceptualLoss(nn.Module):
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if output.shape != target.shape:
-            raise ValueError(f"Output {tuple(output.shape)} and target {tuple(target.shape)} differ in shape.")
+            raise ValueError(f"Output {tuple(output.shape)} and target {tuple(target.shape)} "
+                             "differ in shape.")
         fo = self.extractor(output)
         with torch.no_grad():
             ft = self.extractor(target)
-        loss = sum(w * F.mse_loss(fo[n], ft[n]) for n, w in zip(self.layers, self.weights))
+        loss = sum(w * F.mse_loss(fo[n], ft[n]) for n, w in zip(self.layers, self.weights, strict=True))
         if self.pixel_weight:
             loss = loss + self.pixel_weight * F.mse_loss(output, target)
         return loss
@@ -628,3 +430,68 @@ def make_sr_pairs(high_res: torch.Tensor, scale: int = 4) -> tuple[torch.Tensor,
                          f"{scale}, got {tuple(high_res.shape)}.")
     low = F.interpolate(high_res, scale_factor=1 / scale, mode="area")
     return low, high_res
+
+
+def bicubic(low_res: torch.Tensor, scale: int = 4) -> torch.Tensor:
+    """The baseline every super-resolution net must beat: bicubic upsampling, clipped to [0, 1]."""
+    return F.interpolate(low_res, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+#: Layers of the VGG-feature distance that scores SR outputs: wider than the perceptual
+#: net's training loss (relu2_2 alone), so the score is not just the loss it minimised.
+DISTANCE_LAYERS = ("relu1_2", "relu2_2", "relu3_2")
+
+
+@torch.no_grad()
+def feature_distance(a: torch.Tensor, b: torch.Tensor, extractor: VGGFeatures) -> torch.Tensor:
+    """Per-image VGG-feature distance (N,): mean squared difference, summed over the extractor's layers."""
+    fa, fb = extractor(a), extractor(b)
+    return sum(((fa[k] - fb[k]) ** 2).flatten(1).mean(1) for k in extractor.layers)
+
+
+@torch.no_grad()
+def sr_scores(nets: Mapping[str, nn.Module], high_res: torch.Tensor, extractor: VGGFeatures,
+              scale: int = 4, batch: int = 128) -> dict[str, dict[str, float]]:
+    """PSNR (dB), SSIM and VGG-feature distance of bicubic and each net on ``high_res`` photos.
+
+    Returns {"bicubic": {...}, name: {...}}: means over the photos.
+    """
+    from .metrics import psnr, ssim
+
+    methods = {"bicubic": lambda x: bicubic(x, scale),
+               **{name: (lambda x, n=net: n.eval()(x).clamp(0, 1)) for name, net in nets.items()}}
+    device = extractor.mean.device
+    totals = {name: {"PSNR": 0.0, "SSIM": 0.0, "feature distance": 0.0} for name in methods}
+    for i in range(0, len(high_res), batch):
+        hr = high_res[i:i + batch].to(device)
+        low, _ = make_sr_pairs(hr, scale)
+        for name, method in methods.items():
+            out = method(low)
+            totals[name]["PSNR"] += float(psnr(out, hr, reduction="none").sum())
+            totals[name]["SSIM"] += float(ssim(out, hr, reduction="none").sum())
+            totals[name]["feature distance"] += float(feature_distance(out, hr, extractor).sum())
+    return {name: {k: v / len(high_res) for k, v in row.items()} for name, row in totals.items()}
+
+
+# --------------------------------------------------------------------------- course weights
+def course_sr_net(name: str) -> tuple[SRNet, dict]:
+    """The course's trained SR net ``name`` ("style/sr_pixel" or "style/sr_perceptual"),
+    eval mode, and its manifest entry (config, training command, held-out metrics)."""
+    from . import course_weights
+
+    state, info = course_weights.load_state(name)
+    net = SRNet(**info["config"]["net"])
+    net.load_state_dict(state)
+    return net.eval(), info
+
+
+def course_adain() -> tuple[AdaINStyleTransfer, dict]:
+    """The course's trained AdaIN model (decoder weights + the encoder they were trained
+    with, named in the manifest), eval mode, and its manifest entry."""
+    from . import course_weights
+
+    state, info = course_weights.load_state("style/adain_decoder")
+    encoder = VGGFeatures(ADAIN_STYLE_LAYERS, verbose=False, **info["config"]["encoder"])
+    model = AdaINStyleTransfer(encoder, residual=info["config"]["residual"])
+    model.decoder.load_state_dict(state)
+    return model.eval(), info

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-__all__ = ["TEXTURES", "texture", "textures"]
+__all__ = ["TEXTURES", "texture", "textures", "style_bank"]
 
 TEXTURES = ("waves", "stripes", "checker", "dots", "marble", "mosaic")
 
@@ -81,3 +81,15 @@ def texture(name: str, size: int = 64, seed: int = 0) -> torch.Tensor:
 def textures(names=TEXTURES, size: int = 64, seed: int = 0) -> torch.Tensor:
     """Several textures stacked (N, 3, size, size)."""
     return torch.stack([texture(n, size, seed + i) for i, n in enumerate(names)])
+
+
+def style_bank(split: str = "train", size: int = 32) -> torch.Tensor:
+    """The AdaIN lessons' styles: every texture in several palettes, (N, 3, size, size).
+
+    "train" gives 8 palettes of each texture (48 styles), "test" 2 other palettes (12
+    styles) that training never sees, so held-out scores measure *arbitrary* style.
+    """
+    seeds = {"train": range(0, 800, 100), "test": range(5000, 5200, 100)}
+    if split not in seeds:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    return torch.cat([textures(size=size, seed=s) for s in seeds[split]])

@@ -39,12 +39,15 @@ __all__ = [
     "gan_loss", "lsgan_loss", "discriminator_loss", "cycle_loss", "identity_loss",
     "pix2pix_generator_loss", "ImagePool", "LinearDecay", "linear_decay_scheduler",
     "Pix2PixTask", "CycleGANTask", "canny_edges", "EdgePairs", "hue_rotate", "UnpairedImages",
-    "offline_domains", "unpaired_folders", "horse2zebra", "unpaired_domains",
+    "offline_domains", "unpaired_folders", "horse2zebra", "unpaired_domains", "HUE_DEGREES",
+    "median_photo", "pix2pix_scores", "cyclegan_scores", "course_pix2pix", "course_cyclegan",
 ]
 
 LAMBDA_L1 = 100.0
 LAMBDA_CYCLE = 10.0
 LAMBDA_IDENTITY = 0.5
+#: The fast profile's domain B is domain A's kind of photo with the hue turned by this much.
+HUE_DEGREES = 150.0
 
 
 # --------------------------------------------------------------------------- losses
@@ -70,7 +73,8 @@ def discriminator_loss(real_prediction: torch.Tensor, fake_prediction: torch.Ten
     return 0.5 * (gan_loss(real_prediction, True, mode) + gan_loss(fake_prediction, False, mode))
 
 
-def cycle_loss(real: torch.Tensor, reconstructed: torch.Tensor, lambda_cycle: float = LAMBDA_CYCLE) -> torch.Tensor:
+def cycle_loss(real: torch.Tensor, reconstructed: torch.Tensor,
+               lambda_cycle: float = LAMBDA_CYCLE) -> torch.Tensor:
     """lambda * mean |x - F(G(x))|: translating there and back must give the input again."""
     return lambda_cycle * F.l1_loss(reconstructed, real)
 
@@ -319,7 +323,9 @@ class EdgePairs(Dataset):
     def __init__(self, photos: Dataset | torch.Tensor, sigma: float = 1.0):
         if len(photos) == 0:
             raise ValueError("The photo set is empty: EdgePairs needs at least one photo.")
-        self.photos = photos if torch.is_tensor(photos) else torch.stack([photos[i] for i in range(len(photos))])
+        if not torch.is_tensor(photos):
+            photos = torch.stack([photos[i] for i in range(len(photos))])
+        self.photos = photos
         self.edges = 1.0 - canny_edges(self.photos, sigma)
 
     def __len__(self) -> int:
@@ -355,7 +361,8 @@ class UnpairedImages(Dataset):
     def __init__(self, domain_a: Dataset, domain_b: Dataset, seed: int = 0):
         for name, ds in (("A", domain_a), ("B", domain_b)):
             if len(ds) == 0:
-                raise ValueError(f"Domain {name} has no images: unpaired training needs images in both domains.")
+                raise ValueError(f"Domain {name} has no images: unpaired training needs images "
+                                 "in both domains.")
         self.a, self.b = domain_a, domain_b
         self.perm = torch.randperm(len(domain_b), generator=torch.Generator().manual_seed(seed)).tolist()
 
@@ -366,7 +373,7 @@ class UnpairedImages(Dataset):
         return to_signed(self.a[i % len(self.a)]), to_signed(self.b[self.perm[i % len(self.b)]])
 
 
-def offline_domains(n: int = 256, size: int = 32, degrees: float = 150.0, seed: int = 0,
+def offline_domains(n: int = 256, size: int = 32, degrees: float = HUE_DEGREES, seed: int = 0,
                     profile: str | None = "fast"):
     """A small unpaired pair of domains the course makes offline: (A, B), ``n`` images each, in [0, 1].
 
@@ -442,3 +449,81 @@ def unpaired_domains(size: int | None = None, n: int | None = None, profile: str
     if profile == "full":
         return horse2zebra(size=size or 128)
     return offline_domains(n=n or 256, size=size or 32, profile="fast")
+
+
+# --------------------------------------------------------------------------- measures
+def median_photo(photos: torch.Tensor) -> torch.Tensor:
+    """The per-pixel median of (N, 3, H, W) photos: the single picture with the lowest L1
+    error to a photo you cannot see (pix2pix's baseline: a guess that ignores the edges)."""
+    return photos.median(dim=0).values
+
+
+@torch.no_grad()
+def pix2pix_scores(generator: nn.Module, photos: torch.Tensor, train_photos: torch.Tensor,
+                   sigma: float = 1.0, batch: int = 128) -> dict[str, float]:
+    """Mean absolute error (photos in [0, 1]) of edges -> photo on held-out ``photos``.
+
+    {"pix2pix": the generator's, "median photo": the median training photo's}.
+    """
+    generator.eval()
+    device = next(generator.parameters()).device
+    guess = median_photo(train_photos).to(device)
+    err = {"pix2pix": 0.0, "median photo": 0.0}
+    for i in range(0, len(photos), batch):
+        real = photos[i:i + batch].to(device)
+        edges = to_signed(1.0 - canny_edges(real, sigma)).to(device)
+        fake = (generator(edges).clamp(-1, 1) + 1) / 2
+        err["pix2pix"] += float((fake - real).abs().mean(dim=(1, 2, 3)).sum())
+        err["median photo"] += float((guess - real).abs().mean(dim=(1, 2, 3)).sum())
+    return {k: v / len(photos) for k, v in err.items()}
+
+
+@torch.no_grad()
+def cyclegan_scores(g_ab: nn.Module, photos: torch.Tensor, degrees: float = HUE_DEGREES,
+                    batch: int = 128) -> dict[str, float]:
+    """How close A -> B comes to the exact map the fast-profile domains were made with.
+
+    Domain B is photos with their hue rotated by ``degrees``, so for a held-out photo
+    a the right answer is known: ``hue_rotate(a, degrees)``. Returns the mean absolute
+    error (in [0, 1]) to it of {"CycleGAN A->B": g_ab(a), "identity": a unchanged}.
+    """
+    g_ab.eval()
+    device = next(g_ab.parameters()).device
+    err = {"CycleGAN A->B": 0.0, "identity": 0.0}
+    for i in range(0, len(photos), batch):
+        a = photos[i:i + batch].to(device)
+        truth = hue_rotate(a, degrees)
+        fake = (g_ab(to_signed(a)).clamp(-1, 1) + 1) / 2
+        err["CycleGAN A->B"] += float((fake - truth).abs().mean(dim=(1, 2, 3)).sum())
+        err["identity"] += float((a - truth).abs().mean(dim=(1, 2, 3)).sum())
+    return {k: v / len(photos) for k, v in err.items()}
+
+
+# --------------------------------------------------------------------------- course weights
+def course_pix2pix() -> tuple[nn.Module, dict]:
+    """The course's trained pix2pix generator (edges -> photo, 32 px), eval mode, and its
+    manifest entry."""
+    from . import course_weights
+    from .models.pix2pix import UNetGenerator
+
+    state, info = course_weights.load_state("translation/pix2pix")
+    generator = UNetGenerator(**info["config"]["generator"])
+    if generator.residual:
+        generator.set_base(state["base"])
+    generator.load_state_dict(state)
+    return generator.eval(), info
+
+
+def course_cyclegan() -> tuple[nn.Module, nn.Module, dict]:
+    """The course's trained CycleGAN generators (A -> B, B -> A) for the fast profile's
+    hue domains, eval mode, and the manifest entry."""
+    from . import course_weights
+    from .models.cyclegan import ResnetGenerator
+
+    state, info = course_weights.load_state("translation/cyclegan")
+    nets = []
+    for prefix in ("g_ab.", "g_ba."):
+        net = ResnetGenerator(**info["config"]["generator"])
+        net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        nets.append(net.eval())
+    return nets[0], nets[1], info

@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torchvision.models.vgg import cfgs, make_layers
-
 from torch.utils.data import TensorDataset
+from torchvision.models.vgg import cfgs, make_layers
 
 from lessons_lib import registry, style, textures, training
 from lessons_lib.data import make_loader, sample_photos
+from lessons_lib.models import vgg as vgg_module
 from lessons_lib.models.adain import AdaINDecoder
 
 
@@ -21,20 +21,21 @@ def vgg():
 def test_layer_names_follow_torchvision_vgg19():
     ref = make_layers(cfgs["E"])
     assert len(style.VGG19_LAYERS) == len(ref) == 37
-    for name, layer in zip(style.VGG19_LAYERS, ref):
+    for name, layer in zip(style.VGG19_LAYERS, ref, strict=True):
         kind = {"conv": torch.nn.Conv2d, "relu": torch.nn.ReLU, "pool": torch.nn.MaxPool2d}[name[:4]]
         assert isinstance(layer, kind), name
     # The full-width trunk takes torchvision's VGG19 weights key for key, shape for shape.
-    ours = style._trunk(False, 1.0).state_dict()
+    ours = vgg_module._trunk(False, 64).state_dict()
     theirs = ref.state_dict()
     assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
 
 
 def test_features_by_name_match_torchvision_layers(vgg):
-    ref = make_layers([round(v * vgg.width) if v != "M" else v for v in cfgs["E"]]).eval()
+    ref = make_layers([v * vgg.width // 64 if v != "M" else v for v in cfgs["E"]]).eval()
     ref.load_state_dict(vgg.body.state_dict(), strict=False)
     x = torch.rand(2, 3, 32, 32)
-    normed = (x - torch.tensor(style._IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(style._IMAGENET_STD).view(1, 3, 1, 1)
+    normed = (x - torch.tensor(vgg_module.IMAGENET_MEAN).view(1, 3, 1, 1)) \
+        / torch.tensor(vgg_module.IMAGENET_STD).view(1, 3, 1, 1)
     ext = style.VGGFeatures(["conv1_1", "relu3_1", "pool2", "relu4_2"], verbose=False)
     with torch.no_grad():
         feats = ext(x)
@@ -46,7 +47,8 @@ def test_features_by_name_match_torchvision_layers(vgg):
 
 
 def test_unknown_layer_name_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"Unknown VGG19 layer name.*'relu6_1'.*Valid names are: conv1_1, relu1_1"):
+    message = r"Unknown VGG19 layer name.*'relu6_1'.*Valid names are: conv1_1, relu1_1"
+    with pytest.raises(ValueError, match=message):
         style.VGGFeatures(["relu1_1", "relu6_1"], verbose=False)
     with pytest.raises(ValueError, match="Unknown VGG19 layer"):
         style.PerceptualLoss(layers=("conv2_9",))
@@ -54,14 +56,14 @@ def test_unknown_layer_name_lists_the_valid_ones():
 
 def test_fast_profile_offline_falls_back_without_downloading(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("LESSONS_PROFILE", "fast")
-    monkeypatch.setattr(style, "_weights_file", lambda: tmp_path / "vgg19-dcbb9e9d.pth")
+    monkeypatch.setattr(vgg_module, "_weights_file", lambda: tmp_path / "vgg19-dcbb9e9d.pth")
 
     def no_download(*args, **kwargs):
         raise AssertionError("the fast profile must not download")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
     ext = style.VGGFeatures(["relu1_1"])
-    assert not ext.pretrained and ext.width == style.FALLBACK_WIDTH
+    assert not ext.pretrained and ext.width == vgg_module.FALLBACK_WIDTH == 16
     assert "randomly initialised VGG19" in capsys.readouterr().out
     # Asking for the real weights offline says what to do, instead of failing in a download.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -197,7 +199,8 @@ def test_adain_decoder_trains(vgg):
 
 # --------------------------------------------------------------------------- perceptual loss
 def test_perceptual_loss(vgg):
-    loss = style.PerceptualLoss(layers=("relu2_2", "relu3_1"), weights=(1.0, 0.5), extractor=vgg, pixel_weight=0.1)
+    loss = style.PerceptualLoss(layers=("relu2_2", "relu3_1"), weights=(1.0, 0.5), extractor=vgg,
+                                pixel_weight=0.1)
     hr = torch.rand(2, 3, 32, 32)
     assert float(loss(hr, hr)) == 0.0
     out = torch.rand(2, 3, 32, 32, requires_grad=True)
@@ -205,7 +208,8 @@ def test_perceptual_loss(vgg):
     value.backward()
     assert value > 0 and out.grad.abs().sum() > 0
     feats_o, feats_t = vgg(out.detach()), vgg(hr)
-    expected = sum(w * ((feats_o[n] - feats_t[n]) ** 2).mean() for n, w in (("relu2_2", 1.0), ("relu3_1", 0.5))) \
+    layers = (("relu2_2", 1.0), ("relu3_1", 0.5))
+    expected = sum(w * ((feats_o[n] - feats_t[n]) ** 2).mean() for n, w in layers) \
         + 0.1 * ((out.detach() - hr) ** 2).mean()
     assert torch.isclose(value.detach(), expected, rtol=1e-4)
     with pytest.raises(ValueError, match="differ in shape"):
@@ -224,3 +228,93 @@ def test_textures_are_deterministic_images():
     assert all(t.std() > 0.05 for t in a)  # patterned, not flat
     with pytest.raises(ValueError, match="Unknown texture"):
         textures.texture("plaid")
+
+
+def test_style_bank_holds_out_palettes():
+    train, test = textures.style_bank("train", 16), textures.style_bank("test", 16)
+    assert train.shape == (48, 3, 16, 16) and test.shape == (12, 3, 16, 16)
+    # None of the held-out styles was seen in training.
+    assert min(float((t - train).abs().flatten(1).mean(1).min()) for t in test) > 0.01
+    with pytest.raises(ValueError, match="split must be"):
+        textures.style_bank("val")
+
+
+# --------------------------------------------------------------------------- recipes for short budgets
+def test_untrained_residual_models_start_at_their_baselines():
+    torch.manual_seed(0)
+    low = torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(style.SRNet(4, width=8, blocks=1)(low),
+                               torch.nn.functional.interpolate(low, scale_factor=4, mode="bicubic"))
+    assert torch.equal(style.bicubic(low), style.bicubic(low).clamp(0, 1))
+    encoder = style.VGGFeatures(style.ADAIN_STYLE_LAYERS, verbose=False)
+    model = style.AdaINStyleTransfer(encoder, residual=True)
+    c, s = torch.rand(2, 3, 16, 16), textures.textures(["waves", "dots"], size=16)
+    torch.testing.assert_close(model(c, s), style.colour_transfer(c, s))
+    # The colour transfer gives each colour channel the style's mean and standard deviation.
+    ct = style.adain(c, s)
+    torch.testing.assert_close(ct.mean((2, 3)), s.mean((2, 3)), atol=1e-5, rtol=0)
+
+
+def test_scores_compare_with_the_baselines(vgg):
+    hr = sample_photos(4, 32, seed=1)
+    scores = style.sr_scores({"bicubic again": torch.nn.Upsample(scale_factor=4, mode="bicubic")}, hr, vgg)
+    for key in ("PSNR", "SSIM", "feature distance"):
+        assert scores["bicubic"][key] == pytest.approx(scores["bicubic again"][key], rel=1e-4)
+    encoder = style.VGGFeatures(style.ADAIN_STYLE_LAYERS, verbose=False)
+    model = style.AdaINStyleTransfer(encoder, residual=True)
+    adain_scores = style.adain_scores(model, hr, textures.textures(size=32)[:4])
+    assert adain_scores["AdaIN decoder"] == pytest.approx(adain_scores["colour transfer"], rel=1e-4)
+    assert adain_scores["content image"]["style"] > adain_scores["colour transfer"]["style"]
+
+
+# --------------------------------------------------------------------------- course weights
+@pytest.fixture(scope="module")
+def held_out(cifar_subset):
+    from lessons_lib import data
+
+    return data.stack(data.colour_images("test", profile="fast"))
+
+
+def test_course_sr_nets_beat_bicubic_on_held_out_photos(held_out):
+    pixel, info = style.course_sr_net("style/sr_pixel")
+    perceptual, _ = style.course_sr_net("style/sr_perceptual")
+    extractor = style.VGGFeatures(style.DISTANCE_LAYERS, verbose=False)
+    scores = style.sr_scores({"pixel": pixel, "perceptual": perceptual}, held_out, extractor)
+    assert scores["pixel"]["PSNR"] > scores["bicubic"]["PSNR"] + 0.3, scores
+    assert scores["perceptual"]["feature distance"] < scores["bicubic"]["feature distance"], scores
+    # The manifest's numbers are these numbers (float16 weights change nothing reported).
+    assert info["metrics"]["model"] == pytest.approx(scores["pixel"]["PSNR"], abs=0.01)
+    assert info["metrics"]["baseline"] == pytest.approx(scores["bicubic"]["PSNR"], abs=0.01)
+
+
+def test_course_adain_decoder_beats_the_colour_transfer(held_out):
+    model, info = style.course_adain()
+    assert not model.encoder.pretrained and info["config"]["encoder"]["width"] == model.encoder.width
+    styles = textures.style_bank("test")
+    scores = style.adain_scores(model, held_out, styles[torch.arange(len(held_out)) % len(styles)])
+    totals = [scores[k]["total"] for k in ("AdaIN decoder", "colour transfer", "content image")]
+    assert totals == sorted(totals), scores
+
+
+# --------------------------------------------------------------------------- notebook 6 shows the code
+def test_notebook_definitions_equal_the_library():
+    from notebook_code import notebook_functions
+
+    nb = notebook_functions("06_style_transfer.ipynb", ["gram_matrix", "content_loss", "style_loss", "adain"],
+                            {"torch": torch})
+    gen = torch.Generator().manual_seed(0)
+    f = torch.randn(2, 5, 6, 7, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(nb["gram_matrix"](f), style.gram_matrix(f))
+    g = torch.randn(2, 5, 6, 7, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(nb["content_loss"](f, g), style.content_loss(f, g))
+    feats = {"relu1_1": f, "relu2_1": torch.randn(2, 3, 4, 4, generator=gen, dtype=torch.float64)}
+    grams = {"relu1_1": style.gram_matrix(g),
+             "relu2_1": torch.randn(1, 3, 3, generator=gen, dtype=torch.float64)}
+    for weights in (None, {"relu2_1": 0.3}):
+        expected = style.style_loss(feats, grams, weights)
+        torch.testing.assert_close(nb["style_loss"](feats, grams, weights), expected)
+    c = torch.randn(3, 4, 5, 6, generator=gen, dtype=torch.float64) * 2 + 1
+    for s in (torch.randn(1, 4, 7, 7, generator=gen, dtype=torch.float64) * 3,
+              torch.randn(3, 4, 5, 6, generator=gen, dtype=torch.float64) - 2):
+        for alpha in (1.0, 0.4, 0.0):
+            torch.testing.assert_close(nb["adain"](c, s, alpha), style.adain(c, s, alpha))

@@ -80,7 +80,7 @@ def test_image_pool_is_seeded_off_and_resumable():
     a, b = tr.ImagePool(5, seed=3), tr.ImagePool(5, seed=3)
     outs_a = [a.query(x) for x in batches[:20]]
     state = a.state_dict()
-    for x, y in zip(outs_a, [b.query(x) for x in batches[:20]]):
+    for x, y in zip(outs_a, [b.query(x) for x in batches[:20]], strict=True):
         torch.testing.assert_close(x, y)
     c = tr.ImagePool(5, seed=99)
     c.load_state_dict(state)
@@ -159,7 +159,8 @@ def test_hue_rotation():
     y = tr.hue_rotate(x, 30)
     w = torch.tensor([0.213, 0.715, 0.072]).view(1, 3, 1, 1)
     torch.testing.assert_close((y * w).sum(1), (x * w).sum(1), atol=1e-3, rtol=0)
-    assert (tr.hue_rotate(torch.tensor([1.0, 0.1, 0.1]).view(1, 3, 1, 1), 120) - torch.tensor([1.0, 0.1, 0.1]).view(1, 3, 1, 1)).abs().max() > 0.3
+    red = torch.tensor([1.0, 0.1, 0.1]).view(1, 3, 1, 1)
+    assert (tr.hue_rotate(red, 120) - red).abs().max() > 0.3
 
 
 def test_offline_domains_are_unpaired(monkeypatch):
@@ -208,7 +209,8 @@ def test_horse2zebra_offline_says_what_to_do(monkeypatch, tmp_path):
     # With the folders in the cache it reads them and downloads nothing.
     for split in ("trainA", "trainB"):
         (tmp_path / "datasets" / "horse2zebra" / split).mkdir(parents=True)
-        Image.new("RGB", (40, 40), (120, 80, 40)).save(tmp_path / "datasets" / "horse2zebra" / split / "1.jpg")
+        folder = tmp_path / "datasets" / "horse2zebra" / split
+        Image.new("RGB", (40, 40), (120, 80, 40)).save(folder / "1.jpg")
     a, b = tr.horse2zebra(size=32)
     assert len(a) == len(b) == 1 and a[0].shape == (3, 32, 32)
 
@@ -237,7 +239,7 @@ def test_cyclegan_losses_fall_and_resume_exactly(tmp_path):
 
     straight = _cyclegan()
     h = training.fit(straight, make_loader(ds, 4, seed=0), epochs=3, progress=False)
-    cycle = [a + b for a, b in zip(h["train_cycle_a"], h["train_cycle_b"])]
+    cycle = [a + b for a, b in zip(h["train_cycle_a"], h["train_cycle_b"], strict=True)]
     assert cycle[-1] < cycle[0] and h["train_g_loss"][-1] < h["train_g_loss"][0]
     # The learning rate decayed linearly over the last epochs.
     assert straight.optimizers["generators"].param_groups[0]["lr"] == pytest.approx(1e-3 / 3)
@@ -250,8 +252,70 @@ def test_cyclegan_losses_fall_and_resume_exactly(tmp_path):
     h2 = training.fit(resumed, make_loader(ds, 4, seed=0), epochs=3, ckpt_dir=tmp_path, progress=False)
     assert h2["train_g_loss"] == pytest.approx(h["train_g_loss"], rel=1e-5)
     for name in ("g_ab", "d_b"):
-        for p, q in zip(straight.models[name].parameters(), resumed.models[name].parameters()):
+        for p, q in zip(straight.models[name].parameters(), resumed.models[name].parameters(), strict=True):
             torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(torch.stack(straight.pool_b.images), torch.stack(resumed.pool_b.images))
     with pytest.raises(ValueError, match="exactly one"):
         resumed.translate()
+
+
+# --------------------------------------------------------------------------- notebook 7 shows the code
+def test_notebook_definitions_equal_the_library():
+    from notebook_code import notebook_functions
+
+    nb = notebook_functions("07_pix2pix_cyclegan.ipynb", ["lsgan_loss", "cycle_loss", "identity_loss"])
+    gen = torch.Generator().manual_seed(0)
+    pred = torch.randn(4, 1, 6, 6, generator=gen)
+    for real in (True, False):
+        torch.testing.assert_close(nb["lsgan_loss"](pred, real), tr.lsgan_loss(pred, real))
+    x, y = torch.rand(2, 3, 8, 8, generator=gen) * 2 - 1, torch.rand(2, 3, 8, 8, generator=gen) * 2 - 1
+    torch.testing.assert_close(nb["cycle_loss"](x, y), tr.cycle_loss(x, y))
+    torch.testing.assert_close(nb["cycle_loss"](x, y, 3.0), tr.cycle_loss(x, y, 3.0))
+    torch.testing.assert_close(nb["identity_loss"](x, y), tr.identity_loss(x, y))
+    torch.testing.assert_close(nb["identity_loss"](x, y, 4.0, 0.25), tr.identity_loss(x, y, 4.0, 0.25))
+
+
+# --------------------------------------------------------------------------- measures and course weights
+def test_scores_against_their_baselines():
+    photos = sample_photos(6, 32, seed=2)
+    identity = torch.nn.Identity()
+    identity.register_parameter("p", torch.nn.Parameter(torch.zeros(1)))  # gives the scorer a device
+    s = tr.cyclegan_scores(identity, photos)
+    assert s["CycleGAN A->B"] == pytest.approx(s["identity"], rel=1e-5) and s["identity"] > 0.01
+    exact = ResnetGenerator(3, 3, 4, 1)
+    exact.forward = lambda x: tr.hue_rotate((x + 1) / 2, tr.HUE_DEGREES) * 2 - 1
+    assert tr.cyclegan_scores(exact, photos)["CycleGAN A->B"] < 1e-6
+    median = tr.median_photo(photos)
+    assert median.shape == (3, 32, 32)
+    assert tr.pix2pix_scores(UNetGenerator(1, 3, 5, 4), photos, photos)["median photo"] == pytest.approx(
+        float((median - photos).abs().mean()), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def held_out(cifar_subset):
+    from lessons_lib import data
+
+    return tuple(data.stack(data.colour_images(split, profile="fast")) for split in ("test", "train"))
+
+
+def test_course_pix2pix_beats_the_median_photo(held_out):
+    test, train = held_out
+    generator, info = tr.course_pix2pix()
+    scores = tr.pix2pix_scores(generator, test, train)
+    assert scores["pix2pix"] < scores["median photo"], scores
+    assert info["metrics"]["model"] == pytest.approx(scores["pix2pix"], abs=1e-3)
+
+
+@pytest.mark.xfail(strict=True, reason="known bug: the shipped CycleGAN (4 epochs) is further from the exact "
+                   "hue map than the identity (0.125 vs 0.094); the recipe needs fixing, not this test")
+def test_course_cyclegan_beats_identity_on_the_exact_hue_map(held_out):
+    test, _ = held_out
+    g_ab, g_ba, info = tr.course_cyclegan()
+    scores = tr.cyclegan_scores(g_ab, test)
+    assert scores["CycleGAN A->B"] < scores["identity"], scores
+    assert info["metrics"]["model"] == pytest.approx(scores["CycleGAN A->B"], abs=1e-3)
+    # B -> A undoes it: the reconstruction comes back closer to the photo than the B image is.
+    with torch.no_grad():
+        b = tr.hue_rotate(test[:64], tr.HUE_DEGREES)
+        back = (g_ba(b * 2 - 1).clamp(-1, 1) + 1) / 2
+    assert (back - test[:64]).abs().mean() < (b - test[:64]).abs().mean()

@@ -46,8 +46,13 @@ class UNetGenerator(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8,
-                 ngf: int = 64, norm: str = "batch", dropout: bool = True):
+                 ngf: int = 64, norm: str = "batch", dropout: bool = True, residual: bool = False):
         super().__init__()
+        # residual: the output is a picture ``base`` (set with ``set_base``, e.g. the median training
+        # photo) plus what the network adds, and the last layer starts at zero, so the untrained
+        # generator *is* that picture and training only moves it where the losses ask.
+        self.residual = residual
+        self.register_buffer("base", torch.zeros(1, out_channels, 1, 1) if residual else torch.zeros(0))
         if num_downs < 2:
             raise ValueError(f"num_downs must be >= 2, got {num_downs}.")
         self.num_downs = num_downs
@@ -73,6 +78,16 @@ class UNetGenerator(nn.Module):
                     layers.append(nn.Dropout(0.5))
             self.up.append(nn.Sequential(*layers))
         init_gan_weights(self)
+        if residual:
+            nn.init.zeros_(self.up[-1][1].weight)
+            nn.init.zeros_(self.up[-1][1].bias)
+
+    def set_base(self, image: torch.Tensor) -> "UNetGenerator":
+        """The picture (out_channels, H, W) in [-1, 1] a residual generator starts from."""
+        if not self.residual:
+            raise ValueError("set_base is for residual generators (UNetGenerator(..., residual=True)).")
+        self.base = image.detach().reshape(1, *image.shape[-3:]).to(self.base)
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         factor = 2 ** self.num_downs
@@ -89,6 +104,8 @@ class UNetGenerator(nn.Module):
             if j > 0:
                 x = torch.cat([x, skips.pop()], dim=1)
             x = layer(x)
+        if self.residual:  # Tanh's output is the correction; the sum stays in [-1, 1]
+            return (self.base + x).clamp(-1, 1)
         return x
 
 
@@ -118,5 +135,6 @@ class PatchDiscriminator(nn.Module):
         if y is not None:
             x = torch.cat([x, y], dim=1)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"The discriminator expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}.")
+            raise ValueError(f"The discriminator expects (N, {self.in_channels}, H, W), "
+                             f"got {tuple(x.shape)}.")
         return self.net(x)
