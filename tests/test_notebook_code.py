@@ -5,42 +5,21 @@ other notebooks, the CLIs and the tests. These tests pull the definitions out of
 notebooks (functions only, no cell is executed) and compare them with the library on
 random inputs, so the two never drift apart.
 """
-import ast
 import copy
-import json
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from notebook_code import notebook_functions
 
 from lessons_lib import diffusion as D
 from lessons_lib import training, translation
 from lessons_lib.models.colorizers import build_model
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-
-
-def notebook_functions(name: str, namespace: dict) -> dict:
-    """Every top-level function defined in the notebook's code cells, compiled into ``namespace``."""
-    cells = json.loads((NOTEBOOKS / name).read_text())["cells"]
-    for cell in cells:
-        if cell["cell_type"] != "code":
-            continue
-        # IPython magics (the Colab install line) are not Python: read them as `pass`.
-        lines = ["".join(ch for ch in line[:len(line) - len(line.lstrip())]) + "pass"
-                 if line.lstrip().startswith(("%", "!")) else line
-                 for line in "".join(cell["source"]).splitlines()]
-        tree = ast.parse("\n".join(lines))
-        defs = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
-        if defs:
-            exec(compile(ast.Module(body=defs, type_ignores=[]), name, "exec"), namespace)
-    return namespace
-
 
 # --------------------------------------------------------------------------- notebook 2
 def test_notebook2_vae_loss_equals_library():
-    ns = notebook_functions("02_colorization_zoo.ipynb", {"torch": torch, "F": F})
+    ns = notebook_functions("02_colorization_zoo.ipynb", ["vae_loss"], {"torch": torch, "F": F})
     g = torch.Generator().manual_seed(0)
     out, target = torch.randn(4, 3, 8, 8, generator=g), torch.randn(4, 3, 8, 8, generator=g)
     mu, logvar = torch.randn(4, 16, 2, 2, generator=g), torch.randn(4, 16, 2, 2, generator=g)
@@ -52,7 +31,7 @@ def test_notebook2_vae_loss_equals_library():
 
 
 def test_notebook2_gan_update_equals_pix2pix_task_step():
-    ns = notebook_functions("02_colorization_zoo.ipynb", {"torch": torch, "F": F})
+    ns = notebook_functions("02_colorization_zoo.ipynb", ["gan_update"], {"torch": torch, "F": F})
     torch.manual_seed(0)
     gan = build_model("gan", width=8)
     twin = copy.deepcopy(gan)
@@ -71,7 +50,8 @@ def test_notebook2_gan_update_equals_pix2pix_task_step():
 # --------------------------------------------------------------------------- notebook 3
 @pytest.fixture(scope="module")
 def nb3():
-    return notebook_functions("03_diffusion_inpainting.ipynb", {"torch": torch, "diffusion": D})
+    names = ["q_sample", "predict_x0_eps", "alpha_bars", "ddpm_step", "ddim_step", "repaint"]
+    return notebook_functions("03_diffusion_inpainting.ipynb", names, {"torch": torch, "diffusion": D})
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
