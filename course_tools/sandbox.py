@@ -128,7 +128,12 @@ def _mount_args(job_dir: Path, limits: Limits, as_root: bool) -> list[str]:
     if as_root:  # only what the worker needs to hand over its folders and drop root
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
                  "--cap-add", "CAP_CHOWN"]
-    made = set()
+    # The private /home and /tmp come first, so that a Python environment that lives under
+    # /tmp (a CI checkout there) is bound on top of them, not hidden by them.
+    args += ["--perms", "0755", "--dir", "/home",
+             "--size", str(limits.disk_mb * MB), "--tmpfs", HOME,
+             "--size", str(limits.disk_mb * MB), "--tmpfs", "/tmp"]
+    made = {"/home", HOME, "/tmp"}
     for top in ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         host = Path("/") / top
         if host.is_symlink():
@@ -149,10 +154,7 @@ def _mount_args(job_dir: Path, limits: Limits, as_root: bool) -> list[str]:
             args += ["--ro-bind", etc, etc]
     args += ["--ro-bind", str(job_dir / "passwd"), "/etc/passwd",
              "--ro-bind", str(job_dir / "group"), "/etc/group",
-             "--ro-bind", str(job_dir), GRADER, "--proc", "/proc", "--dev", "/dev",
-             "--perms", "0755", "--dir", "/home",
-             "--size", str(limits.disk_mb * MB), "--tmpfs", HOME,
-             "--size", str(limits.disk_mb * MB), "--tmpfs", "/tmp", "--chdir", HOME]
+             "--ro-bind", str(job_dir), GRADER, "--proc", "/proc", "--dev", "/dev", "--chdir", HOME]
     return args
 
 
