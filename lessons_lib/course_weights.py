@@ -27,7 +27,7 @@ import torch
 
 from .files import atomic_write, atomic_write_text
 
-__all__ = ["WEIGHTS_DIR", "MANIFEST", "WeightsError", "manifest", "entry", "load_state", "save_state",
+__all__ = ["WEIGHTS_DIR", "MANIFEST", "WeightsError", "manifest", "entry", "load_state", "load_into", "save_state",
            "file_sha256", "MAX_TOTAL_BYTES"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -90,6 +90,17 @@ def load_state(name: str, folder: str | Path | None = None,
                            f"or was changed. Reinstall the course package, or retrain with `make weights`.")
     state = load_file(str(path), device=str(device))
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, info
+
+
+def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], name: str) -> torch.nn.Module:
+    """``module.load_state_dict(state)``, or one clear message when the weights do not fit it."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise WeightsError(f"The course weights {name!r} do not fit the network this version builds "
+                           f"({str(err).splitlines()[0]}). Reinstall the course package, or retrain "
+                           f"with `make weights`.") from None
+    return module
 
 
 def save_state(name: str, state: Mapping[str, torch.Tensor], info: Mapping, folder: str | Path | None = None,

@@ -352,12 +352,7 @@ def load_course_task(method: str, device=None) -> Task:
     state, info = course_weights.load_state(f"inpainting/{method}")
     config = dict(info["config"])
     task = make_task(method, image_size=config.pop("image_size", 32), width=config.pop("width"), **config)
-    try:
-        inference_network(task).load_state_dict(state)
-    except RuntimeError as err:
-        raise course_weights.WeightsError(
-            f"The course weights for {method} do not fit the network this version builds "
-            f"({str(err).splitlines()[0]}). Reinstall the course package, or retrain with `make weights`.") from None
+    course_weights.load_into(inference_network(task), state, f"inpainting/{method}")
     task.to(torch.device(device) if device is not None else torch.device("cpu"))
     return task.eval()
 

@@ -480,8 +480,7 @@ def course_sr_net(name: str) -> tuple[SRNet, dict]:
     from . import course_weights
 
     state, info = course_weights.load_state(name)
-    net = SRNet(**info["config"]["net"])
-    net.load_state_dict(state)
+    net = course_weights.load_into(SRNet(**info["config"]["net"]), state, name)
     return net.eval(), info
 
 
@@ -493,5 +492,5 @@ def course_adain() -> tuple[AdaINStyleTransfer, dict]:
     state, info = course_weights.load_state("style/adain_decoder")
     encoder = VGGFeatures(ADAIN_STYLE_LAYERS, verbose=False, **info["config"]["encoder"])
     model = AdaINStyleTransfer(encoder, residual=info["config"]["residual"])
-    model.decoder.load_state_dict(state)
+    course_weights.load_into(model.decoder, state, "style/adain_decoder")
     return model.eval(), info

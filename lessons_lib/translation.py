@@ -510,7 +510,7 @@ def course_pix2pix() -> tuple[nn.Module, dict]:
     generator = UNetGenerator(**info["config"]["generator"])
     if generator.residual:
         generator.set_base(state["base"])
-    generator.load_state_dict(state)
+    course_weights.load_into(generator, state, "translation/pix2pix")
     return generator.eval(), info
 
 
@@ -524,6 +524,7 @@ def course_cyclegan() -> tuple[nn.Module, nn.Module, dict]:
     nets = []
     for prefix in ("g_ab.", "g_ba."):
         net = ResnetGenerator(**info["config"]["generator"])
-        net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        course_weights.load_into(net, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
+                                 "translation/cyclegan")
         nets.append(net.eval())
     return nets[0], nets[1], info

@@ -266,12 +266,7 @@ def load_course_model(name: str, device: str | torch.device | None = None) -> nn
     state, info = course_weights.load_state(f"zoo/{name}")
     config = info["config"]
     model = build_model(name, latent_dim=config["latent_dim"], width=config["width"])
-    try:
-        shipped_part(model).load_state_dict(state)
-    except RuntimeError as err:
-        raise course_weights.WeightsError(
-            f"The course weights for {name} do not fit the network this version builds "
-            f"({str(err).splitlines()[0]}). Reinstall the course package, or retrain with `make weights`.") from None
+    course_weights.load_into(shipped_part(model), state, f"zoo/{name}")
     return model.to(get_device(None if device is None else str(device))).eval()
 
 

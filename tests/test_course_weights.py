@@ -130,3 +130,9 @@ def test_inpainting_cli_course_weights(tmp_path):
     # An earlier result is kept unless --overwrite.
     assert inpainting.main(["--mode", "test", "--weights", "course", "--methods", "unet", "--data", str(photos),
                             "--out", str(out)]) == 2
+
+
+def test_weights_that_do_not_fit_say_so():
+    with pytest.raises(course_weights.WeightsError, match="'demo/net' do not fit the network"):
+        course_weights.load_into(torch.nn.Linear(2, 2), {"weight": torch.zeros(3, 3), "bias": torch.zeros(3)},
+                                 "demo/net")
