@@ -33,7 +33,7 @@ import torch
 from .. import registry
 from ..runtime import get_device, get_dtype, get_profile
 from .running import memory_advice
-from .specs import Task, hub_id, task_for_unet, task_spec
+from .specs import PipelineSpec, hub_id, task_for_unet, task_spec
 from .tiny import tiny_pipeline_dir
 
 __all__ = ["load_pipeline", "apply_memory_options", "clear_pipeline_cache", "attention_slicing_active",
@@ -150,7 +150,7 @@ def load_pipeline(task: str, model_id: str | None = None, profile: str | None = 
         return pipe
 
 
-def _use_scheduler(pipe, spec: Task) -> None:
+def _use_scheduler(pipe, spec: PipelineSpec) -> None:
     """InstructPix2Pix: Euler ancestral, as it was published. img2img / inpaint: DDIM
     instead of SD 1.5's PNDM, because PNDM spends one extra UNet call on its first
     step; with DDIM, strength s and n steps run exactly int(n * s) denoising steps."""
@@ -159,7 +159,7 @@ def _use_scheduler(pipe, spec: Task) -> None:
         pipe.scheduler = cls.from_config(pipe.scheduler.config)
 
 
-def _hub_kwargs(spec: Task, source: str) -> tuple[str, dict]:
+def _hub_kwargs(spec: PipelineSpec, source: str) -> tuple[str, dict]:
     """(source, revision kwargs): a local folder as a path, a hub id with the registry's revision."""
     local = Path(source).expanduser()
     # Hub ids are "org/name"; anything else that looks like a path is a local folder.
@@ -180,7 +180,7 @@ def _hub_kwargs(spec: Task, source: str) -> tuple[str, dict]:
     return source, {}
 
 
-def _check_checkpoint(spec: Task, source: str, revision: dict) -> None:
+def _check_checkpoint(spec: PipelineSpec, source: str, revision: dict) -> None:
     """Refuse a checkpoint whose UNet does not fit the task, before loading any weight."""
     with warnings.catch_warnings():  # diffusers passes huggingface_hub a deprecated argument here
         warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
@@ -197,7 +197,7 @@ def _check_checkpoint(spec: Task, source: str, revision: dict) -> None:
         f"like '{registry.SOURCES[spec.name].location}' (or leave model_id out).")
 
 
-def _from_pretrained(spec: Task, source: str, dtype: torch.dtype, variant: str | None):
+def _from_pretrained(spec: PipelineSpec, source: str, dtype: torch.dtype, variant: str | None):
     cls = getattr(_diffusers(), spec.pipeline_class)
     source, revision = _hub_kwargs(spec, source)
     kwargs = {dtype_argument(): dtype, "safety_checker": None, **revision}

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 
 from .. import registry
 
-__all__ = ["Task", "TASKS", "task_spec", "hub_id", "SCHEDULER_CONFIGS", "MODEL_INDEX",
+__all__ = ["PipelineSpec", "TASKS", "task_spec", "hub_id", "SCHEDULER_CONFIGS", "MODEL_INDEX",
            "task_for_unet"]
 
 
 @dataclass(frozen=True)
-class Task:
+class PipelineSpec:
     name: str
     pipeline_class: str      # attribute of the diffusers package
     unet_in_channels: int
@@ -41,20 +41,20 @@ class Task:
     call_args: tuple[str, ...]  # pipeline arguments the helpers rely on (a wrong pipeline lacks them)
 
 
-TASKS: dict[str, Task] = {t.name: t for t in [
-    Task("img2img", "StableDiffusionImg2ImgPipeline", 4, "DDIMScheduler", "PNDMScheduler", 4, True,
+TASKS: dict[str, PipelineSpec] = {t.name: t for t in [
+    PipelineSpec("img2img", "StableDiffusionImg2ImgPipeline", 4, "DDIMScheduler", "PNDMScheduler", 4, True,
          ("image", "strength")),
-    Task("instruct-pix2pix", "StableDiffusionInstructPix2PixPipeline", 8,
+    PipelineSpec("instruct-pix2pix", "StableDiffusionInstructPix2PixPipeline", 8,
          "EulerAncestralDiscreteScheduler", "EulerAncestralDiscreteScheduler", 4, False,
          ("image", "image_guidance_scale")),
-    Task("inpaint", "StableDiffusionInpaintPipeline", 9, "DDIMScheduler", "PNDMScheduler", 4, True,
+    PipelineSpec("inpaint", "StableDiffusionInpaintPipeline", 9, "DDIMScheduler", "PNDMScheduler", 4, True,
          ("image", "mask_image", "strength")),
-    Task("upscale", "StableDiffusionUpscalePipeline", 7, "DDIMScheduler", "DDIMScheduler", 3, True,
+    PipelineSpec("upscale", "StableDiffusionUpscalePipeline", 7, "DDIMScheduler", "DDIMScheduler", 3, True,
          ("image", "noise_level")),
 ]}
 
 
-def task_spec(task: str) -> Task:
+def task_spec(task: str) -> PipelineSpec:
     if task not in TASKS:
         raise ValueError(f"Unknown task {task!r}. Choose one of: {', '.join(TASKS)}.")
     return TASKS[task]

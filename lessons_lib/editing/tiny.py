@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from ..runtime import cache_dir
-from .specs import MODEL_INDEX, SCHEDULER_CONFIGS, TASKS, Task, hub_id, task_spec
+from .specs import MODEL_INDEX, SCHEDULER_CONFIGS, TASKS, PipelineSpec, hub_id, task_spec
 
 __all__ = ["build_tiny_pipeline", "tiny_pipeline_dir", "seed_hub_cache", "TINY_VERSION"]
 
@@ -107,7 +107,7 @@ def _tiny_text_encoder(vocab_size: int, bos: int, eos: int):
     return CLIPTextModel(config)
 
 
-def _tiny_unet(task: Task):
+def _tiny_unet(task: PipelineSpec):
     kwargs = dict(sample_size=8, in_channels=task.unet_in_channels, out_channels=4,
                   block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=32,
                   down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
@@ -120,7 +120,7 @@ def _tiny_unet(task: Task):
     return _diffusers().UNet2DConditionModel(**kwargs)
 
 
-def _tiny_vae(task: Task):
+def _tiny_vae(task: PipelineSpec):
     channels = (16, 16, 32, 32)[: task.vae_blocks]
     return _diffusers().AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, block_out_channels=channels,
