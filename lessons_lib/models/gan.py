@@ -13,6 +13,7 @@ import contextlib
 import torch
 from torch import nn
 
+from .pix2pix import PatchDiscriminator
 from .unet import UNet, check_side, gray_plus, offset_head
 
 
@@ -40,27 +41,6 @@ class EncoderDecoderGenerator(nn.Module):
         return gray_plus(gray, self.decoder(self.encoder(gray)))
 
 
-class PatchDiscriminator(nn.Module):
-    """Scores overlapping patches of (grayscale, colour) as real (logit > 0) or fake.
-
-    Fully convolutional: a 32x32 input gives a 4x4 map of logits, larger inputs larger maps.
-    """
-
-    def __init__(self, in_channels: int = 1 + 3, width: int = 32):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(in_channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * width),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(2 * width, 4 * width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(4 * width),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(4 * width, 1, 3, padding=1),
-        )
-
-    def forward(self, gray: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([gray, colour], dim=1))
-
-
 class GANColorizer(nn.Module):
     """Generator + discriminator in one module (one state dict, one checkpoint).
 
@@ -70,7 +50,7 @@ class GANColorizer(nn.Module):
     def __init__(self, generator: nn.Module, discriminator: nn.Module | None = None):
         super().__init__()
         self.generator = generator
-        self.discriminator = discriminator if discriminator is not None else PatchDiscriminator()
+        self.discriminator = discriminator if discriminator is not None else zoo_discriminator()
 
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
         return self.generator(gray)
@@ -102,11 +82,17 @@ def batch_statistics(module: nn.Module):
             m.momentum = momentum
 
 
+def zoo_discriminator(width: int = 32) -> PatchDiscriminator:
+    """pix2pix's PatchGAN, judging (gray, colour) pairs, two strided layers deep: on a 32x32
+    photo each of its 6x6 logits sees a 22-pixel patch, about the size of an object."""
+    return PatchDiscriminator(in_channels=1 + 3, ndf=width, n_layers=2)
+
+
 def gan(width: int = 32) -> GANColorizer:
     """The ``gan`` model: encoder-decoder generator (no skips) + patch discriminator."""
-    return GANColorizer(EncoderDecoderGenerator(width=width), PatchDiscriminator(width=width))
+    return GANColorizer(EncoderDecoderGenerator(width=width), zoo_discriminator(width))
 
 
 def unet_gan(width: int = 32, depth: int = 3) -> GANColorizer:
     """The ``unetgan`` model: U-Net generator + patch discriminator."""
-    return GANColorizer(UNet(width=width, depth=depth), PatchDiscriminator(width=width))
+    return GANColorizer(UNet(width=width, depth=depth), zoo_discriminator(width))
