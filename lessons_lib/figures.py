@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 import torch
 from PIL import Image
 
-__all__ = ["show_rows", "save_rows", "side_by_side", "plot_losses", "to_displayable"]
+__all__ = ["show_rows", "save_rows", "side_by_side", "plot_losses", "plot_loss_grid", "to_displayable"]
 
 
 def to_displayable(img):
@@ -92,11 +92,11 @@ def side_by_side(images: Sequence, titles: Sequence[str] | None = None, cell: fl
 
 
 def plot_losses(history: Mapping[str, Sequence[float]], title: str = "Training loss",
-                xlabel: str = "epoch", logy: bool = False):
-    """Loss curves from a history dict {"train_loss": [...], "val_loss": [...]}."""
+                xlabel: str = "epoch", logy: bool = False, ax=None):
+    """Loss curves from a history dict {"train_loss": [...], "val_loss": [...]} (on ``ax`` when given)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(6, 3.5)) if ax is None else (ax.figure, ax)
     for name, values in history.items():
         values = list(values)
         if values:
@@ -106,7 +106,27 @@ def plot_losses(history: Mapping[str, Sequence[float]], title: str = "Training l
     if logy:
         ax.set_yscale("log")
     ax.set_title(title)
-    ax.legend()
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_grid(histories: Mapping[str, Mapping[str, Sequence[float]]], keys: Sequence[str] | None = None,
+                   columns: int = 4, xlabel: str = "epoch"):
+    """One :func:`plot_losses` panel per model: {model: history}; ``keys`` picks the curves."""
+    import math
+
+    import matplotlib.pyplot as plt
+
+    if not histories:
+        raise ValueError("plot_loss_grid needs at least one history.")
+    rows = math.ceil(len(histories) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
+    for ax, (name, history) in zip(axes.flat, histories.items()):
+        curves = {k: v for k, v in history.items() if (keys is None or k in keys) and k != "epoch"}
+        plot_losses(curves, title=name, xlabel=xlabel, ax=ax)
+    for ax in list(axes.flat)[len(histories):]:
+        ax.axis("off")
     fig.tight_layout()
     return fig
