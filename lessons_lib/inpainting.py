@@ -449,22 +449,9 @@ def run(argv=None) -> dict:
 
 def main(argv=None) -> int:
     """Entry point: bad input prints one clear message and exits with status 2."""
-    import sys
+    from .zoo import cli_main
 
-    from .course_weights import WeightsError
-    from .training import CheckpointError
-
-    try:
-        run(argv)
-    except KeyboardInterrupt:
-        print("Interrupted. Checkpoints written so far are complete; run the same command to resume.",
-              file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, CheckpointError,
-            WeightsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return cli_main(run, argv)
 
 
 if __name__ == "__main__":

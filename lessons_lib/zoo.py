@@ -488,8 +488,14 @@ def run(argv: Sequence[str] | None = None) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: bad input prints one clear message and exits with status 2."""
+    return cli_main(run, argv)
+
+
+def cli_main(run_cli: Callable, argv: Sequence[str] | None = None) -> int:
+    """The course's command lines (zoo, inpainting): a known error is one line and status 2,
+    Ctrl-C says how to resume (130), a bug keeps its traceback."""
     try:
-        run(argv)
+        run_cli(argv)
     except KeyboardInterrupt:
         print("Interrupted. Checkpoints written so far are complete; run the same command to resume.",
               file=sys.stderr)
