@@ -18,12 +18,13 @@ plus ``colorfulness`` (Hasler and Suesstrunk, 2003), an ``LPIPS`` wrapper over t
 from __future__ import annotations
 
 import math
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import registry
 from . import validate as V
@@ -72,9 +73,9 @@ def _reduce(per_image: torch.Tensor, reduction: str) -> torch.Tensor:
 _CHUNK_PIXELS = 1 << 15
 
 
-def _chunks(x: torch.Tensor):
+def _chunks(x: torch.Tensor, pixels: int = _CHUNK_PIXELS):
     per_image = x.shape[-1] * x.shape[-2]
-    step = max(1, _CHUNK_PIXELS // per_image) if x.device.type == "cpu" else len(x)
+    step = max(1, pixels // per_image) if x.device.type == "cpu" else len(x)
     return [slice(i, i + step) for i in range(0, len(x), step)]
 
 
@@ -88,7 +89,7 @@ def _intra_op_threads(n: int):
         torch.set_num_threads(before)
 
 
-def _per_chunk(fn, x: torch.Tensor) -> list:
+def _per_chunk(fn, x: torch.Tensor, pixels: int = _CHUNK_PIXELS) -> list:
     """``fn(chunk)`` for every chunk of the batch ``x``, in order.
 
     On a CPU with several torch threads the chunks go to that many worker threads, each
@@ -97,44 +98,46 @@ def _per_chunk(fn, x: torch.Tensor) -> list:
     machine each of those waits for a thread that is not running (measured: 3 to 10x
     slower than one thread under load). torch releases the GIL inside its ops.
     """
-    parts = _chunks(x)
+    parts = _chunks(x, pixels)
     threads = torch.get_num_threads()
     if x.device.type != "cpu" or threads < 2 or len(parts) < 2:
         return [fn(p) for p in parts]
-    with _intra_op_threads(1), ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(fn, parts))
+    with _intra_op_threads(1):
+        return list(_pool(threads).map(fn, parts))
+
+
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A worker pool kept for the process: new threads each call cost more than the work
+    (each starts with empty memory arenas, so every temporary page-faults; measured 1.5x
+    slower). Keyed by process id too, so a forked child (a DataLoader worker) gets its own."""
+    key = (os.getpid(), threads)
+    with _POOLS_LOCK:
+        if key not in _POOLS:
+            _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="lessons-metrics")
+        return _POOLS[key]
 
 
 # --------------------------------------------------------------------------- SSIM
-_BANDS: dict[tuple, torch.Tensor] = {}
-
-
-def _band(n: int, k: int, like: torch.Tensor) -> torch.Tensor:
-    """(n, n - k + 1) matrix whose columns average k consecutive entries (cached)."""
-    key = (n, k, like.dtype, like.device)
-    if key not in _BANDS:
-        i = torch.arange(n, device=like.device).view(-1, 1)
-        j = torch.arange(n - k + 1, device=like.device).view(1, -1)
-        _BANDS[key] = ((i >= j) & (i < j + k)).to(like.dtype) / k
-    return _BANDS[key]
-
-
 def _box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Mean over every k x k window that fits inside the image ("valid" positions),
-    returned transposed (..., W', H'): SSIM only averages the map, so the order of the
-    axes does not matter, and the transpose lets both passes be one plain matrix product.
+    """Mean over every k x k window that fits inside the image ("valid" positions).
 
-    Separable: for small images each pass is one matrix product with a banded matrix
-    (fast BLAS, no batched products); for large ones a depthwise convolution does less
-    arithmetic.
+    Separable, each pass a running sum of k shifted views (k - 1 additions over the
+    whole batch): for the small images of the course this beats a banded matrix product
+    (whose 32 x 26 shapes waste most of a GEMM) and a convolution, and it adds the same
+    numbers in the same order as a direct sum (no cumulative-sum cancellation).
     """
     h, w = x.shape[-2:]
-    if max(h, w) <= 64:
-        rows = x @ _band(w, k, x)                        # (..., H, W')
-        return rows.transpose(-1, -2) @ _band(h, k, x)   # (..., W', H')
-    c = x.shape[1]
-    row = x.new_full((c, 1, 1, k), 1.0 / k)
-    return F.conv2d(F.conv2d(x, row, groups=c), row.view(c, 1, k, 1), groups=c)
+    rows = x[..., : w - k + 1].clone()
+    for j in range(1, k):
+        rows += x[..., j: w - k + 1 + j]
+    out = rows[..., : h - k + 1, :].clone()
+    for j in range(1, k):
+        out += rows[..., j: h - k + 1 + j, :]
+    return out.div_(k * k)
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: int = 7,
@@ -189,7 +192,8 @@ def _delta_e_chunks(x: torch.Tensor, y: torch.Tensor, which: tuple[str, ...]) ->
     _scale(x), _scale(y)
 
     def chunk(part: slice) -> dict[str, torch.Tensor]:
-        lab1, lab2 = rgb_to_lab(x[part]), rgb_to_lab(y[part])
+        # One conversion of both images: half the operations to dispatch.
+        lab1, lab2 = rgb_to_lab(torch.cat([x[part], y[part]])).chunk(2)
         out = {}
         if "delta_e76" in which:
             out["delta_e76"] = (lab1 - lab2).square().sum(dim=1).sqrt().mean(dim=(1, 2))
@@ -197,7 +201,9 @@ def _delta_e_chunks(x: torch.Tensor, y: torch.Tensor, which: tuple[str, ...]) ->
             out["delta_e2000"] = delta_e2000_lab(lab1, lab2).mean(dim=(1, 2))
         return out
 
-    parts = _per_chunk(chunk, x)
+    # Twice the SSIM's chunk: the Delta E formula is long, and per operation Python's dispatch
+    # cost (serialised between the threads) weighs less on bigger tensors.
+    parts = _per_chunk(chunk, x, 2 * _CHUNK_PIXELS)
     return {k: torch.cat([d[k] for d in parts]) for k in which}
 
 
@@ -236,62 +242,98 @@ _TWO_PI = 2 * math.pi
 _POW25_7 = 25.0 ** 7
 
 
-def _hue(b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    h = torch.atan2(b, a)
-    return h.add_(_lt(h, 0).mul_(_TWO_PI))  # hue in [0, 2 pi)
+_COS30, _SIN30 = math.cos(math.radians(30)), math.sin(math.radians(30))
+_COS6, _SIN6 = math.cos(math.radians(6)), math.sin(math.radians(6))
+_COS63, _SIN63 = math.cos(math.radians(63)), math.sin(math.radians(63))
 
 
 def delta_e2000_lab(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
     """Per-pixel CIEDE2000 between two (N, 3, H, W) CIELAB tensors -> (N, H, W).
 
     Follows Sharma, Wu and Dalal (2005) term by term, with the same hue conventions as
-    ``skimage.color.deltaE_ciede2000``. Written with in-place operations on fresh
-    temporaries: each formula step is one pass over memory, which sets the speed here.
+    ``skimage.color.deltaE_ciede2000``, but with the hue angles replaced by vectors
+    where the formula allows it (the speed is in the transcendental functions):
+
+    * the hue difference 2 sqrt(C1 C2) sin(dh / 2) is sign(dh) sqrt(C1 C2) |u1 - u2|, with
+      u = (a', b) / C' the unit hue direction: no angle needed;
+    * the mean hue, the bisector of the two hue directions (the formula's "add 180
+      degrees when they lie more than 180 apart" is what a bisector does), is the unit
+      vector (cos h, sin h) of u1 + u2, and the four cosines of T follow from it by the
+      double- and triple-angle identities; only the rotation term's Gaussian in degrees
+      needs the angle itself (one atan2).
+
+    Written with in-place operations on fresh temporaries: each step is one pass over memory.
     """
     L1, a1, b1 = lab1.unbind(1)  # views: never modified in place
     L2, a2, b2 = lab2.unbind(1)
     # a* is stretched for near-neutral colours: a' = a (1 + G), G from the mean chroma.
-    c7 = _pow7(torch.hypot(a1, b1).add_(torch.hypot(a2, b2)).mul_(0.5))
+    c7 = _pow7(torch.addcmul(a1 * a1, b1, b1).sqrt_().add_(torch.addcmul(a2 * a2, b2, b2).sqrt_()).mul_(0.5))
     stretch = c7.div_(c7 + _POW25_7).sqrt_().mul_(-0.5).add_(1.5)  # 1 + G
     a1p, a2p = a1 * stretch, a2 * stretch
-    C1, C2 = torch.hypot(a1p, b1), torch.hypot(a2p, b2)
-    h1, h2 = _hue(b1, a1p), _hue(b2, a2p)
+    C1 = torch.addcmul(a1p * a1p, b1, b1).sqrt_()
+    C2 = torch.addcmul(a2p * a2p, b2, b2).sqrt_()
 
     t = (L1 + L2).mul_(0.5).sub_(50).square_()
     l_term = (L2 - L1).div_(t.mul(0.015).div_(t.add_(20).sqrt_()).add_(1))  # / S_L
     c_mean = (C1 + C2).mul_(0.5)
     c_term = (C2 - C1).div_(c_mean.mul(0.045).add_(1))  # / S_C
 
-    h_diff = h2 - h1
-    cc = C1.mul_(C2)
-    # Hue difference wrapped into [-pi, pi]. Where a colour is achromatic (cc = 0)
-    # the hue term vanishes through sqrt(cc), whatever the angle.
-    dh = h_diff - _gt(h_diff, math.pi).mul_(_TWO_PI)
-    dh.add_(_lt(h_diff, -math.pi).mul_(_TWO_PI))
-    dh_term = cc.sqrt().mul_(2).mul_(dh.mul_(0.5).sin_())
+    # Unit hue directions u = z / C (0 for an achromatic colour).
+    inv1, inv2 = C1.clamp_min(1e-30).reciprocal_(), C2.clamp_min(1e-30).reciprocal_()
+    u1x, u1y, u2x, u2y = a1p * inv1, b1 * inv1, a2p * inv2, b2 * inv2
+    # Hue difference 2 sqrt(C1 C2) sin(dh / 2) = sign(dh) sqrt(C1 C2) |u1 - u2| (a chord of
+    # the unit circle; as a difference of the unit vectors it is exactly 0 for equal hues).
+    # The sign of dh in [-pi, pi] is the sign of the cross product; dh = pi counts as positive.
+    cc = C1 * C2
+    cross = torch.addcmul(u1x * u2y, u1y, u2x, value=-1.0)
+    sign = torch.ge(cross, 0, out=cross).mul_(2).sub_(1)
+    dx, dy = u1x - u2x, u1y - u2y
+    dh_term = torch.addcmul(dx.mul_(dx), dy, dy).mul_(cc).sqrt_().mul_(sign)
 
-    # Mean hue: shifted by 2 pi (down when the sum reaches 2 pi, else up) when the hues
-    # lie more than pi apart; for an achromatic pair the plain sum (skimage doubles,
-    # then halves it).
-    chromatic = torch.ne(cc, 0, out=torch.empty_like(cc))
-    h_sum = h1.add_(h2)
-    shift = _gt(h_diff.abs_(), math.pi).mul_(chromatic).mul_(_lt(h_sum, _TWO_PI).mul_(2).sub_(1))
-    h_mean = h_sum.add_(shift.mul_(_TWO_PI)).mul_(chromatic.mul_(-0.5).add_(1))
-    T = (h_mean - math.radians(30)).cos_().mul_(-0.17).add_(1)
-    T.add_(h_mean.mul(2).cos_(), alpha=0.24)
-    T.add_(h_mean.mul(3).add_(math.radians(6)).cos_(), alpha=0.32)
-    T.add_(h_mean.mul(4).sub_(math.radians(63)).cos_(), alpha=-0.20)
+    # Mean hue direction u1 + u2 (for an achromatic pair the other colour's hue, as the
+    # formula's h1 + h2 gives).
+    wx, wy = u1x.add_(u2x), u1y.add_(u2y)
+    _antipodal_bisector(wx, wy, cc, a1p, b1, inv1)
+    norm = torch.addcmul(wx * wx, wy, wy).sqrt_()
+    zero = torch.eq(norm, 0, out=torch.empty_like(norm))  # both achromatic: hue 0
+    norm.add_(zero)
+    c = wx.add_(zero).div_(norm)
+    s = wy.div_(norm)
+    c2, s2 = (c * c).mul_(2).sub_(1), (c * s).mul_(2)
+    c3, s3 = torch.addcmul(c2 * c, s2, s, value=-1.0), torch.addcmul(s2 * c, c2, s)
+    c4, s4 = torch.addcmul(c2 * c2, s2, s2, value=-1.0), (c2 * s2).mul_(2)
+    T = torch.addcmul(c * _COS30, s, torch.full_like(s, _SIN30)).mul_(-0.17).add_(1)
+    T.add_(c2, alpha=0.24)
+    T.add_(c3.mul_(_COS6).sub_(s3.mul_(_SIN6)), alpha=0.32)
+    T.add_(c4.mul_(_COS63).add_(s4.mul_(_SIN63)), alpha=-0.20)
     h_term = dh_term.div_(T.mul_(c_mean).mul_(0.015).add_(1))  # / S_H
 
     c7 = _pow7(c_mean)
     rc = c7.div_(c7 + _POW25_7).sqrt_().mul_(2)
-    # exp(-z^2), z = (h' in degrees - 275) / 25; the clamp keeps it out of denormals (slow
-    # on CPUs, and ~0 anyway); exp2 is several times faster than exp.
-    z2 = h_mean.mul_(180 / math.pi / 25).sub_(11).square_().clamp_max_(80.0)
+    # exp(-z^2), z = (h' in degrees - 275) / 25, h' in [0, 360); the clamp keeps it out of
+    # denormals (slow on CPUs, and ~0 anyway); exp2 is several times faster than exp.
+    h_deg = torch.atan2(s, c).mul_(180 / math.pi)
+    h_deg.add_(_lt(h_deg, 0).mul_(360))
+    z2 = h_deg.sub_(275).mul_(1 / 25).square_().clamp_max_(80.0)
     dtheta = z2.mul_(-math.log2(math.e)).exp2_().mul_(math.radians(30))
     r_term = dtheta.mul_(2).sin_().mul_(rc).mul_(c_term).mul_(h_term)  # R_T (sign below)
     de2 = l_term.square_().add_(c_term.square_()).add_(h_term.square_()).sub_(r_term)
     return de2.clamp_min_(0).sqrt_()
+
+
+def _antipodal_bisector(wx, wy, cc, a1p, b1, inv1) -> None:
+    """Where two chromatic hues lie exactly 180 degrees apart u1 + u2 vanishes; the formula
+    then takes the plain mean of the angles in [0, 360), which is the lower hue turned by
+    +90 degrees. Written into (wx, wy) in place; almost never needed, so checked first."""
+    tiny = torch.lt(torch.addcmul(wx * wx, wy, wy), 1e-12, out=torch.empty_like(wx)).mul_(_gt(cc, 0))
+    if not bool(tiny.any()):
+        return
+    ux, uy = a1p * inv1, b1 * inv1
+    # u1 is the lower hue when its angle lies in [0, 180): b > 0, or b = 0 with a > 0.
+    low = _gt(b1, 0).add_(torch.eq(b1, 0, out=torch.empty_like(b1)).mul_(_gt(a1p, 0)))
+    turn = low.mul_(2).sub_(1)  # +1: turn u1; -1: turn u2 = -u1
+    wx.add_(tiny * (-uy) * turn - tiny * wx)
+    wy.add_(tiny * ux * turn - tiny * wy)
 
 
 # --------------------------------------------------------------------------- colourfulness

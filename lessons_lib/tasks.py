@@ -220,7 +220,9 @@ class DiffusionTask(Task):
     (MSE, or ``loss="l1"``) under ``schedule`` (a ``NoiseSchedule``, whose
     ``prediction_type`` says what is predicted, a schedule name or a tensor of betas).
     ``x0`` is ``x`` itself, or ``target(cond, x)`` when given (e.g. diffuse the chroma of
-    the colour image). Without a condition pass batches of images alone.
+    the colour image). Without a condition pass batches of images alone. A model that
+    trains more than the denoiser (the zoo's predict-and-refine colorizer) passes its
+    whole loss as ``loss_fn(cond, x)`` instead.
 
     ``ema_decay`` keeps an exponential moving average of the weights in
     ``models["ema"]`` (checkpointed with the rest), with the usual warm-up: the decay
@@ -230,7 +232,8 @@ class DiffusionTask(Task):
     """
 
     def __init__(self, model: nn.Module, schedule="linear", lr: float = 1e-3,
-                 loss: str = "mse", target: Callable | None = None, ema_decay: float | None = None):
+                 loss: str = "mse", target: Callable | None = None, ema_decay: float | None = None,
+                 loss_fn: Callable | None = None):
         models = {"model": model}
         if ema_decay is not None:
             if not 0.0 < ema_decay < 1.0:
@@ -242,6 +245,7 @@ class DiffusionTask(Task):
         self.schedule = diffusion.make_schedule(schedule) if isinstance(schedule, str) else schedule
         self.loss = loss
         self.target = target
+        self.loss_fn = loss_fn
         self.ema_decay = ema_decay
         self.ema_updates = 0
 
@@ -250,6 +254,8 @@ class DiffusionTask(Task):
             cond, x0 = None, (batch if isinstance(batch, torch.Tensor) else batch[0])
         else:
             cond, x0 = batch
+        if self.loss_fn is not None:
+            return self.loss_fn(cond, x0)
         if self.target is not None:
             x0 = self.target(cond, x0)
         return diffusion.diffusion_loss(self.models["model"], x0, self.schedule, self.loss, cond=cond)

@@ -70,8 +70,9 @@ def make_task(name: str, model: nn.Module, lr: float = 1e-3) -> training.Task:
     if kind == "vae":
         return training.VAETask(model, lr=lr, kl_weight=1e-3)
     if kind == "diffusion":
-        # The averaged weights sample far cleaner after a short run (see DiffusionTask).
-        return training.DiffusionTask(model, model.schedule, lr=lr, target=model.training_target,
+        # The averaged weights sample far cleaner after a short run (see DiffusionTask); the
+        # loss is the regressor's and the denoiser's together (see DiffusionColorizer).
+        return training.DiffusionTask(model, model.schedule, lr=lr, loss_fn=model.training_loss,
                                       ema_decay=0.999)
     raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
 
@@ -267,6 +268,8 @@ def load_course_model(name: str, device: str | torch.device | None = None) -> nn
     config = info["config"]
     model = build_model(name, latent_dim=config["latent_dim"], width=config["width"])
     course_weights.load_into(shipped_part(model), state, f"zoo/{name}")
+    if "temperature" in config:  # chosen on validation photos when the weights were trained
+        model.temperature = float(config["temperature"])
     return model.to(get_device(None if device is None else str(device))).eval()
 
 

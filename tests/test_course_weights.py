@@ -15,9 +15,8 @@ needs = pytest.mark.skipif(not SHIPPED, reason="no course weights in this checko
 # lessons' "read the table honestly" notes). strict: the day one starts winning, this
 # list must shrink.
 NOT_YET_BEATING = {
-    "zoo/unetddpm": "the diffusion colorizer, 6 CPU epochs, is still a weaker colorizer than keep-the-gray",
-    "zoo/unetddim": "the diffusion colorizer, 6 CPU epochs, is still a weaker colorizer than keep-the-gray",
-    "translation/cyclegan": "CycleGAN's hue map: its identity loss works against the hue change",
+    "translation/cyclegan": "CycleGAN's 150 degree hue map: the adversarial gradient does not lead the generators "
+                            "from the identity to the rotation in a CPU budget",
 }
 
 
@@ -47,14 +46,25 @@ def test_shipped_weights_beat_their_baseline_on_held_out_photos(name):
 
 
 def test_zoo_targets_on_held_out_photos():
-    """Every non-diffusion zoo model below the gray baseline and the best at or below 13.3."""
+    """The best zoo model at or below 13.3 (each beating gray is checked above)."""
     zoo_rows = {n: SHIPPED[f"zoo/{n}"] for n in MODELS}
     assert min(e["metrics"]["model"] for e in zoo_rows.values()) <= 13.3
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_YET_BEATING["zoo/unetddim"])
-def test_diffusion_colorizers_are_colourful():
-    """The issue's bar for the samplers: at least half the real photos' colourfulness."""
+def test_diffusion_colorizers_draw_colour_at_their_chosen_temperature():
+    """The samplers draw colour, not gray, at the temperature chosen on validation photos
+    (recorded in the config and set when the course weights load)."""
+    for name in ("unetddpm", "unetddim"):
+        entry = SHIPPED[f"zoo/{name}"]
+        held = entry["held_out"]
+        assert 0.0 < entry["config"]["temperature"] <= 1.0, name
+        assert zoo.load_course_model(name, "cpu").temperature == entry["config"]["temperature"]
+        assert held["model"]["colorfulness"] > held["gray"]["colorfulness"] + 10, name
+
+
+@pytest.mark.xfail(strict=True, reason="at the temperature that keeps half their lead over gray on validation photos "
+                   "the samplers reach about 45% of the photos' colourfulness, short of half")
+def test_diffusion_colorizers_are_half_as_colourful_as_photos():
     for name in ("unetddpm", "unetddim"):
         held = SHIPPED[f"zoo/{name}"]["held_out"]
         assert held["model"]["colorfulness"] >= 0.5 * held["target_colorfulness"], name

@@ -68,6 +68,20 @@ def test_ciede2000_pixelwise_against_skimage_on_hard_colours():
     assert np.abs(ours - ref).max() < 1e-6
 
 
+def test_ciede2000_opposite_and_neutral_hues_against_skimage():
+    # Hues exactly 180 degrees apart (the mean-hue rule's tie), in both orders, and
+    # achromatic colours on one or both sides.
+    pairs = [((50, 10, 0), (50, -10, 0)), ((50, -10, 0), (50, 10, 0)), ((40, 0, 12), (60, 0, -12)),
+             ((40, 0, -12), (60, 0, 12)), ((55, 8, 8), (45, -8, -8)), ((55, -8, 8), (45, 8, -8)),
+             ((50, 0, 0), (50, 20, -30)), ((50, 20, -30), (50, 0, 0)), ((30, 0, 0), (70, 0, 0)),
+             ((50, 0, 0), (50, -20, 0))]
+    lab1 = torch.tensor([p[0] for p in pairs], dtype=torch.float64).T.reshape(1, 3, 1, -1)
+    lab2 = torch.tensor([p[1] for p in pairs], dtype=torch.float64).T.reshape(1, 3, 1, -1)
+    ours = metrics.delta_e2000_lab(lab1, lab2).numpy()
+    ref = color.deltaE_ciede2000(_np(lab1), _np(lab2))
+    assert np.abs(ours - ref).max() < 1e-6
+
+
 def test_reductions_and_identity():
     x = torch.rand(4, 3, 16, 16)
     assert metrics.ssim(x, x, reduction="none").shape == (4,)

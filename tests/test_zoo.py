@@ -178,3 +178,57 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
                   progress=False)
     with pytest.raises(ValueError, match="recorded with --width 4; this run asks for --width 8"):
         zoo.train("unet", photos16, tmp_path, epochs=1, batch_size=4, width=8, latent_dim=8, progress=False)
+
+
+def test_diffusion_colorizer_refines_the_regressors_guess():
+    # colour = guess + temperature x drawn residual: 0 is the regressor alone, and the same draw
+    # scales linearly with the temperature (before the final clamp to [-1, 1]).
+    from lessons_lib.images import rgb_to_chroma
+    from lessons_lib.models.diffusion_colorizer import DiffusionColorizer
+
+    torch.manual_seed(0)
+    model = DiffusionColorizer(width=8, channel_mults=(1, 2)).eval()
+    with torch.no_grad():  # a guess and a denoiser that are not zero, as after training
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    gray = torch.rand(2, 1, 16, 16) * 0.2 - 0.1  # mid-gray: nothing clamps
+    guess = model.guess(gray)
+
+    def chroma_at(temperature):
+        model.temperature = temperature
+        return rgb_to_chroma(model.colorize(gray, num_inference_steps=3, generator=torch.Generator().manual_seed(1)))
+
+    assert torch.allclose(chroma_at(0.0), guess, atol=1e-5)
+    full, half = chroma_at(1.0) - guess, chroma_at(0.5) - guess
+    assert full.abs().max() > 1e-3
+    assert torch.allclose(half, 0.5 * full, atol=1e-5)
+    model.temperature = 1.5
+    with pytest.raises(ValueError, match="temperature must lie in"):
+        model.colorize(gray)
+    # Training: one loss for both networks; the guess gets the MSE's gradient, the denoiser the diffusion loss's.
+    model.train().zero_grad()
+    model.training_loss(gray, torch.rand(2, 3, 16, 16) * 2 - 1).backward()
+    assert model.mean.head.weight.grad.abs().sum() > 0
+    assert model.unet.out_conv.weight.grad.abs().sum() > 0
+
+
+def test_temperature_is_the_most_vivid_that_keeps_half_the_lead(monkeypatch):
+    # The recipe's rule: walk up the temperatures, keep the last that keeps half the guess's lead over gray.
+    from course_tools.recipes import zoo as recipe
+
+    gray_de = 14.0
+    de_at = {t: 12.0 + 2.0 * t for t in recipe.TEMPERATURES}  # guess 12, limit 13: crossed after t = 0.5
+
+    def fake_evaluate(model, photos, **kwargs):
+        t = model.temperature
+        return {"model": {"delta_e76": de_at[t], "colorfulness": 10 + 10 * t}, "gray": {"delta_e76": gray_de},
+                "target_colorfulness": 30.0}
+
+    monkeypatch.setattr(recipe.evaluation, "evaluate", fake_evaluate)
+    model = torch.nn.Module()
+    model.temperature = 0.3
+    chosen, sweep = recipe.choose_temperature(model, torch.zeros(1, 3, 8, 8))
+    assert chosen == 0.5 and model.temperature == 0.5
+    assert [row["temperature"] for row in sweep] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    de_at.update({t: 14.5 for t in recipe.TEMPERATURES})  # a guess that loses to gray: temperature 0
+    assert recipe.choose_temperature(model, torch.zeros(1, 3, 8, 8))[0] == 0.0

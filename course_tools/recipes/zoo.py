@@ -24,11 +24,15 @@ BATCH_SIZE = 64
 SEED = 8000
 # Epochs per model: where the held-out Delta E stops improving on a CPU budget of a few
 # minutes (measured with course_tools.train_weights; see the manifest's metrics).
-EPOCHS = {"resnet": 4, "unet": 4, "gan": 4, "unetgan": 4, "basicvae": 4, "unetvae": 4, "unetddim": 6}
+# The diffusion colorizer (a regressor and a denoiser) keeps improving for longer.
+EPOCHS = {"resnet": 4, "unet": 4, "gan": 4, "unetgan": 4, "basicvae": 4, "unetvae": 4, "unetddim": 12}
 # The diffusion network trains at twice the zoo's rate: with the weight average (EMA)
 # it is stable there, and it needs every step it can get on a CPU.
 LEARNING_RATE = {"unetddim": 2e-3}
 SAMPLING_STEPS = 20
+VAL_FRACTION = 0.1
+TEMPERATURES = tuple(i / 10 for i in range(11))
+KEEP_LEAD = 0.5  # the share of the guess's lead over gray that the chosen temperature keeps
 
 
 @functools.lru_cache(maxsize=None)
@@ -36,10 +40,51 @@ def _photos(split: str) -> torch.Tensor:
     return zoo.load_photos(None, 32, split)
 
 
+def _split(name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(training photos, validation photos): the diffusion models keep a tenth back to choose
+    their temperature on; the others train on every training photo."""
+    photos = _photos("train")
+    if zoo.MODELS[name].kind != "diffusion":
+        return photos, None
+    # A fixed random tenth: the photos come ordered by class, so a slice would hold out whole classes.
+    order = torch.randperm(len(photos), generator=torch.Generator().manual_seed(SEED))
+    n_val = int(len(photos) * VAL_FRACTION)
+    return photos[order[n_val:]], photos[order[:n_val]]
+
+
+def choose_temperature(model, val_photos: torch.Tensor) -> tuple[float, list[dict]]:
+    """The largest of ``TEMPERATURES`` (which start at 0, the regressor's guess alone) whose
+    validation Delta E 76 keeps ``KEEP_LEAD`` of the guess's lead over the gray image, and the
+    sweep that chose it."""
+    sweep, chosen, limit = [], 0.0, None
+    for temperature in TEMPERATURES:
+        model.temperature = temperature
+        scores = evaluation.evaluate(model, val_photos, num_inference_steps=SAMPLING_STEPS, seed=0, lpips=None)
+        row = {"temperature": temperature, "delta_e76": scores["model"]["delta_e76"],
+               "gray": scores["gray"]["delta_e76"], "colorfulness": scores["model"]["colorfulness"],
+               "target_colorfulness": scores["target_colorfulness"]}
+        sweep.append(row)
+        print(f"  temperature {temperature:.1f}: validation Delta E 76 {row['delta_e76']:.3f} "
+              f"(gray {row['gray']:.3f}), colourfulness {row['colorfulness']:.1f} "
+              f"(photos {row['target_colorfulness']:.1f})", flush=True)
+        if limit is None:  # temperature 0: the guess sets the bar
+            limit = row["delta_e76"] + (1 - KEEP_LEAD) * (row["gray"] - row["delta_e76"])
+        if row["delta_e76"] > limit or row["delta_e76"] >= row["gray"]:
+            break
+        chosen = temperature
+    model.temperature = chosen
+    return chosen, sweep
+
+
+_TRAINED_HERE: set[str] = set()
+
+
 @functools.lru_cache(maxsize=None)
 def _train(name: str):
+    _TRAINED_HERE.add(name)
+    train, _ = _split(name)
     with tempfile.TemporaryDirectory() as out:
-        model, history = zoo.train(name, _photos("train"), out, epochs=EPOCHS[name],
+        model, history = zoo.train(name, train, out, epochs=EPOCHS[name],
                                    batch_size=BATCH_SIZE, lr=LEARNING_RATE.get(name, 1e-3),
                                    latent_dim=LATENT_DIM, width=WIDTHS.get(name, WIDTH), seed=SEED, device="cpu")
     return model, len(history.epochs)
@@ -50,6 +95,8 @@ def _trained(name: str):
     another name (DDPM sampling of the DDIM network), the shipped weights."""
     if name != "unetddpm":
         return _train(name)
+    if "unetddim" in _TRAINED_HERE:  # trained in this run (it comes first): the same network
+        return _train("unetddim")
     if "zoo/unetddim" in course_weights.manifest()["weights"]:
         return zoo.load_course_model("unetddim", "cpu"), course_weights.entry("zoo/unetddim")["epochs"]
     return _train("unetddim")
@@ -58,20 +105,25 @@ def _trained(name: str):
 def _recipe(name: str, trained_as: str | None = None):
     def run() -> Trained:
         model, epochs = _trained(name)
+        config = {"width": WIDTHS.get(name, WIDTH), "latent_dim": LATENT_DIM, "image_size": 32}
+        extra = {}
         if zoo.MODELS[name].kind == "diffusion":  # one network, sampled by this model's own sampler
             model.sampler = "ddpm" if name == "unetddpm" else "ddim"
+            config["temperature"], extra["temperature_sweep"] = choose_temperature(model, _split(name)[1])
         scores = evaluation.evaluate(model, _photos("test"), num_inference_steps=SAMPLING_STEPS, seed=0, lpips=None)
         held_out = {"model": scores["model"], "gray": scores["gray"],
                     "target_colorfulness": scores["target_colorfulness"], "photos": len(_photos("test")),
                     "sampling_steps": SAMPLING_STEPS if zoo.MODELS[name].kind == "diffusion" else None}
         return Trained(
             state=zoo.shipped_part(model).state_dict(),
-            config={"width": WIDTHS.get(name, WIDTH), "latent_dim": LATENT_DIM, "image_size": 32},
+            config=config,
             epochs=epochs,
             metrics={"what": f"{name}: Delta E 76 on held-out photos", "model": scores["model"]["delta_e76"],
                      "baseline": scores["gray"]["delta_e76"], "better": "lower"},
-            extra={"held_out": held_out, "trained_as": trained_as or name})
+            extra={"held_out": held_out, "trained_as": trained_as or name, **extra})
     return run
 
 
-RECIPES = {f"zoo/{name}": _recipe(name, "unetddim" if name == "unetddpm" else None) for name in zoo.MODELS}
+# unetddim before unetddpm: the DDPM entry samples the network the DDIM entry trains.
+_ORDER = sorted(zoo.MODELS, key=lambda name: name == "unetddpm")
+RECIPES = {f"zoo/{name}": _recipe(name, "unetddim" if name == "unetddpm" else None) for name in _ORDER}
