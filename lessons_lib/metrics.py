@@ -172,7 +172,8 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: in
         den = (ux2_uy2 + c1) * (cov_norm * (uxx_uyy - ux2_uy2) + c2)
         return (num / den).mean(dim=(1, 2, 3))
 
-    return _reduce(torch.cat(_per_chunk(chunk, x)), reduction)
+    # Four times the base chunk (measured fastest with two threads: fewer, larger operations).
+    return _reduce(torch.cat(_per_chunk(chunk, x, 4 * _CHUNK_PIXELS)), reduction)
 
 
 # --------------------------------------------------------------------------- PSNR
@@ -201,9 +202,9 @@ def _delta_e_chunks(x: torch.Tensor, y: torch.Tensor, which: tuple[str, ...]) ->
             out["delta_e2000"] = delta_e2000_lab(lab1, lab2).mean(dim=(1, 2))
         return out
 
-    # Twice the SSIM's chunk: the Delta E formula is long, and per operation Python's dispatch
-    # cost (serialised between the threads) weighs less on bigger tensors.
-    parts = _per_chunk(chunk, x, 2 * _CHUNK_PIXELS)
+    # Four times the base chunk: the formula is ~100 operations long, and Python's dispatch cost
+    # per operation (serialised between the threads) weighs less on bigger tensors (measured).
+    parts = _per_chunk(chunk, x, 4 * _CHUNK_PIXELS)
     return {k: torch.cat([d[k] for d in parts]) for k in which}
 
 
