@@ -180,3 +180,13 @@ def test_chunks_in_worker_threads_give_the_same_numbers_and_restore_the_thread_c
         torch.set_num_threads(before)
     assert torch.equal(serial[0], pooled[0])
     assert all(torch.equal(serial[1][k], pooled[1][k]) for k in serial[1])
+
+
+@pytest.mark.parametrize("win_size", [3, 5, 9, 11])
+def test_ssim_window_sizes_against_skimage(win_size):
+    g = torch.Generator().manual_seed(win_size)
+    x = torch.rand(3, 3, 24, 20, generator=g)
+    y = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    ref = [structural_similarity(a, b, channel_axis=-1, data_range=1.0, win_size=win_size)
+           for a, b in zip(_np(x), _np(y), strict=True)]
+    assert np.abs(metrics.ssim(x, y, win_size=win_size, reduction="none").numpy() - np.array(ref)).max() < 1e-4
