@@ -49,7 +49,11 @@ def _scale(x: torch.Tensor, data_range: float | None = None) -> None:
     V.number("data_range", 1.0 if data_range is None else data_range, 0.0, low_open=True,
              hint="It is the span of the pixel values: 1 for [0, 1] images, 255 for 0..255, 2 for [-1, 1].")
     limit = 2.0 * (1.0 if data_range is None else float(data_range))
-    hi = float(x.detach().abs().max()) if x.numel() else 0.0
+    if x.numel():
+        lo, hi = torch.aminmax(x.detach())  # one pass, no temporary
+        hi = max(float(hi), -float(lo))
+    else:
+        hi = 0.0
     if hi > limit and data_range is None:
         raise ValueError(f"The images have values up to {hi:.4g}; these metrics take RGB in [0, 1]: "
                          f"divide 0..255 images by 255 (and convert [-1, 1] ones with images.to_unit).")
