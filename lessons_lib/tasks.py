@@ -244,6 +244,9 @@ class DiffusionTask(Task):
             raise ValueError(f"loss must be one of {', '.join(diffusion.LOSSES)}, got {loss!r}.")
         self.schedule = diffusion.make_schedule(schedule) if isinstance(schedule, str) else schedule
         self.loss = loss
+        if loss_fn is not None and target is not None:
+            raise ValueError("Pass target= (what is diffused) or loss_fn= (the whole loss), not both: "
+                             "loss_fn replaces the diffusion loss that target feeds.")
         self.target = target
         self.loss_fn = loss_fn
         self.ema_decay = ema_decay

@@ -210,6 +210,9 @@ def test_diffusion_colorizer_refines_the_regressors_guess():
     model.training_loss(gray, torch.rand(2, 3, 16, 16) * 2 - 1).backward()
     assert model.mean.head.weight.grad.abs().sum() > 0
     assert model.unet.out_conv.weight.grad.abs().sum() > 0
+    from lessons_lib import training
+    with pytest.raises(ValueError, match="not both"):
+        training.DiffusionTask(model, model.schedule, loss_fn=model.training_loss, target=lambda c, x: x)
 
 
 def test_temperature_is_the_most_vivid_that_keeps_half_the_lead(monkeypatch):
