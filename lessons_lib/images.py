@@ -8,6 +8,7 @@ Conventions used across the course:
 """
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Iterable
@@ -17,7 +18,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
-    "load_image", "normalize_image", "resize_to_multiple", "pil_to_tensor", "tensor_to_pil",
+    "MAX_IMAGE_PIXELS", "load_image", "decode_image", "normalize_image", "resize_to_multiple",
+    "pil_to_tensor", "tensor_to_pil",
     "pils_to_batch", "to_signed", "to_unit", "rgb_to_gray", "rgb_to_lab",
     "lab_to_rgb", "check_batch", "rgb_to_chroma", "luma_chroma_to_rgb",
 ]
@@ -26,16 +28,24 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 # --------------------------------------------------------------------------- loading
+# 50 megapixels: every phone camera's full resolution, well below Pillow's own bomb limit.
+MAX_IMAGE_PIXELS = 50_000_000
+DOWNSCALE_ADVICE = ("Downscale it first: export a smaller copy from your photo app, or in Python "
+                    "Image.open(path).reduce(4).save('smaller.jpg') (Image.MAX_IMAGE_PIXELS = None first, "
+                    "only for a file you trust).")
+
+
 def load_image(source: str | Path | Image.Image, background=(255, 255, 255)) -> Image.Image:
     """Open an image file (or take a PIL image) and return it upright, in RGB mode.
 
     Handles EXIF rotation and the modes photos and masks come in: RGBA / LA / P
     with transparency (composited on ``background``), L, 1, CMYK, 16-bit (I;16, I)
-    and float (F).
+    and float (F). A file is refused before decoding when it is larger than
+    :data:`MAX_IMAGE_PIXELS` (see :func:`decode_image`).
     """
     if isinstance(source, Image.Image):
         return normalize_image(source, background)
-    path = Path(source)
+    path = Path(source).expanduser()
     if not path.exists():
         raise FileNotFoundError(
             f"No image file at '{path}'. Check the path (it is relative to "
@@ -43,19 +53,39 @@ def load_image(source: str | Path | Image.Image, background=(255, 255, 255)) -> 
         )
     if path.is_dir():
         raise IsADirectoryError(f"'{path}' is a folder, not an image file. Pass one image file.")
+    return decode_image(path.read_bytes(), f"'{path}'", background)
+
+
+def decode_image(data: bytes, what: str, background=(255, 255, 255)) -> Image.Image:
+    """The bytes of an image file -> an upright RGB PIL image (see :func:`normalize_image`).
+
+    ``what`` names the source in messages. Refuses, before decoding the pixels, an empty
+    file, a decompression bomb, and an image above :data:`MAX_IMAGE_PIXELS`; a damaged
+    or non-image file gets one message saying so.
+    """
+    if not data:
+        raise ValueError(f"{what} is empty (0 bytes): upload or download it again.")
     try:
-        with Image.open(path) as img:
-            img.load()
-            return normalize_image(img, background)
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"{what} claims to be enormous ({err}); it is refused as a possible "
+                         f"decompression bomb. If it is a real photo: {DOWNSCALE_ADVICE}") from None
     except UnidentifiedImageError:
-        raise ValueError(
-            f"'{path}' is not an image that can be read (PNG, JPEG, BMP, GIF, TIFF, WebP "
-            f"are). Check that the file is a picture and not, say, an HTML page saved "
-            f"with an image name."
-        ) from None
+        raise ValueError(f"{what} is not an image that can be read (PNG, JPEG, BMP, GIF, TIFF, WebP "
+                         "are). Check that it is a picture and not, say, an HTML page saved with an "
+                         "image name.") from None
+    w, h = img.size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise ValueError(f"{what} is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); the course opens "
+                         f"photos up to {MAX_IMAGE_PIXELS // 1_000_000} megapixels (a larger file may "
+                         f"be a decompression bomb, and the pipelines work at 512 px anyway). "
+                         f"{DOWNSCALE_ADVICE}")
+    try:
+        img.load()
     except OSError as err:  # truncated or damaged file
-        raise ValueError(f"'{path}' could not be decoded as an image ({err}). "
-                         "The file is probably damaged: download or export it again.") from None
+        raise ValueError(f"{what} could not be decoded as an image ({err}). The file is probably "
+                         "damaged: download or export it again.") from None
+    return normalize_image(img, background)
 
 
 def normalize_image(img: Image.Image, background=(255, 255, 255)) -> Image.Image:

@@ -3,7 +3,8 @@
 :func:`open_photo` reads any of them into an upright 8-bit RGB PIL image (EXIF
 orientation applied; RGBA, palette, 16-bit, CMYK and grayscale converted), refusing,
 before decoding, a file larger than :data:`MAX_PHOTO_PIXELS` (a decompression bomb, or
-a photo to downscale first). :func:`load_photo` also scales it for a pipeline: longer
+a photo to downscale first; :func:`lessons_lib.images.decode_image` does the decoding for
+every image file the course opens). :func:`load_photo` also scales it for a pipeline: longer
 side ``max_side``, both sides a multiple of 8.
 
 :class:`PhotoPicker` is the upload panel of notebooks 4 and 5: an ipywidgets
@@ -22,22 +23,26 @@ from typing import Iterable
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .files import write_unique
-from .images import normalize_image, resize_to_multiple, tensor_to_pil
+from .images import (
+    DOWNSCALE_ADVICE,
+    MAX_IMAGE_PIXELS,
+    decode_image,
+    load_image,
+    normalize_image,
+    resize_to_multiple,
+    tensor_to_pil,
+)
 from .runtime import in_colab
 
 __all__ = ["MAX_PHOTO_PIXELS", "MAX_DOWNLOAD_BYTES", "demo_image", "open_photo", "load_photo", "PhotoPicker",
            "offer_download"]
 
-# 50 megapixels: every phone camera's full resolution, well below Pillow's own bomb limit.
-MAX_PHOTO_PIXELS = 50_000_000
+MAX_PHOTO_PIXELS = MAX_IMAGE_PIXELS  # images.decode_image enforces it, for every file the course opens
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 _URL_SCHEMES = ("http://", "https://", "file://")
-_DOWNSCALE = ("Downscale it first: export a smaller copy from your photo app, or in Python "
-              "Image.open(path).reduce(4).save('smaller.jpg') (Image.MAX_IMAGE_PIXELS = None first, "
-              "only for a file you trust).")
 
 
 def demo_image(name: str = "astronaut", size: int = 512) -> Image.Image:
@@ -64,19 +69,13 @@ def open_photo(source) -> Image.Image:
     if isinstance(source, Image.Image):
         return normalize_image(source)
     if isinstance(source, str) and source.lower().startswith(_URL_SCHEMES):
-        return _decode(_fetch(source), source)
+        return decode_image(_fetch(source), source)
     if isinstance(source, (str, Path)):
-        path = Path(source).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"No image file at '{path}'. Check the path (it is relative to "
-                                    f"'{Path.cwd()}'), or upload the file first.")
-        if path.is_dir():
-            raise IsADirectoryError(f"'{path}' is a folder, not an image file. Pass one image file.")
-        return _decode(path.read_bytes(), f"'{path}'")
+        return load_image(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _decode(bytes(source), "the uploaded file")
+        return decode_image(bytes(source), "the uploaded file")
     if hasattr(source, "read"):
-        return _decode(source.read(), "the file object")
+        return decode_image(source.read(), "the file object")
     if isinstance(source, np.ndarray):
         return _from_array(source)
     if torch.is_tensor(source):
@@ -108,33 +107,8 @@ def _fetch(url: str) -> bytes:
         ) from None
     if len(data) > MAX_DOWNLOAD_BYTES:
         raise ValueError(f"The file at {url} is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB; that is "
-                         f"not a photo the course can use. {_DOWNSCALE}")
+                         f"not a photo the course can use. {DOWNSCALE_ADVICE}")
     return data
-
-
-def _decode(data: bytes, what: str) -> Image.Image:
-    if not data:
-        raise ValueError(f"{what} is empty (0 bytes): upload or download it again.")
-    try:
-        img = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as err:
-        raise ValueError(f"{what} claims to be enormous ({err}); it is refused as a possible "
-                         f"decompression bomb. If it is a real photo: {_DOWNSCALE}") from None
-    except UnidentifiedImageError:
-        raise ValueError(f"{what} is not an image that can be read (PNG, JPEG, BMP, GIF, TIFF, WebP "
-                         "are). Check that it is a picture and not, say, an HTML page saved with an "
-                         "image name.") from None
-    w, h = img.size
-    if w * h > MAX_PHOTO_PIXELS:
-        raise ValueError(f"{what} is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); the course opens "
-                         f"photos up to {MAX_PHOTO_PIXELS // 1_000_000} megapixels (a larger file may "
-                         f"be a decompression bomb, and the pipelines work at 512 px anyway). {_DOWNSCALE}")
-    try:
-        img.load()
-    except OSError as err:  # truncated or damaged file
-        raise ValueError(f"{what} could not be decoded as an image ({err}). The file is probably "
-                         "damaged: download or export it again.") from None
-    return normalize_image(img)
 
 
 def _from_array(arr: np.ndarray) -> Image.Image:
