@@ -61,19 +61,11 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     mask of another size than the image, and a mask that keeps nothing or everything
     (for any image in the batch), since inpainting is then meaningless.
     """
-    if not isinstance(mask, torch.Tensor):
-        mask = torch.as_tensor(mask)
+    m = _as_batch(mask)
     h, w = image.shape[-2:]
-    if mask.shape[-2:] != (h, w):
-        raise ValueError(f"The mask is {tuple(mask.shape[-2:])[0]}x{tuple(mask.shape[-2:])[1]} "
+    if m.shape[-2:] != (h, w):
+        raise ValueError(f"The mask is {m.shape[-2]}x{m.shape[-1]} "
                          f"but the image is {h}x{w}: make the mask the same height and width as the image.")
-    m = mask.float()
-    if m.dim() == 2:
-        m = m[None, None]
-    elif m.dim() == 3:
-        m = m[:, None]
-    if m.dim() != 4 or m.shape[1] != 1:
-        raise ValueError(f"The mask must be (H, W), (N, H, W) or (N, 1, H, W); got {tuple(mask.shape)}.")
     n = image.shape[0] if image.dim() == 4 else 1
     if m.shape[0] not in (1, n):
         raise ValueError(f"Got {m.shape[0]} masks for {n} images: give one mask, or one per image.")
@@ -268,6 +260,7 @@ def feather(mask: torch.Tensor, radius: float) -> torch.Tensor:
 
 
 def _as_batch(mask) -> torch.Tensor:
+    """A keep-mask in any accepted shape as a float (N, 1, H, W) tensor."""
     m = torch.as_tensor(mask).float()
     if m.dim() == 2:
         m = m[None, None]
@@ -278,14 +271,19 @@ def _as_batch(mask) -> torch.Tensor:
     return m
 
 
+def _one_mask(mask, converter: str) -> torch.Tensor:
+    m = _as_batch(mask)
+    if m.shape[0] != 1:
+        raise ValueError(f"{converter} converts one mask at a time, got a batch of {m.shape[0]}.")
+    return m
+
+
 # --------------------------------------------------------------------------- converters
 def to_sd_mask(mask: torch.Tensor) -> Image.Image:
     """Keep-mask (one image; 1 = keep) -> Stable Diffusion's PIL "L" mask (white = repaint).
 
     Soft values stay soft: a keep value k becomes round(255 * (1 - k))."""
-    m = _as_batch(mask)
-    if m.shape[0] != 1:
-        raise ValueError(f"to_sd_mask converts one mask at a time, got a batch of {m.shape[0]}.")
+    m = _one_mask(mask, "to_sd_mask")
     # Rounded in NumPy: torch.round wakes every CPU thread even for a small mask (ms on a busy machine).
     arr = np.rint((1 - m[0, 0].clamp(0, 1)).cpu().numpy() * 255).astype(np.uint8)
     return Image.fromarray(arr, mode="L")
@@ -304,9 +302,7 @@ def from_sd_mask(image: Image.Image, binary: bool = False) -> torch.Tensor:
 
 def to_holes(mask: torch.Tensor) -> np.ndarray:
     """Keep-mask (one image) -> 2-D boolean NumPy array, True = hole (exercise 4's form)."""
-    m = _as_batch(mask)
-    if m.shape[0] != 1:
-        raise ValueError(f"to_holes converts one mask at a time, got a batch of {m.shape[0]}.")
+    m = _one_mask(mask, "to_holes")
     return (m[0, 0] < 0.5).cpu().numpy()
 
 
