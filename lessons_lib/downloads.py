@@ -21,21 +21,13 @@ from pathlib import Path
 
 from . import registry
 
-__all__ = ["fetch_archive", "ChecksumMismatch", "file_checksum"]
+__all__ = ["fetch_archive", "ChecksumMismatch"]
 
 _BLOCK = 1 << 20
 
 
 class ChecksumMismatch(ValueError):
     """A downloaded file is not the file the registry describes."""
-
-
-def file_checksum(path: str | Path, algorithm: str = "sha256") -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_BLOCK), b""):
-            digest.update(block)
-    return f"{algorithm}:{digest.hexdigest()}"
 
 
 def _download(url: str, target: Path, checksum: str | None) -> None:

@@ -71,17 +71,20 @@ def _unchanged_if_no_steps(image: Image.Image, operation: str, params: dict, see
     return EditResult(image.copy(), operation, params, seed, 0)
 
 
+def _sd_arguments(prompt, strength, num_inference_steps, guidance_scale, seed):
+    """The arguments img2img and inpainting share, checked: (prompt, strength, steps, scale, seed)."""
+    return (check_prompts(prompt)[0], check_strength(strength), default_steps(num_inference_steps, 10, 50),
+            check_scale(guidance_scale, "guidance_scale"), check_seed(seed))
+
+
 # --------------------------------------------------------------------------- img2img
 def img2img(pipe, image, prompt: str, strength: float = 0.6, num_inference_steps: int | None = None,
             guidance_scale: float = 7.5, negative_prompt: str | None = None, seed: int = 0,
             max_side: int | None = None) -> EditResult:
     """Edit ``image`` towards ``prompt``; ``strength`` is how much of it is repainted."""
     require_pipeline(pipe, "img2img", "img2img")
-    prompt = check_prompts(prompt)[0]
-    strength = check_strength(strength)
-    n = default_steps(num_inference_steps, 10, 50)
-    guidance_scale = check_scale(guidance_scale, "guidance_scale")
-    seed = check_seed(seed)
+    prompt, strength, n, guidance_scale, seed = _sd_arguments(prompt, strength, num_inference_steps,
+                                                              guidance_scale, seed)
     img = prepare_image(image, max_side)
     params = {"prompt": prompt, "strength": strength, "num_inference_steps": n,
               "guidance_scale": guidance_scale, "negative_prompt": negative_prompt,
@@ -158,11 +161,8 @@ def inpaint(pipe, image, mask, prompt: str, strength: float = 1.0, num_inference
     default: the VAE round trip alone would blur them).
     """
     require_pipeline(pipe, "inpaint", "inpaint")
-    prompt = check_prompts(prompt)[0]
-    strength = check_strength(strength)
-    n = default_steps(num_inference_steps, 10, 50)
-    guidance_scale = check_scale(guidance_scale, "guidance_scale")
-    seed = check_seed(seed)
+    prompt, strength, n, guidance_scale, seed = _sd_arguments(prompt, strength, num_inference_steps,
+                                                              guidance_scale, seed)
     original = open_photo(image)
     img = prepare_image(original, max_side)
     mask = prepare_mask(mask, original.size, img.size)

@@ -24,7 +24,7 @@ def show_edit(original: Image.Image, *results: EditResult | Image.Image, titles:
 def _short_title(result) -> str:
     if not isinstance(result, EditResult):
         return "edited"
-    text = result.params.get("instruction") or result.params.get("prompt") or result.operation
+    text = result.label
     return text if len(text) <= 28 else text[:26] + "..."
 
 

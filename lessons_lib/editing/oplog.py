@@ -45,8 +45,7 @@ def save_image(image: Image.Image, folder: str | Path, name: str, max_length: in
 
 def save_result(result, folder: str | Path, name: str | None = None, log: OperationLog | None = None) -> Path:
     """Save an edit's image (named after ``name`` or its prompt) and log it if a log is given."""
-    name = name or result.params.get("instruction") or result.params.get("prompt") or result.operation
-    path = save_image(result.image, folder, name)
+    path = save_image(result.image, folder, name or result.label)
     result.output_file = str(path)
     if log is not None:
         log.add(result)

@@ -21,6 +21,11 @@ class EditResult:
     output_file: str | None = None
     extra: dict = field(default_factory=dict)
 
+    @property
+    def label(self) -> str:
+        """The text the edit is named after: its instruction or prompt, else the operation."""
+        return self.params.get("instruction") or self.params.get("prompt") or self.operation
+
     def record(self) -> dict:
         """The operation-log entry for this edit."""
         return {"operation": self.operation, "parameters": self.params, "seed": self.seed,

@@ -34,22 +34,22 @@ class PipelineSpec:
     name: str
     pipeline_class: str      # attribute of the diffusers package
     unet_in_channels: int
-    scheduler: str           # the scheduler load_pipeline sets (see loading._use_scheduler)
-    shipped_scheduler: str   # the one the real checkpoint ships with
+    scheduler: str           # the scheduler load_pipeline sets (see loading._use_scheduler); the
+                             # one each repository ships is in SCHEDULER_CONFIGS
     vae_blocks: int          # 4 -> 8x latent downsampling (SD); 3 -> 4x (the x4 upscaler's VAE)
     fp16_variant: bool       # the repository publishes *.fp16.safetensors (variant="fp16")
     call_args: tuple[str, ...]  # pipeline arguments the helpers rely on (a wrong pipeline lacks them)
 
 
 TASKS: dict[str, PipelineSpec] = {t.name: t for t in [
-    PipelineSpec("img2img", "StableDiffusionImg2ImgPipeline", 4, "DDIMScheduler", "PNDMScheduler", 4, True,
+    PipelineSpec("img2img", "StableDiffusionImg2ImgPipeline", 4, "DDIMScheduler", 4, True,
          ("image", "strength")),
     PipelineSpec("instruct-pix2pix", "StableDiffusionInstructPix2PixPipeline", 8,
-         "EulerAncestralDiscreteScheduler", "EulerAncestralDiscreteScheduler", 4, False,
+         "EulerAncestralDiscreteScheduler", 4, False,
          ("image", "image_guidance_scale")),
-    PipelineSpec("inpaint", "StableDiffusionInpaintPipeline", 9, "DDIMScheduler", "PNDMScheduler", 4, True,
+    PipelineSpec("inpaint", "StableDiffusionInpaintPipeline", 9, "DDIMScheduler", 4, True,
          ("image", "mask_image", "strength")),
-    PipelineSpec("upscale", "StableDiffusionUpscalePipeline", 7, "DDIMScheduler", "DDIMScheduler", 3, True,
+    PipelineSpec("upscale", "StableDiffusionUpscalePipeline", 7, "DDIMScheduler", 3, True,
          ("image", "noise_level")),
 ]}
 
