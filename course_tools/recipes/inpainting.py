@@ -22,6 +22,7 @@ REPAINT = {"num_inference_steps": 25, "jump_length": 5, "jump_n_sample": 2}
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)  # loaded once for all four recipes
 def _photos(split: str) -> torch.Tensor:
     return data.stack(data.colour_images(split, size=32))
 

@@ -11,6 +11,8 @@ that same encoder, since a decoder only inverts the features it was trained on.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch.nn import functional as F
 
@@ -25,6 +27,7 @@ ADAIN_PHOTOS, ADAIN_EPOCHS = 2048, 2
 STYLE_WEIGHT = 10.0
 
 
+@functools.lru_cache(maxsize=None)  # loaded once for all three recipes
 def _photos() -> tuple[torch.Tensor, torch.Tensor]:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     return data.stack(data.colour_images("train")), data.stack(data.colour_images("test"))

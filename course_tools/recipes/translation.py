@@ -11,6 +11,7 @@ rotation the fast-profile domains were made with. Only the generators ship.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -33,6 +34,7 @@ CYCLE_G = {"in_channels": 3, "out_channels": 3, "ngf": 16, "n_blocks": 4}
 CYCLE_EPOCHS, CYCLE_DECAY = 2, 2
 
 
+@functools.lru_cache(maxsize=None)  # loaded once for both recipes
 def _photos() -> tuple[torch.Tensor, torch.Tensor]:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     train, test = (data.stack(data.colour_images(split, size=SIZE)) for split in ("train", "test"))
