@@ -201,7 +201,7 @@ def test_offline_domains_hold_the_same_kind_of_photo(cifar_subset):
     # The subset comes ordered by class: halving it in that order gave A airplanes to deer and B
     # dogs to trucks. Shuffled first, the two domains differ in hue only, so their colours match
     # once A is turned by the domains' angle, and much less at other angles.
-    a, b = tr.offline_domains(n=1000, size=16, degrees=150)
+    a, b = tr.offline_domains(n=500, size=16, degrees=150)
     a, b = (torch.stack([d[i] for i in range(len(d))]) for d in (a, b))
     distance = {angle: tr.colour_distance(tr.hue_rotate(a, angle), b) for angle in range(0, 360, 30)}
     assert min(distance, key=distance.get) == 150, distance
