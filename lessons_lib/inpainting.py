@@ -449,7 +449,7 @@ def run(argv=None) -> dict:
 
 def main(argv=None) -> int:
     """Entry point: bad input prints one clear message and exits with status 2."""
-    from .zoo import cli_main
+    from .cli import cli_main
 
     return cli_main(run, argv)
 

@@ -33,23 +33,15 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from . import course_weights, data, evaluation, registry, training, translation
+from . import course_weights, data, evaluation, training, translation
 from . import validate as V
 from .files import atomic_write, atomic_write_text
 from .images import rgb_to_gray, to_signed
 from .models.colorizers import MODELS, build_model
-from .runtime import DeviceUnavailable, get_device, get_profile, seed_everything
+from .runtime import get_device, get_profile, seed_everything
 
 __all__ = ["make_task", "load_photos", "colorization_pairs", "train", "load_trained", "test", "compare",
            "save_samples", "main"]
-
-# Errors whose message already says what to do: printed as one line. Anything else
-# (a bug, a CUDA failure) keeps its traceback.
-_KNOWN_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, ImportError,
-                 training.CheckpointError, training.TrainingDiverged, registry.DownloadUnavailable,
-                 course_weights.WeightsError,
-                 DeviceUnavailable, PermissionError, IsADirectoryError, TypeError, V.WriteFailed)
-
 
 GAN_LAMBDA_L1 = 1000.0
 
@@ -491,22 +483,9 @@ def run(argv: Sequence[str] | None = None) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: bad input prints one clear message and exits with status 2."""
+    from .cli import cli_main
+
     return cli_main(run, argv)
-
-
-def cli_main(run_cli: Callable, argv: Sequence[str] | None = None) -> int:
-    """The course's command lines (zoo, inpainting): a known error is one line and status 2,
-    Ctrl-C says how to resume (130), a bug keeps its traceback."""
-    try:
-        run_cli(argv)
-    except KeyboardInterrupt:
-        print("Interrupted. Checkpoints written so far are complete; run the same command to resume.",
-              file=sys.stderr)
-        return 130
-    except _KNOWN_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ EPOCHS = {"unet": 5, "unet-gan": 5, "transformer": 6, "ddpm": 8}
 REPAINT = {"num_inference_steps": 25, "jump_length": 5, "jump_n_sample": 2}
 
 
-@functools.lru_cache(maxsize=None)
 @functools.lru_cache(maxsize=None)  # loaded once for all four recipes
 def _photos(split: str) -> torch.Tensor:
     return data.stack(data.colour_images(split, size=32))
