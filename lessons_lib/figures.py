@@ -92,8 +92,12 @@ def side_by_side(images: Sequence, titles: Sequence[str] | None = None, cell: fl
 
 
 def plot_losses(history: Mapping[str, Sequence[float]], title: str = "Training loss",
-                xlabel: str = "epoch", logy: bool = False, ax=None):
-    """Loss curves from a history dict {"train_loss": [...], "val_loss": [...]} (on ``ax`` when given)."""
+                xlabel: str = "epoch", logy: bool | None = None, ax=None):
+    """Loss curves from a history dict {"train_loss": [...], "val_loss": [...]} (on ``ax`` when given).
+
+    ``logy``: a log scale; by default (None) when the curves are all positive and span more
+    than a factor of 100 (a GAN's generator loss beside its discriminator's), where a linear
+    axis flattens the small ones into a line at zero."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5)) if ax is None else (ax.figure, ax)
@@ -103,6 +107,9 @@ def plot_losses(history: Mapping[str, Sequence[float]], title: str = "Training l
             ax.plot(range(1, len(values) + 1), values, marker="o" if len(values) < 30 else None, label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("loss")
+    if logy is None:
+        values = [float(v) for curve in history.values() for v in curve]
+        logy = bool(values) and min(values) > 0 and max(values) > 100 * min(values)
     if logy:
         ax.set_yscale("log")
     ax.set_title(title)

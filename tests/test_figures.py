@@ -24,6 +24,19 @@ def test_loss_grid_draws_one_panel_per_model_with_the_chosen_curves():
         figures.plot_loss_grid({})
 
 
+def test_loss_curves_switch_to_a_log_scale_when_they_span_orders_of_magnitude():
+    import matplotlib.pyplot as plt
+
+    gan = figures.plot_losses({"train_g_loss": [104.0, 94.0], "train_d_loss": [0.7, 0.5], "val_loss": [0.02, 0.02]})
+    assert gan.axes[0].get_yscale() == "log"     # else d_loss and val_loss lie flat on zero
+    plain = figures.plot_losses({"train_loss": [0.3, 0.2], "val_loss": [0.4, 0.3]})
+    assert plain.axes[0].get_yscale() == "linear"
+    negative = figures.plot_losses({"train_loss": [-1.0, 200.0]})   # a log axis cannot show it
+    assert negative.axes[0].get_yscale() == "linear"
+    assert figures.plot_losses({"train_loss": [0.3, 0.2]}, logy=True).axes[0].get_yscale() == "log"
+    plt.close("all")
+
+
 def test_show_rows_and_save_rows(tmp_path):
     rows = {"a": torch.rand(3, 3, 8, 8), "b": torch.rand(3, 1, 8, 8)}
     fig = figures.show_rows(rows, n=2)
