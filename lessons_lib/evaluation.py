@@ -86,12 +86,9 @@ def load_lpips(device: torch.device | str | None = None):
 def image_metrics(output: torch.Tensor, target: torch.Tensor, lpips=None) -> dict[str, float | None]:
     """Mean SSIM, PSNR, Delta E 76/2000, colourfulness (of ``output``) and LPIPS; [0, 1] RGB."""
     output, target = output.float().clamp(0, 1), target.float().clamp(0, 1)
-    delta_e = metrics.delta_e(output, target)  # one CIELAB conversion for both
+    scores = metrics.compare(output, target)  # one pass: one CIELAB conversion for both Delta E
     return {
-        "ssim": float(metrics.ssim(output, target)),
-        "psnr": float(metrics.psnr(output, target)),
-        "delta_e76": float(delta_e["delta_e76"]),
-        "delta_e2000": float(delta_e["delta_e2000"]),
+        **{k: float(v) for k, v in scores.items()},
         "colorfulness": float(metrics.colorfulness(output)),
         "lpips": float(lpips(output, target)) if lpips is not None else None,
     }

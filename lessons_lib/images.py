@@ -9,7 +9,6 @@ Conventions used across the course:
 from __future__ import annotations
 
 import io
-import math
 from pathlib import Path
 from typing import Iterable
 
@@ -253,18 +252,21 @@ def _mix(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,njhw->nihw", m, x)
 
 
-def _pow_(x: torch.Tensor, p: float, shift: float = 0.0) -> torch.Tensor:
-    """x ** p * 2 ** -shift, in place (x must be a temporary), as exp2(p log2 x - shift): pow()
-    with a fractional exponent is several times slower on CPUs, and exp2 about four times
-    faster than exp."""
-    return x.log2_().mul_(p).sub_(shift).exp2_()
+def _pow_(x: torch.Tensor, p: float) -> torch.Tensor:
+    """x ** p, in place (x must be a temporary), as exp2(p log2 x): pow() with a fractional
+    exponent is several times slower on CPUs, and exp2 about four times faster than exp."""
+    return x.log2_().mul_(p).exp2_()
 
 
-# Piecewise formulas below are written as f(max(x, k)) + g(min(x, k)) - f(k): exact on
-# both sides of the knee k, and without boolean masks, which are slow to build and apply.
+# Piecewise formulas below are written as f(max(x, k)) + g(min(x, k) - k): exact on both
+# sides of the knee k (g(0) = 0), and without boolean masks, which are slow to build and apply.
 _SRGB_KNEE = 0.04045
 _LAB_KNEE = 0.008856
-_GAMMA_SHIFT = 2.4 * math.log2(1.055)
+# The sRGB curve's ((c + 0.055) / 1.055) ** 2.4 is computed as (c + 0.055) ** 2.4 (and its linear
+# part scaled to match); the missing 1 / 1.055 ** 2.4 goes into the matrix to XYZ, with the
+# division by the white point: two passes fewer over the image.
+_GAMMA_SCALE = 1.055 ** 2.4
+_XYZN_FROM_SCALED_RGB = _XYZ_FROM_RGB / _WHITE_D65.view(3, 1) / _GAMMA_SCALE
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
@@ -275,17 +277,14 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     rgb = check_batch(rgb, "rgb")
     if not rgb.is_floating_point():
         raise TypeError("rgb_to_lab needs a float tensor in [0, 1].")
-    # sRGB gamma: ((c + 0.055) / 1.055) ** 2.4 above the knee (the division folded into the
-    # exponent as a shift), c / 12.92 below.
+    # sRGB gamma (times 1.055 ** 2.4): (c + 0.055) ** 2.4 above the knee, c / 12.92 below.
     # Every step works in place on a fresh temporary: fewer allocations, fewer passes.
-    linear = _pow_(rgb.clamp_min(_SRGB_KNEE).add_(0.055), 2.4, _GAMMA_SHIFT)
-    linear += rgb.clamp_max(_SRGB_KNEE).sub_(_SRGB_KNEE).div_(12.92)
-    # Dividing by the white point is folded into the matrix: one pass fewer.
-    matrix = _XYZ_FROM_RGB / _WHITE_D65.view(3, 1)
-    xyz = _mix(linear, matrix)
+    linear = _pow_(rgb.clamp_min(_SRGB_KNEE).add_(0.055), 2.4)
+    linear.add_((rgb - _SRGB_KNEE).clamp_max_(0.0), alpha=_GAMMA_SCALE / 12.92)
+    xyz = _mix(linear, _XYZN_FROM_SCALED_RGB)  # X / Xn, Y / Yn, Z / Zn
     # Cube root above the knee, 7.787 t + 16/116 below (the two meet at the knee to 3e-7).
     f = _pow_(xyz.clamp_min(_LAB_KNEE), 1.0 / 3.0)
-    f += xyz.clamp_max_(_LAB_KNEE).sub_(_LAB_KNEE).mul_(7.787)
+    f.add_(xyz.sub_(_LAB_KNEE).clamp_max_(0.0), alpha=7.787)
     fx, fy, fz = f.unbind(1)
     lab = torch.empty_like(f)
     torch.mul(fy, 116.0, out=lab[:, 0]).sub_(16.0)

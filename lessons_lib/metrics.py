@@ -12,7 +12,8 @@ default). Each agrees with scikit-image where scikit-image has the metric:
 ``delta_e2000``    ``skimage.color.deltaE_ciede2000`` on ``rgb2lab``
 =================  =====================================================
 
-plus ``colorfulness`` (Hasler and Suesstrunk, 2003), an ``LPIPS`` wrapper over the
+``compare`` computes several of these for the same pairs in one pass. Plus
+``colorfulness`` (Hasler and Suesstrunk, 2003), an ``LPIPS`` wrapper over the
 ``lpips`` package, and ``frechet_distance`` between two sets of features.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 
 import numpy as np
 import torch
@@ -30,8 +32,8 @@ from . import registry
 from . import validate as V
 from .images import check_batch, rgb_to_lab
 
-__all__ = ["ssim", "psnr", "delta_e", "delta_e76", "delta_e2000", "delta_e2000_lab", "colorfulness",
-           "LPIPS", "LPIPSUnavailable", "frechet_distance", "feature_statistics"]
+__all__ = ["ssim", "psnr", "delta_e", "delta_e76", "delta_e2000", "delta_e2000_lab", "compare", "FULL_REFERENCE",
+           "hue_weight", "colorfulness", "LPIPS", "LPIPSUnavailable", "frechet_distance", "feature_statistics"]
 
 
 def _pair(x: torch.Tensor, y: torch.Tensor, channels: int | None = 3):
@@ -53,9 +55,9 @@ def _scale(x: torch.Tensor, data_range: float | None = None) -> None:
         # One pass, no temporary, on one thread: a parallel region here would leave OpenMP's
         # workers spinning while the chunks run on the metric's own threads (measured: 10.0x
         # -> 10.7x against scikit-image with them kept idle).
+        # (amax and amin take a faster path than aminmax or max on the CPU: 3x, measured.)
         with _intra_op_threads(1 if x.device.type == "cpu" else torch.get_num_threads()):
-            lo, hi = torch.aminmax(x.detach())
-        hi = max(float(hi), -float(lo))
+            hi = max(float(x.detach().amax()), -float(x.detach().amin()))
     else:
         hi = 0.0
     if hi > limit and data_range is None:
@@ -78,10 +80,11 @@ def _reduce(per_image: torch.Tensor, reduction: str) -> torch.Tensor:
 # --------------------------------------------------------------------------- chunks
 # Images are processed in chunks so the ~20 temporaries of a formula stay in the CPU
 # cache: on a machine with little memory bandwidth that, not arithmetic, sets the speed.
-_CHUNK_PIXELS = 1 << 15
+# (Pixels per chunk; the sizes are measured with benchmarks/metrics.py.)
+_SSIM_PIXELS = 1 << 15
 
 
-def _chunks(x: torch.Tensor, pixels: int = _CHUNK_PIXELS):
+def _chunks(x: torch.Tensor, pixels: int):
     per_image = x.shape[-1] * x.shape[-2]
     step = max(1, pixels // per_image) if x.device.type == "cpu" else len(x)
     return [slice(i, i + step) for i in range(0, len(x), step)]
@@ -97,21 +100,29 @@ def _intra_op_threads(n: int):
         torch.set_num_threads(before)
 
 
-def _per_chunk(fn, x: torch.Tensor, pixels: int = _CHUNK_PIXELS) -> list:
-    """``fn(chunk)`` for every chunk of the batch ``x``, in order.
+def _run(calls: list, device: torch.device) -> list:
+    """``call()`` for every call, in order (the calls: chunks of a metric's work).
 
-    On a CPU with several torch threads the chunks go to that many worker threads, each
+    On a CPU with several torch threads the calls go to that many worker threads, each
     running its ops single-threaded: the default (every op split across all threads)
     synchronises the threads once per op, hundreds of times per chunk, and on a busy
     machine each of those waits for a thread that is not running (measured: 3 to 10x
     slower than one thread under load). torch releases the GIL inside its ops.
     """
-    parts = _chunks(x, pixels)
     threads = torch.get_num_threads()
-    if x.device.type != "cpu" or threads < 2 or len(parts) < 2:
-        return [fn(p) for p in parts]
+    if device.type != "cpu" or threads < 2 or len(calls) < 2:
+        return [call() for call in calls]
     with _intra_op_threads(1):
-        return list(_pool(threads).map(fn, parts))
+        return list(_pool(threads).map(_call, calls))
+
+
+def _call(fn):
+    return fn()
+
+
+def _per_chunk(fn, x: torch.Tensor, pixels: int) -> list:
+    """``fn(chunk)`` for every chunk of the batch ``x``, in order."""
+    return _run([partial(fn, part) for part in _chunks(x, pixels)], x.device)
 
 
 _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
@@ -133,31 +144,35 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 def _window_sum(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     """Sums of k consecutive entries along ``dim`` ("valid" positions), by doubling: sums of
     windows 1, 2, 4, ... each from the one before, then k's binary digits added up (for k = 7:
-    4 + 2 + 1, four additions instead of six)."""
+    4 + 2 + 1, four passes over memory instead of six)."""
     n_out = x.shape[dim] - k + 1
     sums, width = {1: x}, 1
     while width * 2 <= k:
         s = sums[width]
         sums[width * 2] = s.narrow(dim, 0, s.shape[dim] - width) + s.narrow(dim, width, s.shape[dim] - width)
         width *= 2
-    out, offset = None, 0
+    parts, offset = [], 0
     for width in sorted(sums, reverse=True):
         if k - offset >= width:
-            part = sums[width].narrow(dim, offset, n_out)
-            out = part.clone() if out is None else out.add_(part)
+            parts.append(sums[width].narrow(dim, offset, n_out))
             offset += width
+    if len(parts) == 1:
+        return parts[0]
+    out = parts[0] + parts[1]
+    for part in parts[2:]:
+        out.add_(part)
     return out
 
 
-def _box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Mean over every k x k window that fits inside the image ("valid" positions).
+def _box_sum(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Sum over every k x k window that fits inside the image ("valid" positions).
 
     Separable, each pass a running sum of shifted views over the whole batch: for the
     small images of the course this beats a banded matrix product (whose 32 x 26 shapes
     waste most of a GEMM) and a convolution, and it adds the numbers directly (no
     cumulative-sum cancellation).
     """
-    return _window_sum(_window_sum(x, k, -1), k, -2).div_(k * k)
+    return _window_sum(_window_sum(x, k, -1), k, -2)
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: int = 7,
@@ -177,22 +192,28 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: in
         raise ValueError(f"Images of {x.shape[-2]}x{x.shape[-1]} are smaller than the "
                          f"{win_size}x{win_size} SSIM window; use win_size <= the image side.")
     x, y = x.float(), y.float()
-    c = x.shape[1]
-    cov_norm = win_size ** 2 / (win_size ** 2 - 1)
-    c1 = (0.01 * data_range) ** 2
-    c2 = (0.03 * data_range) ** 2
-    def chunk(part: slice) -> torch.Tensor:
-        a, b = x[part], y[part]
-        # The formula only needs the local mean of x^2 + y^2, not of each: four maps to filter.
-        moments = _box_mean(torch.cat([a, b, torch.addcmul(a * a, b, b), a * b], dim=1), win_size)
-        ux, uy, uxx_uyy, uxy = moments.split(c, dim=1)
-        uxuy = ux * uy
-        ux2_uy2 = torch.addcmul(ux * ux, uy, uy)
-        num = (2 * uxuy + c1) * (2 * cov_norm * (uxy - uxuy) + c2)
-        den = (ux2_uy2 + c1) * (cov_norm * (uxx_uyy - ux2_uy2) + c2)
-        return (num / den).mean(dim=(1, 2, 3))
+    return _reduce(torch.cat(_per_chunk(partial(_ssim_chunk, x, y, data_range, win_size), x, _SSIM_PIXELS)),
+                   reduction)
 
-    return _reduce(torch.cat(_per_chunk(chunk, x)), reduction)
+
+def _ssim_chunk(x: torch.Tensor, y: torch.Tensor, data_range: float, win_size: int, part: slice) -> torch.Tensor:
+    """Per-image SSIM of the images ``part`` of x and y."""
+    a, b = x[part], y[part]
+    c = a.shape[1]
+    n = win_size ** 2
+    # The formula only needs the local mean of x^2 + y^2, not of each: four maps to filter.
+    # It is written with window sums S = n * mean: numerator and denominator both carry
+    # a factor n^4, which cancels, and the division by n is saved on the largest tensor.
+    sx, sy, sxx_syy, sxy = _box_sum(torch.cat([a, b, torch.addcmul(a * a, b, b), a * b], dim=1),
+                                    win_size).split(c, dim=1)
+    cov_norm = n / (n - 1)  # sample covariance
+    c1 = (0.01 * data_range * n) ** 2
+    c2 = (0.03 * data_range * n) ** 2
+    sxsy = sx * sy
+    sx2_sy2 = torch.addcmul(sx * sx, sy, sy)
+    num = sxsy.mul(2).add_(c1).mul_(torch.add(sxsy, sxy, alpha=-n).mul_(-2 * cov_norm).add_(c2))
+    den = sx2_sy2.add(c1).mul_(torch.add(sx2_sy2, sxx_syy, alpha=-n).mul_(-cov_norm).add_(c2))
+    return num.div_(den).mean(dim=(1, 2, 3))
 
 
 # --------------------------------------------------------------------------- PSNR
@@ -201,29 +222,37 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0,
     """Peak signal-to-noise ratio in dB (infinite for identical images)."""
     x, y = _pair(x, y, channels=None)
     _scale(x, data_range), _scale(y, data_range)
+    return _reduce(_psnr(x, y, data_range), reduction)
+
+
+def _psnr(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torch.Tensor:
     mse = (x.double() - y.double()).pow(2).mean(dim=(1, 2, 3))
-    return _reduce((10 * torch.log10(data_range ** 2 / mse)).float(), reduction)
+    return (10 * torch.log10(data_range ** 2 / mse)).float()
 
 
 # --------------------------------------------------------------------------- Delta E
+# Larger chunks than SSIM's: the formula is ~100 operations long, and Python's dispatch cost
+# per operation (serialised between the threads) weighs less on bigger tensors (measured).
+_DELTA_E_PIXELS = 1 << 17
+
+
+def _delta_e_chunk(x: torch.Tensor, y: torch.Tensor, which: tuple[str, ...], part: slice) -> dict[str, torch.Tensor]:
+    """Per-image Delta E 76 and/or 2000 of the images ``part``, from one CIELAB conversion."""
+    # One conversion of both images: half the operations to dispatch.
+    lab1, lab2 = rgb_to_lab(torch.cat([x[part], y[part]])).chunk(2)
+    out = {}
+    if "delta_e76" in which:
+        out["delta_e76"] = (lab1 - lab2).square().sum(dim=1).sqrt().mean(dim=(1, 2))
+    if "delta_e2000" in which:
+        out["delta_e2000"] = delta_e2000_lab(lab1, lab2).mean(dim=(1, 2))
+    return out
+
+
 def _delta_e_chunks(x: torch.Tensor, y: torch.Tensor, which: tuple[str, ...]) -> dict[str, torch.Tensor]:
     """Per-image Delta E 76 and/or 2000, from one CIELAB conversion of each chunk."""
     x, y = _pair(x, y)
     _scale(x), _scale(y)
-
-    def chunk(part: slice) -> dict[str, torch.Tensor]:
-        # One conversion of both images: half the operations to dispatch.
-        lab1, lab2 = rgb_to_lab(torch.cat([x[part], y[part]])).chunk(2)
-        out = {}
-        if "delta_e76" in which:
-            out["delta_e76"] = (lab1 - lab2).square().sum(dim=1).sqrt().mean(dim=(1, 2))
-        if "delta_e2000" in which:
-            out["delta_e2000"] = delta_e2000_lab(lab1, lab2).mean(dim=(1, 2))
-        return out
-
-    # Four times the base chunk: the formula is ~100 operations long, and Python's dispatch cost
-    # per operation (serialised between the threads) weighs less on bigger tensors (measured).
-    parts = _per_chunk(chunk, x, 4 * _CHUNK_PIXELS)
+    parts = _per_chunk(partial(_delta_e_chunk, x, y, which), x, _DELTA_E_PIXELS)
     return {k: torch.cat([d[k] for d in parts]) for k in which}
 
 
@@ -243,28 +272,78 @@ def delta_e2000(x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> to
     return _reduce(_delta_e_chunks(x, y, ("delta_e2000",))["delta_e2000"], reduction)
 
 
+FULL_REFERENCE = ("ssim", "psnr", "delta_e76", "delta_e2000")
+
+
+def compare(x: torch.Tensor, y: torch.Tensor, which: tuple[str, ...] | list[str] = FULL_REFERENCE,
+            reduction: str = "mean") -> dict[str, torch.Tensor]:
+    """Several full-reference metrics of the same RGB pairs, ``{name: value}``, in one pass.
+
+    ``which`` picks from ``FULL_REFERENCE`` (SSIM, PSNR, Delta E 76, CIEDE2000). The values
+    equal those of the separate functions at their defaults, but the images are checked
+    once, converted to CIELAB once for both Delta E, and the SSIM and Delta E chunks share
+    one round of the worker threads (what an evaluation that reports several should call).
+    """
+    which = tuple(which)
+    unknown = [k for k in which if k not in FULL_REFERENCE]
+    if unknown or not which:
+        raise ValueError(f"which must name some of {FULL_REFERENCE}, got {which!r}.")
+    x, y = _pair(x, y)
+    _scale(x), _scale(y)
+    if "ssim" in which and min(x.shape[-2:]) < 7:
+        raise ValueError(f"Images of {x.shape[-2]}x{x.shape[-1]} are smaller than the 7x7 SSIM window; "
+                         f"call metrics.ssim with a smaller win_size.")
+    de = tuple(k for k in ("delta_e76", "delta_e2000") if k in which)
+    calls = [partial(_delta_e_chunk, x, y, de, part) for part in (_chunks(x, _DELTA_E_PIXELS) if de else [])]
+    n_de = len(calls)  # the long Delta E chunks first, the short SSIM ones fill in behind them
+    if "ssim" in which:
+        xf, yf = x.float(), y.float()
+        calls += [partial(_ssim_chunk, xf, yf, 1.0, 7, part) for part in _chunks(x, _SSIM_PIXELS)]
+    done = _run(calls, x.device)
+    out = {k: torch.cat([d[k] for d in done[:n_de]]) for k in de}
+    if "ssim" in which:
+        out["ssim"] = torch.cat(done[n_de:])
+    if "psnr" in which:
+        out["psnr"] = _psnr(x, y, 1.0)
+    return {k: _reduce(out[k], reduction) for k in which}
+
+
 def _pow7(c: torch.Tensor) -> torch.Tensor:
     c3 = c * c * c
     return c3.square_().mul_(c)
 
 
-# 0/1 float masks straight from a comparison: boolean tensors and torch.where are
-# several times slower than arithmetic on this path.
-def _gt(x: torch.Tensor, v) -> torch.Tensor:
-    return torch.gt(x, v, out=torch.empty_like(x))
-
-
 def _lt(x: torch.Tensor, v) -> torch.Tensor:
+    # A 0/1 float mask straight from a comparison: boolean tensors and torch.where are
+    # several times slower than arithmetic on this path.
     return torch.lt(x, v, out=torch.empty_like(x))
 
 
-_TWO_PI = 2 * math.pi
 _POW25_7 = 25.0 ** 7
 
+# The hue weighting T(h) = 1 - 0.17 cos(h - 30) + 0.24 cos 2h + 0.32 cos(3h + 6) - 0.20 cos(4h - 63)
+# (degrees) as P(c) + s Q(c) in c = cos h, s = sin h, by the multiple-angle identities
+# cos 2h = 2c^2 - 1, cos 3h = 4c^3 - 3c, sin 3h = s (4c^2 - 1), cos 4h = 8c^4 - 8c^2 + 1,
+# sin 4h = s (8c^3 - 4c): two short polynomials instead of four cosines. Coefficients from c^0 up.
+_C30, _S30 = math.cos(math.radians(30)), math.sin(math.radians(30))
+_C6, _S6 = math.cos(math.radians(6)), math.sin(math.radians(6))
+_C63, _S63 = math.cos(math.radians(63)), math.sin(math.radians(63))
+_T_COS = (1 - 0.24 - 0.20 * _C63, -0.17 * _C30 - 0.96 * _C6, 0.48 + 1.6 * _C63, 1.28 * _C6, -1.6 * _C63)
+_T_SIN = (-0.17 * _S30 + 0.32 * _S6, 0.8 * _S63, -1.28 * _S6, -1.6 * _S63)
 
-_COS30, _SIN30 = math.cos(math.radians(30)), math.sin(math.radians(30))
-_COS6, _SIN6 = math.cos(math.radians(6)), math.sin(math.radians(6))
-_COS63, _SIN63 = math.cos(math.radians(63)), math.sin(math.radians(63))
+
+def _polynomial(c: torch.Tensor, coefficients: tuple[float, ...]) -> torch.Tensor:
+    """sum_k coefficients[k] c^k, by Horner's rule."""
+    out = c * coefficients[-1]
+    out.add_(coefficients[-2])
+    for k in reversed(coefficients[:-2]):
+        out.mul_(c).add_(k)
+    return out
+
+
+def hue_weight(c: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """CIEDE2000's T at the hue angle h with cos h = ``c``, sin h = ``s``."""
+    return _polynomial(c, _T_COS).addcmul_(s, _polynomial(c, _T_SIN))
 
 
 def delta_e2000_lab(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
@@ -272,15 +351,18 @@ def delta_e2000_lab(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
 
     Follows Sharma, Wu and Dalal (2005) term by term, with the same hue conventions as
     ``skimage.color.deltaE_ciede2000``, but with the hue angles replaced by vectors
-    where the formula allows it (the speed is in the transcendental functions):
+    where the formula allows it (the speed is in the transcendental functions). With
+    z = (a', b) and C' = |z| for each colour:
 
-    * the hue difference 2 sqrt(C1 C2) sin(dh / 2) is sign(dh) sqrt(C1 C2) |u1 - u2|, with
-      u = (a', b) / C' the unit hue direction: no angle needed;
+    * the hue difference 2 sqrt(C1 C2) sin(dh / 2) is sign(dh) |C2 z1 - C1 z2| / sqrt(C1 C2)
+      (C1 C2 times the chord between the two unit hue directions): no angle needed, and
+      exactly 0 for equal hues;
     * the mean hue, the bisector of the two hue directions (the formula's "add 180
-      degrees when they lie more than 180 apart" is what a bisector does), is the unit
-      vector (cos h, sin h) of u1 + u2, and the four cosines of T follow from it by the
-      double- and triple-angle identities; only the rotation term's Gaussian in degrees
-      needs the angle itself (one atan2).
+      degrees when they lie more than 180 apart" is what a bisector does), points along
+      C2 z1 + C1 z2; T is a polynomial in its cosine and sine (``hue_weight``), and only
+      the rotation term's Gaussian in degrees needs the angle itself (one atan2);
+    * where either colour is achromatic the hue difference is 0, and with it every term
+      the mean hue enters: that hue is left undefined there.
 
     Written with in-place operations on fresh temporaries: each step is one pass over memory.
     """
@@ -298,41 +380,28 @@ def delta_e2000_lab(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
     c_mean = (C1 + C2).mul_(0.5)
     c_term = (C2 - C1).div_(c_mean.mul(0.045).add_(1))  # / S_C
 
-    # Unit hue directions u = z / C (0 for an achromatic colour).
-    inv1, inv2 = C1.clamp_min(1e-30).reciprocal_(), C2.clamp_min(1e-30).reciprocal_()
-    u1x, u1y, u2x, u2y = a1p * inv1, b1 * inv1, a2p * inv2, b2 * inv2
-    # Hue difference 2 sqrt(C1 C2) sin(dh / 2) = sign(dh) sqrt(C1 C2) |u1 - u2| (a chord of
-    # the unit circle; as a difference of the unit vectors it is exactly 0 for equal hues).
-    # The sign of dh in [-pi, pi] is the sign of the cross product; dh = pi counts as positive.
+    # Hue difference: |C2 z1 - C1 z2| / sqrt(C1 C2), its sign that of dh = h2 - h1 in
+    # (-180, 180], i.e. of the cross product z1 x z2 (dh = 180 counts as positive).
+    # (Products rounded before subtracting: equal colours give exactly 0.)
+    p1, q1, p2, q2 = a1p * C2, b1 * C2, a2p * C1, b2 * C1
+    vx, vy = p1 - p2, q1 - q2
     cc = C1 * C2
-    cross = torch.addcmul(u1x * u2y, u1y, u2x, value=-1.0)
-    sign = torch.ge(cross, 0, out=cross).mul_(2).sub_(1)
-    dx, dy = u1x - u2x, u1y - u2y
-    dh_term = torch.addcmul(dx.mul_(dx), dy, dy).mul_(cc).sqrt_().mul_(sign)
+    dh_term = torch.addcmul(vx.mul_(vx), vy, vy).div_(cc.clamp_min(1e-30)).sqrt_()
+    dh_term.copysign_(torch.addcmul(a1p * b2, b1, a2p, value=-1.0))
 
-    # Mean hue direction u1 + u2 (for an achromatic pair the other colour's hue, as the
-    # formula's h1 + h2 gives).
-    wx, wy = u1x.add_(u2x), u1y.add_(u2y)
-    _antipodal_bisector(wx, wy, cc, a1p, b1, inv1)
-    norm = torch.addcmul(wx * wx, wy, wy).sqrt_()
-    zero = torch.eq(norm, 0, out=torch.empty_like(norm))  # both achromatic: hue 0
-    norm.add_(zero)
-    c = wx.add_(zero).div_(norm)
-    s = wy.div_(norm)
-    c2, s2 = (c * c).mul_(2).sub_(1), (c * s).mul_(2)
-    c3, s3 = torch.addcmul(c2 * c, s2, s, value=-1.0), torch.addcmul(s2 * c, c2, s)
-    c4, s4 = torch.addcmul(c2 * c2, s2, s2, value=-1.0), (c2 * s2).mul_(2)
-    T = torch.addcmul(c * _COS30, s, torch.full_like(s, _SIN30)).mul_(-0.17).add_(1)
-    T.add_(c2, alpha=0.24)
-    T.add_(c3.mul_(_COS6).sub_(s3.mul_(_SIN6)), alpha=0.32)
-    T.add_(c4.mul_(_COS63).add_(s4.mul_(_SIN63)), alpha=-0.20)
+    # Mean hue direction (cos h, sin h) from w = C2 z1 + C1 z2.
+    wx, wy = p1.add_(p2), q1.add_(q2)
+    norm2 = torch.addcmul(wx * wx, wy, wy)
+    _antipodal_bisector(wx, wy, norm2, cc, a1p, b1)
+    inv_norm = norm2.clamp_min_(1e-30).rsqrt_()
+    T = hue_weight(wx * inv_norm, wy * inv_norm)
     h_term = dh_term.div_(T.mul_(c_mean).mul_(0.015).add_(1))  # / S_H
 
     c7 = _pow7(c_mean)
     rc = c7.div_(c7 + _POW25_7).sqrt_().mul_(2)
     # exp(-z^2), z = (h' in degrees - 275) / 25, h' in [0, 360); the clamp keeps it out of
     # denormals (slow on CPUs, and ~0 anyway); exp2 is several times faster than exp.
-    h_deg = torch.atan2(s, c).mul_(180 / math.pi)
+    h_deg = torch.atan2(wy, wx).mul_(180 / math.pi)
     h_deg.add_(_lt(h_deg, 0).mul_(360))
     z2 = h_deg.sub_(275).mul_(1 / 25).square_().clamp_max_(80.0)
     dtheta = z2.mul_(-math.log2(math.e)).exp2_().mul_(math.radians(30))
@@ -341,19 +410,20 @@ def delta_e2000_lab(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
     return de2.clamp_min_(0).sqrt_()
 
 
-def _antipodal_bisector(wx, wy, cc, a1p, b1, inv1) -> None:
-    """Where two chromatic hues lie exactly 180 degrees apart u1 + u2 vanishes; the formula
-    then takes the plain mean of the angles in [0, 360), which is the lower hue turned by
-    +90 degrees. Written into (wx, wy) in place; almost never needed, so checked first."""
-    tiny = torch.lt(torch.addcmul(wx * wx, wy, wy), 1e-12, out=torch.empty_like(wx)).mul_(_gt(cc, 0))
+def _antipodal_bisector(wx, wy, norm2, cc, a1p, b1) -> None:
+    """Where two chromatic hues lie 180 degrees apart (|u1 + u2| < 1e-6 for the unit hue
+    directions u, i.e. |w| < 1e-6 C1 C2), w vanishes; the formula then takes the plain mean
+    of the angles in [0, 360), which is the lower hue turned by +90 degrees. Written into
+    (wx, wy, norm2) in place; almost never needed, so checked first."""
+    tiny = _lt(norm2, (cc * cc).mul_(1e-12))  # never where C1 C2 = 0: 0 < 0 is false
     if not bool(tiny.any()):
         return
-    ux, uy = a1p * inv1, b1 * inv1
-    # u1 is the lower hue when its angle lies in [0, 180): b > 0, or b = 0 with a > 0.
-    low = _gt(b1, 0).add_(torch.eq(b1, 0, out=torch.empty_like(b1)).mul_(_gt(a1p, 0)))
-    turn = low.mul_(2).sub_(1)  # +1: turn u1; -1: turn u2 = -u1
-    wx.add_(tiny * (-uy) * turn - tiny * wx)
-    wy.add_(tiny * ux * turn - tiny * wy)
+    # z1 is the lower hue when its angle lies in [0, 180): b > 0, or b = 0 with a > 0.
+    low = torch.gt(b1, 0) | (torch.eq(b1, 0) & torch.gt(a1p, 0))
+    turn = low.to(wx.dtype).mul_(2).sub_(1)  # +1: turn z1; -1: turn z2 (= -z1 in direction)
+    wx.add_(tiny * (-b1 * turn - wx))
+    wy.add_(tiny * (a1p * turn - wy))
+    norm2.copy_(torch.addcmul(wx * wx, wy, wy))
 
 
 # --------------------------------------------------------------------------- colourfulness

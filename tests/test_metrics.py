@@ -190,3 +190,35 @@ def test_ssim_window_sizes_against_skimage(win_size):
     ref = [structural_similarity(a, b, channel_axis=-1, data_range=1.0, win_size=win_size)
            for a, b in zip(_np(x), _np(y), strict=True)]
     assert np.abs(metrics.ssim(x, y, win_size=win_size, reduction="none").numpy() - np.array(ref)).max() < 1e-4
+
+
+def test_compare_gives_the_separate_functions_values_in_one_pass(monkeypatch):
+    x, y = _pairs_random()
+    x, y = torch.cat([x] * 30), torch.cat([y] * 30)  # several chunks of each kind
+    scores = metrics.compare(x, y, reduction="none")
+    assert list(scores) == list(metrics.FULL_REFERENCE)
+    assert torch.equal(scores["ssim"], metrics.ssim(x, y, reduction="none"))
+    assert torch.equal(scores["delta_e2000"], metrics.delta_e2000(x, y, reduction="none"))
+    assert torch.equal(scores["delta_e76"], metrics.delta_e76(x, y, reduction="none"))
+    assert torch.equal(scores["psnr"], metrics.psnr(x, y, reduction="none"))
+    only = metrics.compare(x, y, ["delta_e2000", "ssim"])
+    assert list(only) == ["delta_e2000", "ssim"]
+    assert only["ssim"] == pytest.approx(float(scores["ssim"].mean()), abs=1e-6)
+    calls = []
+    real = metrics._scale
+    monkeypatch.setattr(metrics, "_scale", lambda t, *a: calls.append(t) or real(t, *a))
+    metrics.compare(x, y)
+    assert len(calls) == 2  # each batch checked once, not once per metric
+    with pytest.raises(ValueError, match="which must name some of"):
+        metrics.compare(x, y, ["ssim", "lpips"])
+    with pytest.raises(ValueError, match="smaller than the 7x7 SSIM window"):
+        metrics.compare(x[:, :, :5, :5], y[:, :, :5, :5])
+    assert set(metrics.compare(x[:, :, :5, :5], y[:, :, :5, :5], ["psnr", "delta_e76"])) == {"psnr", "delta_e76"}
+
+
+def test_hue_weight_polynomial_is_the_ciede2000_cosine_sum():
+    h = torch.linspace(0, 360, 721, dtype=torch.float64)
+    r = torch.deg2rad
+    expected = (1 - 0.17 * torch.cos(r(h - 30)) + 0.24 * torch.cos(r(2 * h))
+                + 0.32 * torch.cos(r(3 * h + 6)) - 0.20 * torch.cos(r(4 * h - 63)))
+    assert torch.allclose(metrics.hue_weight(torch.cos(r(h)), torch.sin(r(h))), expected, atol=1e-12)
