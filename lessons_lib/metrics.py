@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from functools import partial
 
@@ -113,11 +113,12 @@ def _run(calls: list, device: torch.device) -> list:
     if device.type != "cpu" or threads < 2 or len(calls) < 2:
         return [call() for call in calls]
     with _intra_op_threads(1):
-        return list(_pool(threads).map(_call, calls))
-
-
-def _call(fn):
-    return fn()
+        pool = _pool(threads)
+        futures = [pool.submit(call) for call in calls]
+        # One wake-up when all are done; map() would wake this thread (and take the GIL from
+        # the workers) after every call.
+        wait(futures)
+        return [f.result() for f in futures]
 
 
 def _per_chunk(fn, x: torch.Tensor, pixels: int) -> list:
