@@ -1,6 +1,6 @@
 """Batched torch metrics vs a per-image scikit-image loop, side by side in one run.
 
-    python benchmarks/metrics.py [--n 1000] [--repeats 5] [--threads 2]
+    python benchmarks/metrics.py [--n 1000] [--repeats 9] [--threads 2]
 
 Times SSIM + CIEDE2000 (what the colorization notebooks report for every model) on
 N 32x32 images: real CIFAR-10 photos when LESSONS_DATA_DIR has the subset, else
@@ -63,7 +63,7 @@ def timed(fn, *args):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9, help="interleaved runs (their median is reported)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
