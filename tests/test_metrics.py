@@ -222,3 +222,22 @@ def test_hue_weight_polynomial_is_the_ciede2000_cosine_sum():
     expected = (1 - 0.17 * torch.cos(r(h - 30)) + 0.24 * torch.cos(r(2 * h))
                 + 0.32 * torch.cos(r(3 * h + 6)) - 0.20 * torch.cos(r(4 * h - 63)))
     assert torch.allclose(metrics.hue_weight(torch.cos(r(h)), torch.sin(r(h))), expected, atol=1e-12)
+
+
+def test_worker_threads_keep_the_order_and_pass_errors_on():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        cpu = torch.device("cpu")
+        assert metrics._run([lambda i=i: i * i for i in range(50)], cpu) == [i * i for i in range(50)]
+
+        def fail():
+            raise RuntimeError("chunk failed")
+        for where in (0, 25, 49):  # whichever thread takes it
+            calls = [lambda: 1] * 50
+            calls[where] = fail
+            with pytest.raises(RuntimeError, match="chunk failed"):
+                metrics._run(calls, cpu)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
