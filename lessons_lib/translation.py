@@ -36,7 +36,7 @@ from .runtime import cache_dir, get_profile
 from .training import Task
 
 __all__ = [
-    "gan_loss", "lsgan_loss", "discriminator_loss", "cycle_loss", "identity_loss",
+    "gan_loss", "lsgan_loss", "discriminator_loss", "cycle_loss", "identity_loss", "luminance_loss",
     "pix2pix_generator_loss", "ImagePool", "LinearDecay", "linear_decay_scheduler",
     "Pix2PixTask", "CycleGANTask", "canny_edges", "EdgePairs", "hue_rotate", "UnpairedImages",
     "offline_domains", "unpaired_folders", "horse2zebra", "unpaired_domains", "HUE_DEGREES",
@@ -85,6 +85,18 @@ def identity_loss(real: torch.Tensor, same: torch.Tensor, lambda_cycle: float = 
     """lambda_identity * lambda * mean |y - G(y)|: a target-domain image should pass unchanged
     (keeps colours from drifting)."""
     return lambda_identity * lambda_cycle * F.l1_loss(same, real)
+
+
+# sRGB's luminance weights (ITU-R BT.709 primaries; the CSS hue-rotate filter keeps this sum).
+_LUMA_709 = (0.2126, 0.7152, 0.0722)
+
+
+def luminance_loss(real: torch.Tensor, translated: torch.Tensor, weight: float) -> torch.Tensor:
+    """weight * mean |Y(x) - Y(G(x))|, Y the BT.709 luma: the translation keeps each pixel's light and
+    changes only its colour. Not in the paper: a prior for domains that differ in colour, not in light
+    (the identity loss on the input's light, where the paper's wants the whole target image back)."""
+    w = real.new_tensor(_LUMA_709).view(1, 3, 1, 1)
+    return weight * F.l1_loss((translated * w).sum(dim=1), (real * w).sum(dim=1))
 
 
 def pix2pix_generator_loss(fake_prediction: torch.Tensor, fake: torch.Tensor, target: torch.Tensor,
@@ -224,7 +236,8 @@ class CycleGANTask(Task):
 
     Models: ``g_ab`` (A -> B), ``g_ba`` (B -> A), ``d_a`` (is it a real A?), ``d_b``.
     Generators: LSGAN loss + cycle loss (``lambda_cycle``, both directions) + identity loss
-    (``lambda_identity`` x ``lambda_cycle``). Discriminators: LSGAN loss on real images
+    (``lambda_identity`` x ``lambda_cycle``), and optionally a luminance loss (``lambda_luminance``,
+    both directions; 0, the paper's recipe, leaves it out). Discriminators: LSGAN loss on real images
     and on fakes drawn from a 50-image :class:`ImagePool` each. Both generators share one
     Adam optimizer and both discriminators another, as in the authors' code.
     """
@@ -232,7 +245,8 @@ class CycleGANTask(Task):
     def __init__(self, g_ab: nn.Module, g_ba: nn.Module, d_a: nn.Module, d_b: nn.Module,
                  lr: float = 2e-4, lambda_cycle: float = LAMBDA_CYCLE,
                  lambda_identity: float = LAMBDA_IDENTITY, pool_size: int = 50,
-                 n_epochs: int | None = None, n_epochs_decay: int = 0, seed: int = 0):
+                 n_epochs: int | None = None, n_epochs_decay: int = 0, seed: int = 0,
+                 lambda_luminance: float = 0.0):
         opt_g = _adam(itertools.chain(g_ab.parameters(), g_ba.parameters()), lr)
         opt_d = _adam(itertools.chain(d_a.parameters(), d_b.parameters()), lr)
         schedulers = None
@@ -242,6 +256,8 @@ class CycleGANTask(Task):
         super().__init__({"g_ab": g_ab, "g_ba": g_ba, "d_a": d_a, "d_b": d_b},
                          {"generators": opt_g, "discriminators": opt_d}, schedulers)
         self.lambda_cycle, self.lambda_identity = lambda_cycle, lambda_identity
+        self.lambda_luminance = V.number("lambda_luminance", lambda_luminance, 0.0,
+                                         hint="0 leaves the luminance loss out (the paper's recipe).")
         self.pool_a, self.pool_b = ImagePool(pool_size, seed), ImagePool(pool_size, seed + 1)
 
     def translate(self, a: torch.Tensor | None = None, b: torch.Tensor | None = None):
@@ -268,6 +284,9 @@ class CycleGANTask(Task):
         if self.lambda_identity > 0:
             losses["idt_b"] = identity_loss(b, m["g_ab"](b), self.lambda_cycle, self.lambda_identity)
             losses["idt_a"] = identity_loss(a, m["g_ba"](a), self.lambda_cycle, self.lambda_identity)
+        if self.lambda_luminance > 0:
+            losses["lum_ab"] = luminance_loss(a, fake_b, self.lambda_luminance)
+            losses["lum_ba"] = luminance_loss(b, fake_a, self.lambda_luminance)
         losses["loss"] = sum(losses.values())
         return losses, fake_a, fake_b
 

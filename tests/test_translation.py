@@ -284,6 +284,27 @@ def _cyclegan(seed=0):
                            lr=1e-3, pool_size=6, n_epochs=2, n_epochs_decay=2)
 
 
+def test_luminance_loss_keeps_light_not_colour():
+    photos = sample_photos(6, 16, seed=4)
+    x = photos * 2 - 1
+    turned = tr.hue_rotate(photos, 150) * 2 - 1
+    # A hue rotation keeps the BT.709 luma (up to clipping at 0 and 1); an inversion does not.
+    # (The rotation's loss is its clipping at 0 and 1: over ten times smaller than the colours' change.)
+    assert float(tr.luminance_loss(x, turned, 5.0)) < 0.1 * 5.0 * float((turned - x).abs().mean())
+    assert float(tr.luminance_loss(x, -x, 5.0)) > 1.0
+    assert float(tr.luminance_loss(x, x, 5.0)) == 0.0
+    # By hand: a pure red pixel against black, weight 2: 2 x 0.2126 x (1 - (-1)) / 1 pixel.
+    red, black = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1), -torch.ones(1, 3, 1, 1)
+    assert float(tr.luminance_loss(black, red, 2.0)) == pytest.approx(2 * 0.2126 * 2)
+    task = tr.CycleGANTask(*(ResnetGenerator(3, 3, 8, 1) for _ in range(2)),
+                           *(PatchDiscriminator(3, ndf=8, n_layers=1) for _ in range(2)), lambda_luminance=5.0)
+    losses, _, _ = task.generator_losses(x[:2], turned[2:4])
+    assert {"lum_ab", "lum_ba"} <= set(losses)
+    with pytest.raises(ValueError, match="lambda_luminance"):
+        tr.CycleGANTask(*(ResnetGenerator(3, 3, 8, 1) for _ in range(2)),
+                        *(PatchDiscriminator(3, ndf=8, n_layers=1) for _ in range(2)), lambda_luminance=-1)
+
+
 def test_cyclegan_losses_fall_and_resume_exactly(tmp_path):
     photos = sample_photos(16, 16, seed=2)
     ds = tr.UnpairedImages(TensorImages(photos[:8]), TensorImages(tr.hue_rotate(photos[8:], 150)))
