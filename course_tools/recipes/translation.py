@@ -14,7 +14,7 @@ see absolute colours), no identity loss (it asks G_AB to leave B's photos unchan
 opposite of a change of colour) and a luminance loss in its place (each translation keeps
 the input's BT.709 luma, weighted as the paper weights its identity loss, 0.5 x lambda).
 Measured over seeds 0-3 (held-out error to the exact hue map; identity 0.0945): with the
-luminance loss 0.076, 0.051, 0.049, 0.078; without it 0.050, 0.091, 0.42 (a map that
+luminance loss 0.052, 0.074, 0.072, 0.051; without it 0.050, 0.091, 0.42 (a map that
 inverts the colours: it matches B's collection as well, and the cycle loss allows it)
 and 0.063. The course weights are the recipe's seed 0, as for every other recipe.
 """
