@@ -91,6 +91,10 @@ def side_by_side(images: Sequence, titles: Sequence[str] | None = None, cell: fl
     return fig
 
 
+_LINE_STYLES = ("-", "--", ":", "-.")
+_MARKERS = ("o", "s", "^", "D")
+
+
 def plot_losses(history: Mapping[str, Sequence[float]], title: str = "Training loss",
                 xlabel: str = "epoch", logy: bool | None = None, ax=None):
     """Loss curves from a history dict {"train_loss": [...], "val_loss": [...]} (on ``ax`` when given).
@@ -101,10 +105,12 @@ def plot_losses(history: Mapping[str, Sequence[float]], title: str = "Training l
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5)) if ax is None else (ax.figure, ax)
-    for name, values in history.items():
+    for i, (name, values) in enumerate(history.items()):
         values = list(values)
         if values:
-            ax.plot(range(1, len(values) + 1), values, marker="o" if len(values) < 30 else None, label=name)
+            # A line style and marker per curve as well as a colour: curves that coincide stay visible.
+            ax.plot(range(1, len(values) + 1), values, ls=_LINE_STYLES[i % len(_LINE_STYLES)],
+                    marker=_MARKERS[i % len(_MARKERS)] if len(values) < 30 else None, label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("loss")
     if logy is None:
