@@ -208,14 +208,18 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: in
     """
     x, y = _pair(x, y, channels=None)
     _scale(x, data_range), _scale(y, data_range)
+    _check_window(x, win_size)
+    x, y = x.float(), y.float()
+    return _reduce(torch.cat(_per_chunk(partial(_ssim_chunk, x, y, data_range, win_size), x, _SSIM_PIXELS)),
+                   reduction)
+
+
+def _check_window(x: torch.Tensor, win_size: int) -> None:
     if win_size % 2 == 0 or win_size < 3:
         raise ValueError(f"win_size must be odd and at least 3, got {win_size}.")
     if min(x.shape[-2:]) < win_size:
         raise ValueError(f"Images of {x.shape[-2]}x{x.shape[-1]} are smaller than the "
                          f"{win_size}x{win_size} SSIM window; use win_size <= the image side.")
-    x, y = x.float(), y.float()
-    return _reduce(torch.cat(_per_chunk(partial(_ssim_chunk, x, y, data_range, win_size), x, _SSIM_PIXELS)),
-                   reduction)
 
 
 def _ssim_chunk(x: torch.Tensor, y: torch.Tensor, data_range: float, win_size: int, part: slice) -> torch.Tensor:
@@ -270,28 +274,20 @@ def _delta_e_chunk(x: torch.Tensor, y: torch.Tensor, which: tuple[str, ...], par
     return out
 
 
-def _delta_e_chunks(x: torch.Tensor, y: torch.Tensor, which: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    """Per-image Delta E 76 and/or 2000, from one CIELAB conversion of each chunk."""
-    x, y = _pair(x, y)
-    _scale(x), _scale(y)
-    parts = _per_chunk(partial(_delta_e_chunk, x, y, which), x, _DELTA_E_PIXELS)
-    return {k: torch.cat([d[k] for d in parts]) for k in which}
-
-
 def delta_e(x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> dict[str, torch.Tensor]:
     """Both colour differences, ``{"delta_e76": ..., "delta_e2000": ...}``, converting each
-    image to CIELAB once (what an evaluation that reports both should call)."""
-    return {k: _reduce(v, reduction) for k, v in _delta_e_chunks(x, y, ("delta_e76", "delta_e2000")).items()}
+    image to CIELAB once (``compare`` with both)."""
+    return compare(x, y, ("delta_e76", "delta_e2000"), reduction)
 
 
 def delta_e76(x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """CIE76 colour difference: Euclidean distance in CIELAB, averaged over pixels."""
-    return _reduce(_delta_e_chunks(x, y, ("delta_e76",))["delta_e76"], reduction)
+    return compare(x, y, ("delta_e76",), reduction)["delta_e76"]
 
 
 def delta_e2000(x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """CIEDE2000 colour difference, averaged over pixels (kL = kC = kH = 1)."""
-    return _reduce(_delta_e_chunks(x, y, ("delta_e2000",))["delta_e2000"], reduction)
+    return compare(x, y, ("delta_e2000",), reduction)["delta_e2000"]
 
 
 FULL_REFERENCE = ("ssim", "psnr", "delta_e76", "delta_e2000")
@@ -312,9 +308,8 @@ def compare(x: torch.Tensor, y: torch.Tensor, which: tuple[str, ...] | list[str]
         raise ValueError(f"which must name some of {FULL_REFERENCE}, got {which!r}.")
     x, y = _pair(x, y)
     _scale(x), _scale(y)
-    if "ssim" in which and min(x.shape[-2:]) < 7:
-        raise ValueError(f"Images of {x.shape[-2]}x{x.shape[-1]} are smaller than the 7x7 SSIM window; "
-                         f"call metrics.ssim with a smaller win_size.")
+    if "ssim" in which:
+        _check_window(x, 7)
     de = tuple(k for k in ("delta_e76", "delta_e2000") if k in which)
     calls = [partial(_delta_e_chunk, x, y, de, part) for part in (_chunks(x, _DELTA_E_PIXELS) if de else [])]
     n_de = len(calls)  # the long Delta E chunks first, the short SSIM ones fill in behind them
