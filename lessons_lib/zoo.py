@@ -285,21 +285,38 @@ def save_samples(photos: torch.Tensor, outputs: torch.Tensor, path: str | Path, 
     return _keep_or_write(Path(path), lambda fh: save_image(grid, fh, format="png"), overwrite)
 
 
+def _check_temperature(name: str, temperature: float | None) -> None:
+    if temperature is None:
+        return
+    if MODELS[name].kind != "diffusion":
+        diffusion = ", ".join(n for n, spec in MODELS.items() if spec.kind == "diffusion")
+        raise ValueError(f"--temperature applies to the diffusion models ({diffusion}) only, not {name!r}: "
+                         f"leave it out.")
+    V.number("--temperature", temperature, 0.0, 1.0,
+             hint="colour = guess + temperature x drawn residual: 0 is the regressor's guess alone, 1 a full draw.")
+
+
 def test(name: str, photos: torch.Tensor, out_dir: str | Path, epoch: int | None = None, steps: int = 50,
          num_images: int = 4, seed: int = 8000, device: str | torch.device | None = None,
          lpips="auto", overwrite: bool = False, model: nn.Module | None = None,
-         latent_dim: int | None = None, width: int | None = None) -> dict:
+         latent_dim: int | None = None, width: int | None = None, temperature: float | None = None) -> dict:
     """Scores the trained model on ``photos`` beside the gray baseline; writes metrics JSON and samples PNG.
 
-    The model's sizes come from the run's config.json (``latent_dim``/``width`` only without one)."""
+    The model's sizes come from the run's config.json (``latent_dim``/``width`` only without one).
+    ``temperature`` (diffusion models) replaces the weights' own: the course weights', chosen on
+    validation photos, or the model's default for a run of your own. The JSON records the one used."""
     out_dir = Path(out_dir)
     V.count("--steps (sampling steps of the diffusion models)", steps)
     V.count("--num_images (samples in the PNG grid)", num_images)
+    _check_temperature(name, temperature)
     V.output_dir(out_dir, "output folder (--out)")
     if model is None and epoch == "course":
         model = load_course_model(name, device)
     elif model is None:
         model, epoch = load_trained(name, out_dir, epoch, latent_dim, width, device=device)
+    diffusion = MODELS[name].kind == "diffusion"
+    if temperature is not None:
+        model.temperature = float(temperature)
     metrics_path = out_dir / f"metrics_{name}.json"
     # Refuse before the (possibly long) evaluation, not after it.
     if metrics_path.exists() and not overwrite:
@@ -307,8 +324,8 @@ def test(name: str, photos: torch.Tensor, out_dir: str | Path, epoch: int | None
                               f"it, or choose another --out folder.")
     scores = evaluation.evaluate(model, photos, num_inference_steps=steps, seed=seed, lpips=lpips)
     outputs = scores.pop("outputs")
-    record = {"model": name, "epoch": epoch, "steps": steps if MODELS[name].kind == "diffusion" else None,
-              **scores}
+    record = {"model": name, "epoch": epoch, "steps": steps if diffusion else None,
+              "temperature": model.temperature if diffusion else None, **scores}
     with V.writing(metrics_path):
         save_samples(photos, outputs, out_dir / f"samples_{name}.png", num_images, overwrite)
         atomic_write_text(metrics_path, json.dumps(record, indent=1))
@@ -370,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="GPU index (0), cuda, mps or cpu (default: the best there is)")
     p.add_argument("--learning_rate", type=float, default=0.001)
     p.add_argument("--steps", type=int, default=50, help="DDIM/DDPM sampling steps (diffusion models)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="diffusion models, --mode test: colour = guess + temperature x drawn residual, "
+                        "0 to 1 (default: the weights' own)")
     p.add_argument("--num_images", type=int, default=4, help="samples in the PNG grid")
     p.add_argument("--data", default=None, help="folder of colour images, or 'cifar10' (default: by profile)")
     p.add_argument("--out", default="runs/zoo", help="output folder (checkpoints, metrics, samples)")
@@ -391,7 +411,7 @@ _FLAG_TYPES = {
     "latent_dim": V.int_arg(1, 256), "steps": V.int_arg(1, 50), "num_images": V.int_arg(1, 4),
     "image_size": V.int_arg(8, 32), "width": V.int_arg(1, 32), "limit": V.int_arg(1, 500),
     "steps_per_epoch": V.int_arg(1, 20), "learning_rate": V.float_arg(0, 1, low_open=True, example="0.001"),
-    "val_fraction": V.fraction_arg("0.1"),
+    "val_fraction": V.fraction_arg("0.1"), "temperature": V.float_arg(0, 1, example="0.5"),
 }
 
 
@@ -445,6 +465,12 @@ def run(argv: Sequence[str] | None = None) -> dict:
     if args.data is not None and str(args.data).lower() != "cifar10" and not Path(args.data).exists():
         raise FileNotFoundError(f"--data '{args.data}' does not exist. Pass a folder of colour images "
                                 f"(flat, or one sub-folder per class), or 'cifar10'.")
+    if args.temperature is not None:
+        if args.command == "compare" or args.mode != "test":
+            raise ValueError("--temperature is a sampling setting of the diffusion models: use it with "
+                             "--mode test (compare and training sample at the models' own).")
+        if len(names) == 1:  # with --model all it applies to the diffusion models among them
+            _check_temperature(names[0], args.temperature)
     V.output_dir(args.out, "output folder (--out)")
     sizes = _explicit_sizes(argv, args)
     device = get_device(args.device)
@@ -468,7 +494,8 @@ def run(argv: Sequence[str] | None = None) -> dict:
             results[name] = dict(history)
         else:
             rec = test(name, photos, args.out, args.weights, args.steps, args.num_images, args.seed, device,
-                       overwrite=args.overwrite, **sizes)
+                       overwrite=args.overwrite, **sizes,
+                       temperature=args.temperature if MODELS[name].kind == "diffusion" else None)
             rec.pop("outputs")
             results[name] = rec
             print(evaluation.results_table({name: rec["model"], "gray baseline": rec["gray"]},

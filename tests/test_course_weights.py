@@ -118,6 +118,45 @@ def test_zoo_cli_tests_the_course_weights_on_a_folder(tmp_path, capsys):
 
 
 @needs
+def test_zoo_cli_samples_at_the_temperature_asked_for(tmp_path, capsys):
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        img = torch.linspace(0, 1, 32 * 32 * 3).view(32, 32, 3).roll(i * 500)
+        Image.fromarray((img.numpy() * 255).astype("uint8")).save(photos / f"p{i}.png")
+    shipped = SHIPPED["zoo/unetddim"]["config"]["temperature"]
+    colours = {}
+    for temperature in (None, 0.0, 1.0):
+        out = tmp_path / f"out{temperature}"
+        args = ["--model", "unetddim", "--mode", "test", "--weights", "course", "--data", str(photos),
+                "--out", str(out), "--steps", "2"]
+        if temperature is not None:
+            args += ["--temperature", str(temperature)]
+        assert zoo.main(args) == 0
+        record = json.loads((out / "metrics_unetddim.json").read_text())
+        assert record["temperature"] == (shipped if temperature is None else temperature)
+        colours[temperature] = record["model"]["colorfulness"]
+    assert colours[0.0] < colours[1.0]  # a full draw adds colour to the guess
+    unet_out = tmp_path / "unet"
+    assert zoo.main(["--model", "unet", "--mode", "test", "--weights", "course", "--data", str(photos),
+                     "--out", str(unet_out)]) == 0
+    assert json.loads((unet_out / "metrics_unet.json").read_text())["temperature"] is None
+    capsys.readouterr()
+    # One clear line each: a model without a temperature, a value out of range, training.
+    assert zoo.main(["--model", "unet", "--mode", "test", "--weights", "course", "--data", str(photos),
+                     "--out", str(tmp_path / "x"), "--temperature", "0.5"]) == 2
+    assert "--temperature applies to the diffusion models" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        zoo.main(["--model", "unetddim", "--mode", "test", "--temperature", "1.5", "--out", str(tmp_path / "x")])
+    assert stop.value.code == 2 and "--temperature" in capsys.readouterr().err
+    assert zoo.main(["--model", "unetddim", "--mode", "train", "--temperature", "0.5",
+                     "--out", str(tmp_path / "x")]) == 2
+    assert "use it with --mode test" in capsys.readouterr().err
+
+
+@needs
 def test_inpainting_cli_course_weights(tmp_path):
     from PIL import Image
 
