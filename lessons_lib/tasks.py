@@ -206,11 +206,23 @@ class VAETask(Task):
 
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * model, parameter by parameter; buffers are copied."""
+    """ema <- decay * ema + (1 - decay) * model, for the parameters and the floating-point
+    buffers alike; whole-number buffers (BatchNorm's batch count) are copied.
+
+    BatchNorm's running mean and variance are averaged like the weights: copied from the
+    online network they pair the averaged weights with statistics of other weights, and the
+    output drifts (measured on the zoo's diffusion colorizer, whose regressor is a BatchNorm
+    U-Net: its held-out lead over gray swung between 0.9 and 1.4 Delta E from epoch to
+    epoch with copied statistics, 1.2 to 1.4 averaged, as with statistics recomputed for
+    the averaged weights).
+    """
     for e, p in zip(ema.parameters(), model.parameters()):
         e.lerp_(p.detach(), 1.0 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
-        e.copy_(b)
+        if e.is_floating_point():
+            e.lerp_(b, 1.0 - decay)
+        else:
+            e.copy_(b)
 
 
 class DiffusionTask(Task):

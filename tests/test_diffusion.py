@@ -361,3 +361,16 @@ def test_ema_update_and_warmup_in_diffusion_task():
     ema_w, new_w = task.inference_model().out_conv.weight, net.out_conv.weight
     assert task.ema_updates == 1 and torch.allclose(ema_w, 0.9 * new_w, atol=1e-6)
     assert task.state_dict()["extra"] == {"ema_updates": 1}
+
+
+def test_ema_update_averages_batchnorm_statistics_like_the_weights():
+    from lessons_lib import training
+
+    model, ema = torch.nn.BatchNorm2d(2), torch.nn.BatchNorm2d(2)
+    model.train()
+    model(torch.randn(8, 2, 4, 4) * 3 + 5)  # the online statistics move away from the average's
+    training.ema_update(ema, model, 0.75)
+    # Averaged, not copied: the running statistics describe the averaged weights' activations.
+    assert torch.allclose(ema.running_mean, 0.25 * model.running_mean)
+    assert torch.allclose(ema.running_var, 0.75 * torch.ones(2) + 0.25 * model.running_var)
+    assert ema.num_batches_tracked.item() == model.num_batches_tracked.item() == 1  # counts are copied

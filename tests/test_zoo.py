@@ -215,23 +215,30 @@ def test_diffusion_colorizer_refines_the_regressors_guess():
         training.DiffusionTask(model, model.schedule, loss_fn=model.training_loss, target=lambda c, x: x)
 
 
-def test_temperature_is_the_most_vivid_that_keeps_half_the_lead(monkeypatch):
-    # The recipe's rule: walk up the temperatures, keep the last that keeps half the guess's lead over gray.
+def test_temperature_is_the_least_that_reaches_the_colour_target(monkeypatch):
+    # The recipe's rule: walk up the temperatures, stop at the first whose colourfulness reaches
+    # COLOUR_TARGET of the photos', or before the one whose Delta E keeps less than MIN_LEAD of
+    # the guess's lead over gray.
     from course_tools.recipes import zoo as recipe
 
-    gray_de = 14.0
-    de_at = {t: 12.0 + 2.0 * t for t in recipe.TEMPERATURES}  # guess 12, limit 13: crossed after t = 0.5
+    assert recipe.COLOUR_TARGET > 0.5 and 0 < recipe.MIN_LEAD < 1  # half the photos', with a margin
+    colour = {"at": lambda t: 10 + 20 * t}
+    de_at = {"at": lambda t: 12.0 + 2.0 * t}  # gray 14: the guess leads by 2, the floor is 0.2
 
     def fake_evaluate(model, photos, **kwargs):
+        assert kwargs["num_inference_steps"] == recipe.SAMPLING_STEPS == zoo.build_parser().get_default("steps")
         t = model.temperature
-        return {"model": {"delta_e76": de_at[t], "colorfulness": 10 + 10 * t}, "gray": {"delta_e76": gray_de},
-                "target_colorfulness": 30.0}
+        return {"model": {"delta_e76": de_at["at"](t), "colorfulness": colour["at"](t)},
+                "gray": {"delta_e76": 14.0}, "target_colorfulness": 30.0}
 
     monkeypatch.setattr(recipe.evaluation, "evaluate", fake_evaluate)
     model = torch.nn.Module()
     model.temperature = 0.3
     chosen, sweep = recipe.choose_temperature(model, torch.zeros(1, 3, 8, 8))
-    assert chosen == 0.5 and model.temperature == 0.5
-    assert [row["temperature"] for row in sweep] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
-    de_at.update({t: 14.5 for t in recipe.TEMPERATURES})  # a guess that loses to gray: temperature 0
+    # 10 + 20 t >= 0.55 x 30 = 16.5 first at t = 0.35.
+    assert chosen == 0.35 and model.temperature == 0.35 and sweep[-1]["temperature"] == 0.35
+    colour["at"] = lambda t: 10.0  # never colourful enough: the lead floor stops the walk
+    de_at["at"] = lambda t: 12.0 + 1.9 * t
+    assert recipe.choose_temperature(model, torch.zeros(1, 3, 8, 8))[0] == 0.9  # lead 2 - 1.9 t >= 0.2
+    de_at["at"] = lambda t: 14.5  # a guess that loses to gray: temperature 0
     assert recipe.choose_temperature(model, torch.zeros(1, 3, 8, 8))[0] == 0.0
