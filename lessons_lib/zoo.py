@@ -44,6 +44,9 @@ __all__ = ["make_task", "load_photos", "colorization_pairs", "train", "load_trai
            "save_samples", "main"]
 
 GAN_LAMBDA_L1 = 1000.0
+# The diffusion models' sampling steps for --mode test and compare (the course weights'
+# temperature is chosen at these steps: fewer draw less colour).
+SAMPLING_STEPS = 50
 
 
 def make_task(name: str, model: nn.Module, lr: float = 1e-3) -> training.Task:
@@ -288,15 +291,14 @@ def save_samples(photos: torch.Tensor, outputs: torch.Tensor, path: str | Path, 
 def _check_temperature(name: str, temperature: float | None) -> None:
     if temperature is None:
         return
+    # Only which models take one; its range is the model's own check (DiffusionColorizer.colorize).
     if MODELS[name].kind != "diffusion":
         diffusion = ", ".join(n for n, spec in MODELS.items() if spec.kind == "diffusion")
         raise ValueError(f"--temperature applies to the diffusion models ({diffusion}) only, not {name!r}: "
                          f"leave it out.")
-    V.number("--temperature", temperature, 0.0, 1.0,
-             hint="colour = guess + temperature x drawn residual: 0 is the regressor's guess alone, 1 a full draw.")
 
 
-def test(name: str, photos: torch.Tensor, out_dir: str | Path, epoch: int | None = None, steps: int = 50,
+def test(name: str, photos: torch.Tensor, out_dir: str | Path, epoch: int | None = None, steps: int = SAMPLING_STEPS,
          num_images: int = 4, seed: int = 8000, device: str | torch.device | None = None,
          lpips="auto", overwrite: bool = False, model: nn.Module | None = None,
          latent_dim: int | None = None, width: int | None = None, temperature: float | None = None) -> dict:
@@ -335,7 +337,7 @@ def test(name: str, photos: torch.Tensor, out_dir: str | Path, epoch: int | None
 
 def compare(names: Sequence[str], photos: torch.Tensor, out_dir: str | Path, val_fraction: float = 0.1,
             epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, latent_dim: int = 256, width: int = 32,
-            seed: int = 8000, steps: int = 50, num_images: int = 4, device=None, steps_per_epoch=None,
+            seed: int = 8000, steps: int = SAMPLING_STEPS, num_images: int = 4, device=None, steps_per_epoch=None,
             lpips="auto", overwrite: bool = False, progress: bool = True) -> dict:
     """Holds out a validation split, trains and tests each model on it, writes the comparison table."""
     for name in names:
@@ -386,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latent_dim", type=int, default=256)
     p.add_argument("--device", default=None, help="GPU index (0), cuda, mps or cpu (default: the best there is)")
     p.add_argument("--learning_rate", type=float, default=0.001)
-    p.add_argument("--steps", type=int, default=50, help="DDIM/DDPM sampling steps (diffusion models)")
+    p.add_argument("--steps", type=int, default=SAMPLING_STEPS, help="DDIM/DDPM sampling steps (diffusion models)")
     p.add_argument("--temperature", type=float, default=None,
                    help="diffusion models, --mode test: colour = guess + temperature x drawn residual, "
                         "0 to 1 (default: the weights' own)")

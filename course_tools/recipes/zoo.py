@@ -31,7 +31,7 @@ EPOCHS = {"resnet": 4, "unet": 4, "gan": 4, "unetgan": 4, "basicvae": 4, "unetva
 LEARNING_RATE = {"unetddim": 2e-3}
 # The diffusion models are scored, and their temperature chosen, at the steps that
 # `python -m lessons_lib.zoo --mode test` samples with: fewer steps draw less colour.
-SAMPLING_STEPS = zoo.build_parser().get_default("steps")
+SAMPLING_STEPS = zoo.SAMPLING_STEPS
 VAL_FRACTION = 0.1
 TEMPERATURES = tuple(round(i * 0.05, 2) for i in range(21))
 # The temperature: the least whose validation colourfulness reaches COLOUR_TARGET of the
