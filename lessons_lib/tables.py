@@ -71,13 +71,23 @@ def beats(row: Mapping) -> bool:
     return row["model"] < row["baseline"] if row["better"] == "lower" else row["model"] > row["baseline"]
 
 
+def _distinct(model: float, baseline: float, digits: int) -> tuple[str, str]:
+    """Both values with ``digits`` decimals, or as many more (up to 6) as it takes to show that
+    they differ: a row that beats its baseline must not read "0.21 | 0.21"."""
+    while True:
+        m, b = f"{model:.{digits}f}", f"{baseline:.{digits}f}"
+        if m != b or model == baseline or digits >= 6:
+            return m, b
+        digits += 1
+
+
 def results_markdown(rows: Sequence[Mapping], digits: int = 2) -> str:
     """The rows as a Markdown table with a verdict column."""
     lines = ["| result | model | baseline | better | verdict |", "|---|---:|---:|---|---|"]
     for r in rows:
         verdict = "**beats the baseline**" if beats(r) else "loses to the baseline"
-        lines.append(f"| {r['what']} | {r['model']:.{digits}f} | {r['baseline']:.{digits}f} | "
-                     f"{r['better']} | {verdict} |")
+        model, baseline = _distinct(r["model"], r["baseline"], digits)
+        lines.append(f"| {r['what']} | {model} | {baseline} | {r['better']} | {verdict} |")
     return "\n".join(lines)
 
 

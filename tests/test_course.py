@@ -87,6 +87,18 @@ def test_verdict_of_a_row():
     assert course.verdict({"model": 3, "baseline": 3, "better": "higher"}) == "ties"
 
 
+def test_results_table_shows_the_digits_that_tell_model_and_baseline_apart():
+    from lessons_lib.tables import result_row, results_markdown
+
+    text = results_markdown([result_row("pix2pix", 0.2106, 0.2141), result_row("sr", 21.815, 21.228, "higher"),
+                             result_row("tie", 0.5, 0.5), result_row("near", 1.0, 1.0 + 1e-9)])
+    lines = text.splitlines()[2:]
+    assert "| 0.211 | 0.214 |" in lines[0] and "beats" in lines[0]  # not "0.21 | 0.21"
+    assert "| 21.82 | 21.23 |" in lines[1]  # two decimals where they suffice
+    assert "| 0.50 | 0.50 |" in lines[2] and "loses" in lines[2]
+    assert "| 1.000000 | 1.000000 |" in lines[3]  # at most six decimals
+
+
 def test_course_runner_never_overwrites_silently(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
