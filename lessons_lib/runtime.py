@@ -39,30 +39,44 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
-def get_device(prefer: str | None = None) -> torch.device:
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
     """The best device available: cuda, then mps, then cpu.
 
-    ``prefer`` ("cuda", "cuda:1", "mps", "cpu" or a GPU index such as "0") forces
-    one; asking for a device that is not there is an error that says what is.
+    ``prefer`` ("cuda", "cuda:1", "mps", "cpu", a GPU index such as "0", or a
+    ``torch.device``) forces one; a name torch does not know, or a device that is not
+    there, is an error that says what is.
     """
-    if prefer is not None:
-        prefer = str(prefer)
-        if prefer.isdigit():
-            prefer = f"cuda:{prefer}"
-        if prefer.startswith("cuda") and not torch.cuda.is_available():
+    if prefer is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    name = str(prefer).strip().lower()
+    if name.isdigit():
+        name = f"cuda:{name}"
+    kind, _, index = name.partition(":")
+    if kind not in _DEVICE_KINDS or (index and not index.isdigit()):
+        raise DeviceUnavailable(f"Unknown device {str(prefer)!r}. Use cpu, cuda (cuda:1 or a GPU index "
+                                "such as 0 for another GPU) or mps, or leave the device out to pick the "
+                                "best one here.")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
             raise DeviceUnavailable(
-                f"Device '{prefer}' was asked for, but no CUDA GPU is available. "
+                f"Device '{name}' was asked for, but no CUDA GPU is available. "
                 "Use --device cpu (or leave the device out to pick one automatically); "
                 "in Colab choose Runtime > Change runtime type > T4 GPU."
             )
-        if prefer == "mps" and not _mps_available():
-            raise DeviceUnavailable("Device 'mps' was asked for, but Apple MPS is not available here.")
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if _mps_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+        n = torch.cuda.device_count()
+        if index and int(index) >= n:
+            raise DeviceUnavailable(f"Device '{name}' was asked for, but this machine has {n} CUDA GPU"
+                                    f"{'s' if n != 1 else ''} (cuda:0{f' to cuda:{n - 1}' if n > 1 else ''}).")
+    if kind == "mps" and not _mps_available():
+        raise DeviceUnavailable("Device 'mps' was asked for, but Apple MPS is not available here. "
+                                "Use cpu, or leave the device out to pick one automatically.")
+    return torch.device(name)
+
+
+# The devices the course runs on; torch knows more names (xla, meta...) that no lesson can use.
+_DEVICE_KINDS = ("cpu", "cuda", "mps")
 
 
 def _mps_available() -> bool:

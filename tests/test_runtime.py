@@ -42,6 +42,26 @@ def test_device_and_dtype():
     assert runtime.get_device("cpu") == torch.device("cpu")
 
 
+@pytest.mark.parametrize("name", ["gpu", "tpu", "cuda:x", "-1", "cuda 0", "xla", "meta", ""])
+def test_unknown_device_names_get_the_course_message(name):
+    with pytest.raises(runtime.DeviceUnavailable, match=r"Unknown device .*Use cpu, cuda .* or mps"):
+        runtime.get_device(name)
+
+
+def test_device_names_are_forgiving_about_case_and_objects():
+    assert runtime.get_device(" CPU ") == torch.device("cpu")
+    assert runtime.get_device(torch.device("cpu")) == torch.device("cpu")
+    assert runtime.get_device("cpu:0") == torch.device("cpu:0")
+
+
+def test_a_gpu_index_beyond_the_machine_names_the_gpus_there(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert runtime.get_device("0") == torch.device("cuda:0")
+    with pytest.raises(runtime.DeviceUnavailable, match=r"'cuda:3'.*has 1 CUDA GPU \(cuda:0\)"):
+        runtime.get_device("3")
+
+
 def test_cuda_dtype_is_half_for_pipelines():
     assert runtime.get_dtype(torch.device("cuda")) == torch.float16
     assert runtime.get_dtype(torch.device("cuda"), pipeline=False) == torch.float32
