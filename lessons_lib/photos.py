@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import validate as V
 from .files import write_unique
 from .images import (
     DOWNSCALE_ADVICE,
@@ -85,6 +86,8 @@ def open_photo(source) -> Image.Image:
         if t.dim() != 3 or t.shape[0] not in (1, 3):
             raise ValueError(f"A photo tensor must be (3, H, W) or (1, H, W) in [0, 1], got shape "
                              f"{tuple(source.shape)}.")
+        # Clamping 0..255 or [-1, 1] values would give a white or half-black photo without a word.
+        V.value_range("The photo tensor", t, 0.0, 1.0)
         return normalize_image(tensor_to_pil(t))
     raise TypeError(f"Cannot read a photo from a {type(source).__name__}: pass a PIL image, a path, "
                     "a URL, the bytes of an image file, or an array.")
@@ -121,11 +124,33 @@ def _from_array(arr: np.ndarray) -> Image.Image:
                          f"{arr.shape}" + (f" ({channels} channels)" if channels else "")
                          + ". Pick the colour channels, e.g. arr[..., :3].")
     if a.dtype != np.uint8:
-        a = a.astype(np.float64)
-        if a.max(initial=0) <= 1.0:
-            a = a * 255.0
-        a = np.clip(np.round(a), 0, 255).astype(np.uint8)
+        a = _array_to_uint8(a)
     return normalize_image(Image.fromarray(a))
+
+
+def _array_to_uint8(a: np.ndarray) -> np.ndarray:
+    """0..255 pixels from an array in [0, 1] (floats) or 0..255; anything else is refused,
+    never clipped into a photo that looks plausible (NaN as black, [-1, 1] as half black)."""
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+        raise TypeError(f"A photo array must hold numbers (uint8 0..255, or floats in [0, 1]); got dtype "
+                        f"{a.dtype}.")
+    floats = np.issubdtype(a.dtype, np.floating)
+    a = a.astype(np.float64)
+    if a.size == 0:
+        raise ValueError(f"The photo array is empty (shape {a.shape}).")
+    if not np.isfinite(a).all():
+        raise ValueError(f"The photo array holds NaN or infinite values ({int((~np.isfinite(a)).sum())} of "
+                         f"{a.size}); a photo needs a number in every pixel. Fill or drop them first.")
+    lo, hi = float(a.min()), float(a.max())
+    if lo < 0 or hi > 255:
+        guess = (" It looks like [-1, 1] values: use (arr + 1) / 2 first." if lo >= -1 and hi <= 1
+                 else " It looks like 16-bit pixels: divide by 257 first." if lo >= 0 and hi <= 65535
+                 else "")
+        raise ValueError(f"The photo array's values span [{lo:.4g}, {hi:.4g}]; a photo array holds floats in "
+                         f"[0, 1] or pixels 0..255.{guess}")
+    if floats and hi <= 1.0:  # whole numbers (int arrays) are pixels 0..255 already
+        a = a * 255.0
+    return np.round(a).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- the upload panel

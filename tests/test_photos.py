@@ -128,3 +128,28 @@ def test_colab_upload_and_download(picture, tmp_path, monkeypatch, capsys):
     monkeypatch.delitem(sys.modules, "google.colab")
     assert photos.offer_download(results) is None
     assert "2 files in" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("scale, shift, hint", [(255.0, 0.0, "0..255 pixel values: divide by 255"),
+                                                (2.0, -1.0, r"\[-1, 1\] values")])
+def test_a_photo_tensor_outside_0_1_is_refused_not_clipped(picture, scale, shift, hint):
+    t = torch.from_numpy(np.asarray(picture).copy()).permute(2, 0, 1) / 255.0 * scale + shift
+    with pytest.raises(ValueError, match=f"photo tensor.*must lie in \\[0, 1\\].*{hint}"):
+        photos.load_photo(t)
+
+
+@pytest.mark.parametrize("arr, hint", [
+    (np.full((8, 8, 3), np.nan), "NaN or infinite values"),
+    (np.linspace(-1, 1, 192).reshape(8, 8, 3), r"span \[-1, 1\].*use \(arr \+ 1\) / 2"),
+    (np.full((8, 8), 4000, dtype=np.uint16), "16-bit pixels: divide by 257"),
+    (np.zeros((8, 8, 3), dtype=bool), "must hold numbers"),
+])
+def test_a_photo_array_that_is_no_photo_says_why(arr, hint):
+    with pytest.raises((ValueError, TypeError), match=hint):
+        photos.open_photo(arr)
+
+
+def test_photo_arrays_in_either_documented_range_give_the_same_photo(picture):
+    pixels = np.asarray(picture)
+    for arr in (pixels.astype(np.float32) / 255.0, pixels.astype(np.int64), pixels.astype(np.float64)):
+        assert np.array_equal(np.asarray(photos.open_photo(arr)), pixels), arr.dtype
