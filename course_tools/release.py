@@ -9,7 +9,9 @@ repository). Every notebook in notebooks/, solutions/ and exercises/ installs
                                                   # and every install line
 
 Only the install line itself is rewritten (text-level, byte for byte elsewhere), so the
-notebooks' other cells and their formatting are untouched.
+notebooks' other cells and their formatting are untouched. A release that git could never
+name as a tag (``v1..2``, ``v1.0/``, ``v1.0.lock``, an empty name...) is refused before
+any file is read for writing; every file is prepared first, then each is replaced atomically.
 """
 from __future__ import annotations
 
@@ -19,12 +21,45 @@ import re
 import sys
 from pathlib import Path
 
+from lessons_lib.files import atomic_write
+
 REPOSITORY = "https://github.com/image-transformation-course/lessons"
 NOTEBOOK_DIRS = ("notebooks", "solutions", "exercises")
 # The package spec inside the %pip line, with or without a pinned ref.
 _SPEC = re.compile(r"lessons_lib @ git\+" + re.escape(REPOSITORY) + r"(?:@(?P<ref>[A-Za-z0-9._/-]+))?")
 _CONSTANT = re.compile(r'^COURSE_RELEASE = "(?P<ref>[^"]*)"$', re.MULTILINE)
+# What pip's URL and the pattern above can carry; git's own ref-name rules come on top (check_ref).
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+
+
+def check_ref(release) -> str:
+    """``release`` if it can be a git tag that pip installs from; else ValueError saying what is wrong.
+
+    git's ref-name rules (git-check-ref-format(1)) are written out here rather than asking
+    ``git check-ref-format``: the answer must not depend on whether git is installed where the
+    tool runs, and the rules that matter for the characters allowed above are few. The tests
+    compare these rules with git's own answer where git exists.
+    """
+    if not isinstance(release, str) or not release.strip():
+        raise ValueError(f"--set {release!r}: the release is empty. Give the git tag (or commit) students "
+                         "should install, e.g. --set v0.2.0.")
+    why = ""
+    if not _REF.match(release):
+        why = ("it may hold only letters, digits, '.', '_', '-' and '/', and must start with a letter or "
+               "digit")
+    elif ".." in release:
+        why = "git refs cannot contain '..'"
+    elif release.endswith("/") or "//" in release:
+        why = "git refs cannot end with '/' or contain '//'"
+    elif release.endswith("."):
+        why = "git refs cannot end with '.'"
+    elif any(part.startswith(".") or part.endswith(".lock") for part in release.split("/")):
+        why = "no '/'-separated part of a git ref may start with '.' or end with '.lock'"
+    if why:
+        raise ValueError(f"--set {release!r} can never be a git tag ({why}), so every student's install "
+                         f"cell would fail. Nothing was written. Give the tag you created with `git tag`, "
+                         f"e.g. --set v0.2.0.")
+    return release
 
 
 def current_release(root: Path) -> str:
@@ -61,33 +96,39 @@ def problems(root: Path) -> list[str]:
 
 
 def set_release(root: Path, release: str) -> list[Path]:
-    """Write ``release`` into the constant and every notebook's install line; returns the files changed."""
-    if not _REF.match(release):
-        raise SystemExit(f"{release!r} is not a git tag or commit (letters, digits, '.', '_', '-', '/').")
-    changed = []
+    """Write ``release`` into the constant and every notebook's install line; returns the files changed.
+
+    The release is checked and every new text prepared before the first file is replaced."""
+    check_ref(release)
+    current_release(root)  # the constant must be there to be moved
+    todo = {}
     init = root / "lessons_lib" / "__init__.py"
     text = init.read_text(encoding="utf-8")
-    new = _CONSTANT.sub(f'COURSE_RELEASE = "{release}"', text)
-    if new != text:
-        init.write_text(new, encoding="utf-8")
-        changed.append(init)
+    todo[init] = (text, _CONSTANT.sub(f'COURSE_RELEASE = "{release}"', text))
     for path in notebooks(root):
         raw = path.read_text(encoding="utf-8")
-        new = _SPEC.sub(f"lessons_lib @ git+{REPOSITORY}@{release}", raw)
-        if new != raw:
-            path.write_text(new, encoding="utf-8")
+        todo[path] = (raw, _SPEC.sub(f"lessons_lib @ git+{REPOSITORY}@{release}", raw))
+    changed = []
+    for path, (old, new) in todo.items():
+        if new != old:
+            atomic_write(path, new)
             changed.append(path)
     return changed
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m course_tools.release",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", metavar="REF", help="move the course to this release (a git tag or commit)")
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1],
                         help="the repository (default: this checkout)")
     args = parser.parse_args(argv)
-    if args.set:
-        changed = set_release(args.root, args.set)
+    if args.set is not None:  # --set "" is a mistake to report, not "no --set"
+        try:
+            changed = set_release(args.root, args.set)
+        except (ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(f"COURSE_RELEASE = {args.set}: {len(changed)} files rewritten.")
     found = problems(args.root)
     if found:

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import lessons_lib
+from course_tools.release import check_ref
 from lessons_lib import runtime
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,3 +66,44 @@ def test_moving_the_release_rewrites_only_the_install_lines(tmp_path):
 def test_the_tool_and_the_runtime_name_the_same_repository():
     text = (REPO / "course_tools" / "release.py").read_text()
     assert f'REPOSITORY = "{runtime.REPO_URL}"' in text
+
+
+def _copy_repo(tmp_path: Path) -> None:
+    for part in ("notebooks", "solutions", "exercises", "lessons_lib/__init__.py"):
+        src, dst = REPO / part, tmp_path / part
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copyfile)(src, dst)
+
+
+def _files(root: Path) -> dict:
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("bad, why", [
+    ("v1..2", "'..'"), ("v1.0/", "end with '/'"), ("v1.0.lock", "'.lock'"), ("v1//2", "'//'"),
+    ("v1.", "end with '.'"), ("v1/.hidden", "start with '.'"), ("v1; rm -rf /", "only letters"),
+    ("-v1", "start with a letter"), ("", "is empty"), ("   ", "is empty"),
+])
+def test_a_release_git_can_never_tag_is_refused_before_any_write(tmp_path, bad, why):
+    _copy_repo(tmp_path)
+    before = _files(tmp_path)
+    done = _release_tool(f"--set={bad}", "--root", str(tmp_path))
+    assert done.returncode == 2
+    assert why in done.stderr and repr(bad) in done.stderr and "e.g. --set v0.2.0" in done.stderr
+    assert "files rewritten" not in done.stdout and "notebooks install" not in done.stdout
+    assert _files(tmp_path) == before
+
+
+def test_the_ref_rules_agree_with_git():
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed here")
+    names = ["v0.2.0", "v1..2", "v1.0/", "v1.0.lock", "v1.lock/x", "a/b", "a//b", "v1.", ".v1", "a/.b",
+             "release/2024-fall", "v1.0.locked", "0123abcd" * 5, "x.lock.y"]
+    for name in names:
+        git_ok = subprocess.run([git, "check-ref-format", f"refs/tags/{name}"]).returncode == 0
+        try:
+            ours = check_ref(name) == name
+        except ValueError:
+            ours = False
+        assert ours == git_ok, name
