@@ -31,4 +31,18 @@ def cli_main(run_cli: Callable, argv: Sequence[str] | None = None) -> int:
     except KNOWN_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as err:
+        if not _out_of_memory(err):
+            raise
+        print("error: out of memory (" + (str(err).splitlines() or ["no details"])[0][:200] + "). The model "
+              "or a batch is too large for this device: use a smaller --batch_size or --width (or --image_size), "
+              "or a device with more memory. Checkpoints written so far are complete (a run with other sizes "
+              "needs another --out folder).", file=sys.stderr)
+        return 2
     return 0
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """torch.OutOfMemoryError (CUDA), MemoryError, or the CPU allocator's RuntimeError."""
+    text = str(err).lower()
+    return isinstance(err, MemoryError) or "out of memory" in text or "can't allocate memory" in text

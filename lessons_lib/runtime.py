@@ -84,6 +84,25 @@ def _mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
+def free_memory(device: torch.device | str) -> int | None:
+    """Bytes free for new tensors on ``device`` (the GPU's free memory; the machine's available
+    memory for the CPU), or None where it cannot be told. Checks use it to refuse a model that
+    cannot fit before the work starts: on Linux an oversized CPU allocation is often not an
+    error but the kernel killing the process without a word."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo", encoding="ascii") as fh:
+                for line in fh:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+    return None
+
+
 def get_dtype(device: torch.device | str | None = None, pipeline: bool = True) -> torch.dtype:
     """fp16 for diffusers pipelines on CUDA (fits a 15 GB T4), fp32 everywhere else.
 

@@ -38,7 +38,7 @@ from . import validate as V
 from .files import atomic_write, atomic_write_text
 from .images import rgb_to_gray, to_signed
 from .models.colorizers import MODELS, build_model
-from .runtime import get_device, get_profile, seed_everything
+from .runtime import free_memory, get_device, get_profile, seed_everything
 
 __all__ = ["make_task", "load_photos", "colorization_pairs", "train", "load_trained", "test", "compare",
            "save_samples", "main"]
@@ -139,6 +139,35 @@ def _check_train_args(out_dir, epochs, batch_size, lr, latent_dim, width, steps_
     V.output_dir(out_dir, "output folder (--out)")
 
 
+def parameter_count(name: str, latent_dim: int = 256, width: int = 32) -> int:
+    """The parameters of zoo model ``name`` at ``width``, without building it at that size.
+
+    Every layer's channels are proportional to ``width``, so the count is a quadratic in it;
+    three narrow builds fix the quadratic exactly (tested against real builds)."""
+    counts = [sum(p.numel() for p in build_model(name, latent_dim, w).parameters()) for w in (4, 8, 12)]
+    a = (counts[2] - 2 * counts[1] + counts[0]) // 32  # second difference / (2 * 4**2)
+    b = (counts[1] - counts[0]) // 4 - 12 * a
+    return int(a * width * width + b * width + counts[0] - 4 * b - 16 * a)
+
+
+def _check_fits(name: str, latent_dim: int, width: int, device: torch.device) -> None:
+    """Refuses a model whose weights, gradients and Adam's two moments alone exceed the memory free
+    on ``device`` (activations come on top): before any work, with the size that would fit."""
+    free = free_memory(device)
+    params = parameter_count(name, latent_dim, width)
+    need = 16 * params  # fp32 weights + gradients + two Adam moments
+    if free is None or need <= free:
+        return
+    fits = width
+    while fits > 1 and 16 * parameter_count(name, latent_dim, fits) > free // 2:
+        fits //= 2
+    raise ValueError(
+        f"{name} with --width {width} has about {params / 1e6:,.0f} million parameters: training it needs at "
+        f"least {need / 1e9:.1f} GB for its weights, gradients and optimizer state, and {device} has "
+        f"{free / 1e9:.1f} GB free. Use a smaller --width (e.g. --width {fits}; the course trains 32) or a "
+        f"device with more memory.")
+
+
 def _run_config(name, photos, batch_size, lr, latent_dim, width, seed, steps_per_epoch) -> dict:
     return {"model": name, "latent_dim": int(latent_dim), "width": int(width),
             "image_size": int(photos.shape[-1]), "learning_rate": float(lr), "batch_size": int(batch_size),
@@ -191,6 +220,8 @@ def train(name: str, photos: torch.Tensor, out_dir: str | Path, epochs: int = 10
     _check_train_args(out_dir, epochs, batch_size, lr, latent_dim, width, steps_per_epoch)
     config = _run_config(name, photos, batch_size, lr, latent_dim, width, seed, steps_per_epoch)
     saved = _resume_config(out_dir, name, config)
+    device = get_device(None if device is None else str(device))
+    _check_fits(name, latent_dim, width, device)
     seed_everything(seed)
     model = build_model(name, latent_dim=latent_dim, width=width)
     task = make_task(name, model, lr)
@@ -201,7 +232,6 @@ def train(name: str, photos: torch.Tensor, out_dir: str | Path, epochs: int = 10
     if saved != config:
         with V.writing(_config_path(out_dir, name)):
             atomic_write_text(_config_path(out_dir, name), json.dumps(config, indent=1))
-    device = get_device(None if device is None else str(device))
     history = training.fit(task, loader, epochs, val_loader=val_loader, ckpt_dir=ckpt_dir, device=device,
                            steps_per_epoch=steps_per_epoch, progress=progress, desc=name, on_epoch=on_epoch)
     return _inference_model(task, model), history
@@ -268,6 +298,24 @@ def load_course_model(name: str, device: str | torch.device | None = None) -> nn
     return model.to(get_device(None if device is None else str(device))).eval()
 
 
+def _check_free(paths: Sequence[Path], overwrite: bool) -> None:
+    """Every result file a command will write, checked before its (possibly long) work starts."""
+    taken = [str(p) for p in paths if p.exists()]
+    if taken and not overwrite:
+        what = f"'{taken[0]}' already exists" if len(taken) == 1 else \
+            f"{len(taken)} of its result files already exist ({', '.join(repr(t) for t in taken)})"
+        raise FileExistsError(f"{what} and {'is' if len(taken) == 1 else 'are'} kept: nothing was started. "
+                              f"Pass --overwrite to replace {'it' if len(taken) == 1 else 'them'}, or choose "
+                              f"another --out folder.")
+
+
+def _result_files(names: Sequence[str], out_dir: str | Path, comparison: bool) -> list[Path]:
+    out_dir = Path(out_dir)
+    paths = [out_dir / f"{kind}_{name}.{ext}" for name in names
+             for kind, ext in (("metrics", "json"), ("samples", "png"))]
+    return paths + ([out_dir / "comparison.md", out_dir / "comparison.csv"] if comparison else [])
+
+
 def _keep_or_write(path: Path, content, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
         raise FileExistsError(f"'{path}' already exists and is kept. Pass --overwrite to replace it, "
@@ -320,10 +368,7 @@ def test(name: str, photos: torch.Tensor, out_dir: str | Path, epoch: int | None
     if temperature is not None:
         model.temperature = float(temperature)
     metrics_path = out_dir / f"metrics_{name}.json"
-    # Refuse before the (possibly long) evaluation, not after it.
-    if metrics_path.exists() and not overwrite:
-        raise FileExistsError(f"'{metrics_path}' already exists and is kept. Pass --overwrite to replace "
-                              f"it, or choose another --out folder.")
+    _check_free(_result_files([name], out_dir, False), overwrite)  # before the (possibly long) evaluation
     scores = evaluation.evaluate(model, photos, num_inference_steps=steps, seed=seed, lpips=lpips)
     outputs = scores.pop("outputs")
     record = {"model": name, "epoch": epoch, "steps": steps if diffusion else None,
@@ -346,6 +391,9 @@ def compare(names: Sequence[str], photos: torch.Tensor, out_dir: str | Path, val
     V.fraction("--val_fraction (the share of images held out for testing)", val_fraction,
                hint="Try 0.1 (one image in ten).")
     _check_train_args(out_dir, epochs, batch_size, lr, latent_dim, width, steps_per_epoch)
+    _check_free(_result_files(names, out_dir, True), overwrite)  # not after training the first model
+    for name in names:
+        _check_fits(name, latent_dim, width, get_device(None if device is None else str(device)))
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(photos), generator=g)
     n_val = max(1, round(len(photos) * val_fraction))
@@ -473,9 +521,18 @@ def run(argv: Sequence[str] | None = None) -> dict:
                              "--mode test (compare and training sample at the models' own).")
         if len(names) == 1:  # with --model all it applies to the diffusion models among them
             _check_temperature(names[0], args.temperature)
+    if args.weights is not None and (args.command == "compare" or args.mode != "test"):
+        raise ValueError(f"--weights {args.weights} chooses the weights to test: use it with --mode test. "
+                         f"{'compare' if args.command == 'compare' else 'Training'} starts from fresh weights "
+                         f"(or resumes the run in --out), so leave --weights out.")
     V.output_dir(args.out, "output folder (--out)")
     sizes = _explicit_sizes(argv, args)
     device = get_device(args.device)
+    if args.command == "compare" or args.mode == "train":  # before loading the photos
+        for name in names:
+            _check_fits(name, args.latent_dim, args.width, device)
+    elif len(names) > 1:
+        _check_free(_result_files(names, args.out, True), args.overwrite)
     print(f"profile {get_profile()}, device {device}")
     if args.command == "compare":
         photos = load_photos(args.data, args.image_size, "train", args.limit, args.seed)

@@ -242,3 +242,50 @@ def test_temperature_is_the_least_that_reaches_the_colour_target(monkeypatch):
     assert recipe.choose_temperature(model, torch.zeros(1, 3, 8, 8))[0] == 0.9  # lead 2 - 1.9 t >= 0.2
     de_at["at"] = lambda t: 14.5  # a guess that loses to gray: temperature 0
     assert recipe.choose_temperature(model, torch.zeros(1, 3, 8, 8))[0] == 0.0
+
+@pytest.mark.parametrize("name", ALL)
+def test_parameter_count_is_exact_without_building_the_model_at_that_width(name):
+    for width in (1, 20, 33):
+        built = sum(p.numel() for p in build_model(name, latent_dim=8, width=width).parameters())
+        assert zoo.parameter_count(name, latent_dim=8, width=width) == built, width
+
+
+def test_a_model_too_large_for_the_memory_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(zoo, "free_memory", lambda device: 2 * 10**9)  # a machine with 2 GB free
+    monkeypatch.setattr(zoo, "load_photos", lambda *a, **k: pytest.fail("photos loaded before the check"))
+    code, io = _cli(capsys, "--model", "unet", "--width", 1024, "--data", tmp_path, "--out", tmp_path / "o")
+    assert code == 2, io.err
+    assert "unet with --width 1024 has about 1,969 million parameters" in io.err
+    assert "2.0 GB free" in io.err and "e.g. --width 128; the course trains 32" in io.err
+    assert not (tmp_path / "o" / "unet").exists()
+    with pytest.raises(ValueError, match="has about .* million parameters"):  # the library refuses too
+        zoo.train("resnet", torch.rand(4, 3, 16, 16), tmp_path / "o", epochs=1, batch_size=2, width=4096,
+                  latent_dim=8, progress=False)
+
+
+def test_running_out_of_memory_anyway_is_one_line_with_what_to_change(capsys, monkeypatch):
+    def runs_out(argv):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(zoo, "run", runs_out)
+    code, io = _cli(capsys, "--model", "unet")
+    assert code == 2 and "out of memory (CUDA out of memory. Tried to allocate 2.00 GiB)" in io.err
+    assert "smaller --batch_size or --width" in io.err and "Traceback" not in io.err
+
+
+def test_compare_refuses_to_replace_a_result_before_training_anything(tmp_path, capsys):
+    data, out = _photo_folder(tmp_path / "photos", n=10, flat=True), tmp_path / "out"
+    out.mkdir()
+    (out / "comparison.md").write_text("an earlier table")
+    code, io = _cli(capsys, "compare", "--epochs", 1, "--data", data, "--out", out, *SMALL)
+    assert code == 2 and "'" + str(out / "comparison.md") + "' already exists and is kept" in io.err
+    assert "nothing was started" in io.err and "--overwrite" in io.err
+    assert sorted(p.name for p in out.iterdir()) == ["comparison.md"]  # no model trained, nothing written
+    assert (out / "comparison.md").read_text() == "an earlier table"
+
+
+@pytest.mark.parametrize("extra", [["--mode", "train"], ["compare"]])
+def test_weights_outside_test_mode_is_refused(tmp_path, capsys, extra):
+    code, io = _cli(capsys, *extra, "--weights", "course", "--data", tmp_path, "--out", tmp_path / "o")
+    assert code == 2 and "--weights course chooses the weights to test: use it with --mode test" in io.err
+    assert not (tmp_path / "o").exists()
