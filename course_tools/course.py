@@ -5,7 +5,10 @@
 Each notebook runs in a fresh kernel with its own working folder inside the output
 folder (so the repository stays clean). A notebook that fails is reported, its
 partly executed copy is kept for reading, and the run goes on with the next one.
-The exit status is non-zero when any notebook failed.
+Every selected notebook is read before the first one runs: one that cannot be read (not
+valid JSON, e.g. a merge-conflict marker; not a notebook) is named at the start, reported
+as failed with the reason, and the others still run. The exit status is non-zero when
+any notebook failed.
 
 Results: a notebook publishes how its models did as display_data outputs with the MIME
 type ``application/vnd.lessons-results+json`` whose value is ``{"results": [row, ...]}``,
@@ -94,22 +97,62 @@ def verdict(row: dict) -> str:
 def find_notebooks(folder: Path, only: str | None = None) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"Notebook folder '{folder}' does not exist.")
+    if only is not None and not only.strip():
+        raise ValueError(f"--only {only!r} is empty, which would select every notebook. Give part of a "
+                         "notebook's name (e.g. --only 01), or leave --only out to run them all.")
     found = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
-    if only:
+    if only is not None:
         found = [p for p in found if fnmatch.fnmatch(p.name, f"*{only}*")]
     if not found:
         raise ValueError(f"No notebooks in '{folder}'" + (f" matching '{only}'." if only else "."))
     return found
 
 
-def run_notebook(path: Path, out: Path, timeout: int) -> Result:
+def read_notebook(path: Path):
+    """(the notebook, "") or (None, why it cannot run): read before any notebook runs."""
+    import nbformat
+
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as err:
+        return None, f"cannot be read ({err.strerror or err})"
+    except UnicodeDecodeError:
+        return None, "is not UTF-8 text, so not a notebook"
+    try:
+        raw = json.loads(text)
+    except ValueError as err:
+        marker = next((i for i, line in enumerate(text.splitlines(), 1)
+                       if line.startswith(("<<<<<<< ", "=======", ">>>>>>> "))), None)
+        if marker is not None:
+            return None, (f"is not valid JSON: it holds a git merge-conflict marker on line {marker}; "
+                          "resolve the conflict and commit the notebook")
+        return None, f"is not valid JSON ({str(err)[:80]}); restore it from git or re-save it in Jupyter"
+    if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
+        return None, "is JSON but not a notebook (no list of cells)"
+    try:
+        return nbformat.reads(text, as_version=4), ""
+    except Exception as err:  # nbformat's errors vary with the damage (ValidationError, TypeError...)
+        return None, f"is not a readable notebook ({type(err).__name__}: {str(err)[:80]})"
+
+
+def _broken_page(out: Path, name: str, why: str) -> None:
+    atomic_write(out / f"{name}.html", f"<!doctype html><html><head><meta charset='utf-8'><title>"
+                                       f"{html.escape(name)}</title></head><body><h1>{html.escape(name)}"
+                                       f"</h1><p>Not run: the notebook {html.escape(why)}.</p></body></html>\n")
+
+
+def run_notebook(path: Path, out: Path, timeout: int, nb=None) -> Result:
     """Execute one notebook; write OUT/<name>.ipynb and OUT/<name>.html whatever happens."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from nbconvert import HTMLExporter
 
-    nb = nbformat.read(path, as_version=4)
+    if nb is None:
+        nb, why = read_notebook(path)
+        if nb is None:
+            _broken_page(out, path.stem, why)
+            return Result(path.stem, False, 0.0, f"not run: the notebook {why}")
     workdir = out / "files" / path.stem
     workdir.mkdir(parents=True, exist_ok=True)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
@@ -165,7 +208,9 @@ def write_index(out: Path, results: list[Result], profile: str) -> None:
     rows = "\n".join(
         f"<tr><td><a href='{html.escape(r.name)}.html'>{html.escape(r.name)}</a></td>"
         f"<td>{'ok' if r.ok else 'FAILED'}</td><td>{r.seconds:.0f} s</td>"
-        f"<td>{html.escape(r.error)}</td><td><a href='{html.escape(r.name)}.ipynb'>notebook</a></td></tr>"
+        f"<td>{html.escape(r.error)}</td><td>"
+        + (f"<a href='{html.escape(r.name)}.ipynb'>notebook</a>" if (out / f"{r.name}.ipynb").exists() else "")
+        + "</td></tr>"
         + _results_html(r)
         for r in results)
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -183,6 +228,16 @@ ran cleanly.</p>
 """
     atomic_write(out / "index.html", page)
     atomic_write(out / "results.json", json.dumps([r.__dict__ for r in results], indent=2))
+
+
+def _check_kernel() -> None:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec("python3")
+    except NoSuchKernel:
+        raise ValueError("No Jupyter kernel named python3 is installed, so no notebook can run. Install "
+                         "one (pip install ipykernel) and run again; nothing was run.") from None
 
 
 def _seconds(text: str) -> int:
@@ -205,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder of notebooks to run (default: %(default)s)")
     parser.add_argument("--profile", choices=["fast", "full"], default=None,
                         help=f"override the detected profile (same as {PROFILE_ENV}=...)")
-    parser.add_argument("--only", default=None, help="run only notebooks whose name contains this")
+    parser.add_argument("--only", default=None,
+                        help="run only notebooks whose name contains this (glob characters work too)")
     parser.add_argument("--timeout", type=_seconds, default=None,
                         help="seconds one cell may run (default: 600 fast, 7200 full)")
     parser.add_argument("--overwrite", action="store_true",
@@ -214,10 +270,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.profile:
         os.environ[PROFILE_ENV] = args.profile  # kernels inherit it
-    profile = get_profile()
+    try:
+        profile = get_profile()
+    except ValueError as err:  # LESSONS_PROFILE set to something else
+        print(f"error: {err} Or pass --profile fast or --profile full. Nothing was run.", file=sys.stderr)
+        return 2
     timeout = args.timeout or (600 if profile == "fast" else 7200)
     try:
         notebooks = find_notebooks(args.notebooks, args.only)
+        _check_kernel()
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -242,11 +303,24 @@ def main(argv: list[str] | None = None) -> int:
               "you can write to.", file=sys.stderr)
         return 2
 
+    read = {path: read_notebook(path) for path in notebooks}  # every one, before hours of running
     print(f"Running {len(notebooks)} notebooks, profile '{profile}', into {out}/", flush=True)
+    broken = [(path, why) for path, (nb, why) in read.items() if nb is None]
+    for path, why in broken:
+        print(f"  {path.name} cannot run and is reported as failed: it {why}.", flush=True)
     results = []
     for i, path in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {path.name} ...", end=" ", flush=True)
-        result = run_notebook(path, out, timeout)
+        nb, why = read[path]
+        if nb is None:
+            _broken_page(out, path.stem, why)
+            result = Result(path.stem, False, 0.0, f"not run: the notebook {why}")
+        else:
+            try:
+                result = run_notebook(path, out, timeout, nb)
+            except Exception as err:  # one notebook's failure must not end the run
+                result = Result(path.stem, False, 0.0, f"the runner failed on it: {type(err).__name__}: "
+                                                       f"{str(err)[:200]}")
         results.append(result)
         print(f"{'ok' if result.ok else 'FAILED'} in {result.seconds:.0f} s"
               + (f": {result.error}" if result.error else ""), flush=True)

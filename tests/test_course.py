@@ -155,3 +155,57 @@ def test_readme_links_every_notebook():
     readme = (REPO / "README.md").read_text()
     for path in sorted((REPO / "notebooks").glob("*.ipynb")):
         assert f"notebooks/{path.name}" in readme, f"README lacks a Colab link to {path.name}"
+
+
+CONFLICTED = """{
+ "cells": [
+<<<<<<< HEAD
+  {"cell_type": "code", "execution_count": null, "metadata": {}, "outputs": [], "source": ["x = 1"]}
+=======
+  {"cell_type": "code", "execution_count": null, "metadata": {}, "outputs": [], "source": ["x = 2"]}
+>>>>>>> other
+ ],
+ "metadata": {}, "nbformat": 4, "nbformat_minor": 5
+}
+"""
+
+
+def test_a_broken_notebook_is_named_up_front_reported_and_the_others_run(tmp_path, capsys):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    _write(src, "a_first", "print('first ran')")
+    (src / "b_conflict.ipynb").write_text(CONFLICTED)
+    (src / "c_list.ipynb").write_text("[1, 2]")
+    _write(src, "d_after", "print('after ran')")
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    out = tmp_path / "out"
+    code = course.main(["--notebooks", str(src), "--out", str(out), "--profile", "fast", "--timeout", "60"])
+    printed = capsys.readouterr().out
+    assert code == 1
+    head = printed.split("[1/4]")[0]  # said before anything ran
+    assert "b_conflict.ipynb cannot run" in head and "merge-conflict marker on line 3" in head
+    assert "c_list.ipynb cannot run" in head and "not a notebook" in head
+    assert "[2/4] b_conflict.ipynb ... FAILED" in printed and "[4/4] d_after.ipynb ... ok" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert [r["ok"] for r in results] == [True, False, False, True]
+    assert "merge-conflict marker" in results[1]["error"] and "resolve the conflict" in results[1]["error"]
+    assert "after ran" in nbformat.read(out / "d_after.ipynb", as_version=4).cells[1].outputs[0]["text"]
+    assert "merge-conflict marker" in (out / "b_conflict.html").read_text()
+    assert not (out / "b_conflict.ipynb").exists() and "b_conflict.ipynb'" not in (out / "index.html").read_text()
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+
+
+def test_the_runner_refuses_an_empty_only_and_a_bad_profile_before_running(tmp_path, capsys, monkeypatch):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    _write(src, "a_first", "open('ran.txt', 'w')")
+    out = tmp_path / "out"
+    for only in ("", "  "):
+        assert course.main(["--notebooks", str(src), "--out", str(out), "--only", only]) == 2
+        err = capsys.readouterr().err
+        assert "--only" in err and "is empty" in err and "leave --only out" in err
+    monkeypatch.setenv("LESSONS_PROFILE", "fastest")
+    assert course.main(["--notebooks", str(src), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "'fastest' is not a profile" in err and "--profile fast" in err and "Traceback" not in err
+    assert not out.exists()
