@@ -1,8 +1,13 @@
 """Train the course weights that ship in ``lessons_lib/weights/`` (``make weights``).
 
     python -m course_tools.train_weights                 # everything not yet shipped
-    python -m course_tools.train_weights --only zoo/     # names starting with zoo/
-    python -m course_tools.train_weights --only zoo/unet --overwrite   # retrain one
+    python -m course_tools.train_weights --only zoo/     # one lesson's recipes (a name ending in /)
+    python -m course_tools.train_weights --only 'zoo/unet*'            # a glob, said explicitly
+    python -m course_tools.train_weights --only zoo/unet --overwrite   # retrain exactly that one
+
+``--only`` is one exact recipe name, a lesson's prefix ending in ``/``, or a glob pattern
+(``*``, ``?``, ``[...]``); never a bare prefix, since ``zoo/unet`` is also the start of
+``zoo/unetgan`` and ``zoo/unetvae``. The recipes it selected are printed before anything trains.
 
 Every recipe trains from the CIFAR-10 subset (``$LESSONS_DATA_DIR/cifar10-subset``, the
 fixed 90/10 train/test split the fast profile uses) with fixed seeds, evaluates on the
@@ -14,6 +19,7 @@ Recipes live in ``course_tools/recipes/`` (one module per lesson), each a dict
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import importlib
 import os
 import sys
@@ -48,6 +54,27 @@ def recipes() -> dict[str, Callable[[], Trained]]:
     return found
 
 
+def select(names: Sequence[str], only: str | None) -> list[str]:
+    """The recipe names ``--only`` selects (see the module's docstring); ValueError saying why none."""
+    if only is None:
+        return list(names)
+    if not only.strip():
+        raise ValueError(f"--only {only!r} is empty. Give a recipe name (--list shows them), e.g. --only "
+                         "zoo/unet, or leave --only out to train every recipe not shipped yet.")
+    if any(ch in only for ch in "*?["):
+        found = [n for n in names if fnmatch.fnmatchcase(n, only)]
+    elif only.endswith("/"):
+        found = [n for n in names if n.startswith(only)]
+    else:
+        found = [n for n in names if n == only]
+    if found:
+        return found
+    near = [n for n in names if n.startswith(only.rstrip("*?[/")) or only in n][:8]
+    hint = (f" Names that contain it: {', '.join(near)}." if near else " --list shows the names.")
+    raise ValueError(f"--only {only!r} matches no recipe (it takes one exact name, a lesson prefix ending "
+                     f"in '/', e.g. zoo/, or a glob such as 'zoo/unet*').{hint}")
+
+
 def _check_data() -> str:
     from lessons_lib.data import CIFAR_SUBSET, data_root
 
@@ -61,21 +88,27 @@ def _check_data() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m course_tools.train_weights", description=__doc__.splitlines()[0])
-    p.add_argument("--only", default="", help="train only the weights whose name starts with this")
+    p.add_argument("--only", default=None,
+                   help="one recipe name (zoo/unet), a lesson prefix ending in / (zoo/), or a glob ('zoo/unet*')")
     p.add_argument("--overwrite", action="store_true", help="retrain and replace weights already shipped")
     p.add_argument("--list", action="store_true", help="list the recipes and exit")
     args = p.parse_args(argv)
     os.environ.setdefault("LESSONS_PROFILE", "fast")  # the fast profile's data: the CIFAR subset
     from lessons_lib import course_weights
 
-    todo = {k: v for k, v in recipes().items() if k.startswith(args.only)}
+    found = recipes()
+    try:
+        todo = {name: found[name] for name in select(list(found), args.only)}
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.list:
         print("\n".join(todo))
         return 0
-    if not todo:
-        print(f"error: no recipe name starts with {args.only!r}; --list shows them.", file=sys.stderr)
-        return 2
     data = _check_data()
+    if args.only is not None:
+        print(f"--only {args.only!r} selects {len(todo)} recipe{'s' if len(todo) > 1 else ''}: "
+              f"{', '.join(todo)}", flush=True)
     shipped = course_weights.manifest()["weights"]
     command = "python -m course_tools.train_weights" + (f" --only {args.only}" if args.only else "")
     for name, recipe in todo.items():
