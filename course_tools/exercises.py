@@ -20,11 +20,22 @@ The generator writes only the exercise notebooks it owns (one per solution noteb
 name); any other file in the output folder is left alone (``--check`` names notebooks that
 have no solution), and an output folder that is, or lies inside, the solutions folder is
 refused so the answers can never be overwritten by stubs.
+
+It replaces an exercise notebook already in the output folder only when the generator wrote
+it and nobody worked in it since: each exercise records (notebook metadata ``lessons_exercise``)
+a digest of what a student changes (the answer cells, every output and execution count, the
+list of cells). A notebook whose content no longer matches its digest, or that has none and
+differs from a fresh generation in those parts (a student's answers, outputs, a solution
+notebook copied there), is named with the reason and nothing is written; ``--force``
+replaces it anyway. The instructor's own edits to locked cells (and ``release --set``) do
+not count as work, so regenerating ``exercises/`` after editing ``solutions/`` just works.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
+import json
 import re
 import sys
 from pathlib import Path
@@ -46,6 +57,7 @@ BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 END_HIDDEN = "### END HIDDEN TESTS"
 STUB_MESSAGE = "Write this part (see the instructions above), then delete this line."
 ANSWER_STUB = "YOUR ANSWER HERE"
+STAMP_KEY = "lessons_exercise"  # notebook metadata: the digest of the student-editable parts as generated
 
 
 class MarkerError(ValueError):
@@ -146,7 +158,38 @@ def make_exercise(nb, name: str = "notebook"):
                 cell.metadata.pop("editable", None)
                 cell.metadata.pop("deletable", None)
     nb.metadata.pop("widgets", None)
+    nb.metadata[STAMP_KEY] = {"generated_by": "python -m course_tools.exercises", "sha256": work_digest(nb)}
     return nb
+
+
+def work_digest(nb) -> str:
+    """sha256 of the parts of an exercise a student changes: the cells (type, grade_id), the sources
+    of the answer cells and of cells without nbgrader metadata, every output and execution count."""
+    parts = []
+    for cell in nb.get("cells", []):
+        meta = nbgrader_meta(cell)
+        editable = not meta or bool(meta.get("solution"))
+        parts.append([cell.get("cell_type"), meta.get("grade_id"), cell.get("source") if editable else None,
+                      cell.get("outputs"), cell.get("execution_count"), cell.get("attachments")])
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def _not_replaceable(path: Path, fresh) -> str:
+    """Why the notebook at ``path`` must not be replaced by ``fresh`` ("" when it may)."""
+    try:
+        old = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+        digest = work_digest(old)
+        stamp = old.metadata.get(STAMP_KEY)
+    except Exception:  # noqa: BLE001 - any damage means it is not a file this generator wrote
+        return "it is not a notebook the generator wrote (it cannot be read as one)"
+    if digest == work_digest(fresh) or (isinstance(stamp, dict) and stamp.get("sha256") == digest):
+        return ""  # untouched since generated, or the same answers as now
+    text = "\n".join(c.get("source", "") for c in old.cells if isinstance(c.get("source"), str))
+    if BEGIN_SOLUTION in text or BEGIN_HIDDEN in text:
+        return "it holds solution or hidden-test markers (a solution notebook?)"
+    if any(c.get("outputs") or c.get("execution_count") for c in old.cells):
+        return "it holds outputs: someone ran it and may have answered it"
+    return "its answer cells were edited since it was generated (a student's work?)"
 
 
 def render_exercise(path: Path) -> str:
@@ -179,19 +222,33 @@ def check_folders(source_dir: Path, out_dir: Path) -> None:
         raise ValueError(f"--out {out_dir} is a file, not a folder. Nothing was written; give a folder.")
 
 
-def generate(source_dir: Path | str | None = None, out_dir: Path | str | None = None) -> list[Path]:
-    """Write one exercise per solution notebook (same file name); nothing else is touched."""
+def generate(source_dir: Path | str | None = None, out_dir: Path | str | None = None,
+             force: bool = False) -> list[Path]:
+    """Write one exercise per solution notebook (same file name); nothing else is touched.
+
+    Refuses, before writing anything, a target that holds work (see the module's docstring)
+    unless ``force``."""
     root = repo_root()
     source_dir = Path(source_dir) if source_dir is not None else root / "solutions"
     out_dir = Path(out_dir) if out_dir is not None else root / "exercises"
     check_folders(source_dir, out_dir)
     written = []
     rendered = {p.name: render_exercise(p) for p in _sources(source_dir)}  # all or nothing
-    for name in rendered:
+    kept = []
+    for name, text in rendered.items():
         target = out_dir / name
         if target.is_symlink() or (target.exists() and not target.is_file()):
             raise ValueError(f"{target} is a link or not a regular file; it is left alone and nothing "
                              "more was written. Remove it, then generate again.")
+        if target.exists() and not force:
+            why = _not_replaceable(target, nbformat.reads(text, as_version=4))
+            if why:
+                kept.append(f"{target}: {why}")
+    if kept:
+        raise ValueError("these exercise notebooks would be replaced by the stubs, and "
+                         + ("it is" if len(kept) == 1 else "they are") + " not what the generator wrote:\n  "
+                         + "\n  ".join(kept) + "\nNothing was written. Move them away or choose another "
+                         "--out; pass --force to replace them anyway.")
     for name, text in rendered.items():
         written.append(atomic_write(out_dir / name, text))
     return written
@@ -235,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder to write the exercises to (default: %(default)s)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 and list the files that differ from a fresh generation")
+    parser.add_argument("--force", action="store_true",
+                        help="replace exercise notebooks in --out even when they hold work (answers, outputs)")
     args = parser.parse_args(argv)
     try:
         if args.check:
@@ -247,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             print(f"{args.out}: up to date with {args.source}")
             return 0
-        for path in generate(args.source, args.out):
+        for path in generate(args.source, args.out, force=args.force):
             print(f"wrote {path}")
         for path in extra_notebooks(args.source, args.out):
             print(f"note: {path} has no solution notebook; it was left as it is (delete it if it is stale)")

@@ -68,6 +68,10 @@ def test_check_mode_lists_what_differs(tmp_path):
     assert "ex2_cfg_scale.ipynb: differs" in res.stderr and "ex3_ddim_steps.ipynb: missing" in res.stderr
     assert "stray.ipynb" in res.stderr and "ex1_vae" not in res.stderr
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    # the hand edit reached an answer cell, which is where a student's work would be: kept unless --force
+    assert res.returncode == 2 and "ex2_cfg_scale.ipynb: its answer cells were edited" in res.stderr
+    assert not (out / "ex3_ddim_steps.ipynb").exists()
+    res = subprocess.run(cmd + ["--force"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert res.returncode == 0 and "stray.ipynb has no solution notebook; it was left as it is" in res.stdout
     assert (out / "stray.ipynb").read_text() == "{}"  # not the generator's file: never deleted
     res = subprocess.run(cmd + ["--check"], capture_output=True, text=True, env=env, cwd=tmp_path)
@@ -277,3 +281,52 @@ def test_format_table():
         format_table([])
     with pytest.raises(KeyError, match="missing"):
         format_table([{"a": 1}], columns=["a", "z"])
+
+
+def _bytes(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_generator_refuses_to_overwrite_work_in_out(tmp_path, capsys):
+    out = tmp_path / "ex"
+    shutil.copytree(EXERCISES, out)
+    done = _read(EXERCISES / "ex1_vae_compression.ipynb")      # a student's completed exercise
+    for cell in done.cells:
+        if nbgrader_meta(cell).get("solution") and cell.cell_type == "code":
+            cell.source = cell.source.replace(f'raise NotImplementedError("{exercises.STUB_MESSAGE}")',
+                                              "return 48")
+    nbformat.write(done, str(out / "ex1_vae_compression.ipynb"))
+    shutil.copy(SOLUTIONS / "ex2_cfg_scale.ipynb", out / "ex2_cfg_scale.ipynb")   # answers and markers
+    ran = _read(EXERCISES / "ex3_ddim_steps.ipynb")               # run, with outputs
+    ran.cells[1].outputs = [nbformat.v4.new_output("stream", text="ok\n")]
+    ran.cells[1].execution_count = 1
+    nbformat.write(ran, str(out / "ex3_ddim_steps.ipynb"))
+    (out / "ex4_inpainting_masks.ipynb").write_text("<<<<<<< HEAD\n{}")
+    before = _bytes(out)
+    assert exercises.main(["--source", str(SOLUTIONS), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "ex1_vae_compression.ipynb: its answer cells were edited" in err
+    assert "ex2_cfg_scale.ipynb: it holds solution or hidden-test markers" in err
+    assert "ex3_ddim_steps.ipynb: it holds outputs" in err
+    assert "ex4_inpainting_masks.ipynb: it is not a notebook the generator wrote" in err
+    assert "ex5" not in err and "Nothing was written" in err and "--force" in err
+    assert _bytes(out) == before
+    assert exercises.main(["--source", str(SOLUTIONS), "--out", str(out), "--force"]) == 0
+    assert _bytes(out) == _bytes(EXERCISES)
+
+
+def test_regenerating_after_editing_the_solutions_needs_no_force(tmp_path):
+    src, out = tmp_path / "solutions", tmp_path / "ex"
+    shutil.copytree(SOLUTIONS, src)
+    exercises.generate(src, out)
+    path = src / "ex1_vae_compression.ipynb"
+    nb = _read(path)
+    answer = next(c for c in nb.cells if nbgrader_meta(c).get("solution") and c.cell_type == "code")
+    answer.source = "# a new comment in the template\n" + answer.source           # the answer cell's template
+    nb.cells[0].source += "\n\nOne more line of instructions."                    # a locked cell
+    nbformat.write(nb, str(path))
+    for stale in out.glob("*.ipynb"):  # what release --set does: the install line, text-level
+        stale.write_text(stale.read_text().replace("lessons@", "lessons@x"))
+    written = exercises.generate(src, out)
+    assert len(written) == 6 and exercises.check(src, out) == []
+    assert "a new comment in the template" in (out / "ex1_vae_compression.ipynb").read_text()
