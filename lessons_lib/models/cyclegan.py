@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from .inputs import check_side
 from .pix2pix import PatchDiscriminator, init_gan_weights, norm_layer
 
 __all__ = ["ResnetGenerator", "PatchDiscriminator"]
@@ -40,6 +41,7 @@ class ResnetGenerator(nn.Module):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
                  norm: str = "instance", colour_path: bool = False):
         super().__init__()
+        self.in_channels = in_channels
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7),
                                    norm_layer(norm, ngf), nn.ReLU()]
         for i in range(2):
@@ -62,9 +64,7 @@ class ResnetGenerator(nn.Module):
             nn.init.zeros_(self.colour.bias)
 
     def forward(self, x):
-        if x.dim() != 4 or x.shape[-1] % 4 or x.shape[-2] % 4:
-            raise ValueError(f"The ResNet generator needs (N, C, H, W) with H and W divisible by 4, "
-                             f"got {tuple(x.shape)}.")
+        check_side(x, 4, "The ResNet generator", self.in_channels)
         if self.colour is None:
             return self.net(x)
         return (self.net(x) + self.colour(x)).clamp(-1, 1)

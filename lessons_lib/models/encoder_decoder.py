@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .inputs import check_side
+
 
 class EncoderDecoder(nn.Module):
     """Conv 1->32->64 with stride 2 down to a 64-channel latent at 1/4 of the size
@@ -24,6 +26,5 @@ class EncoderDecoder(nn.Module):
         )
 
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
-        if gray.shape[-1] % 4 or gray.shape[-2] % 4:
-            raise ValueError(f"EncoderDecoder needs sides divisible by 4, got {tuple(gray.shape[-2:])}.")
+        check_side(gray, 4, type(self).__name__, self.encoder[0].in_channels)
         return self.decoder(self.encoder(gray))

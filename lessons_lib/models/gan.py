@@ -31,13 +31,14 @@ class EncoderDecoderGenerator(nn.Module):
             return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=False),
                                  nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
+        self.in_channels = in_channels
         self.encoder = nn.Sequential(down(in_channels, width, norm=False), down(width, 2 * width),
                                      down(2 * width, 4 * width))
         self.decoder = nn.Sequential(up(4 * width, 2 * width), up(2 * width, width), up(width, width),
                                      offset_head(width, out_channels))
 
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
-        check_side(gray, 8, type(self).__name__)
+        check_side(gray, 8, type(self).__name__, self.in_channels)
         return gray_plus(gray, self.decoder(self.encoder(gray)))
 
 

@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .inputs import check_side
+
 __all__ = ["InpaintUNet", "ConvDiscriminator", "PatchTransformer"]
 
 
@@ -50,8 +52,7 @@ class InpaintUNet(nn.Module):
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         factor = 2 ** (self.levels - 1)
-        if masked.shape[-1] % factor or masked.shape[-2] % factor:
-            raise ValueError(f"Image sides must be divisible by {factor}, got {tuple(masked.shape[-2:])}.")
+        check_side(masked, factor, "The inpainting U-Net's masked image", self.out.out_channels)
         h = torch.cat([masked, mask.expand(masked.shape[0], 1, *masked.shape[-2:])], dim=1)
         skips = []
         for i, block in enumerate(self.enc):
@@ -120,6 +121,7 @@ class PatchTransformer(nn.Module):
         return tokens.reshape(n, h // p, w // p, c, p, p).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        check_side(masked, self.patch_size, "The patch transformer's masked image", self.channels)
         h, w = masked.shape[-2:]
         if (h, w) != (self.image_size, self.image_size):
             raise ValueError(f"This transformer was built for {self.image_size}x{self.image_size} "

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .inputs import check_side
+
 __all__ = ["UNetGenerator", "PatchDiscriminator", "norm_layer", "init_gan_weights"]
 
 
@@ -55,7 +57,7 @@ class UNetGenerator(nn.Module):
         self.register_buffer("base", torch.zeros(1, out_channels, 1, 1) if residual else torch.zeros(0))
         if num_downs < 2:
             raise ValueError(f"num_downs must be >= 2, got {num_downs}.")
-        self.num_downs = num_downs
+        self.num_downs, self.in_channels = num_downs, in_channels
         bias = norm != "batch"  # a BatchNorm right after the conv makes its bias redundant
         ch = [min(ngf * 2 ** i, ngf * 8) for i in range(num_downs)]
         self.down = nn.ModuleList()
@@ -91,7 +93,8 @@ class UNetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         factor = 2 ** self.num_downs
-        if x.dim() != 4 or x.shape[-1] % factor or x.shape[-2] % factor:
+        check_side(x, 1, "The U-Net generator", self.in_channels)
+        if x.shape[-1] % factor or x.shape[-2] % factor:
             raise ValueError(f"The U-Net with {self.num_downs} levels needs (N, C, H, W) with H and W "
                              f"divisible by {factor}, got {tuple(x.shape)}. Resize the images or "
                              f"build it with fewer levels (num_downs).")

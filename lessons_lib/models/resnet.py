@@ -41,6 +41,7 @@ class ResNetColorizer(nn.Module):
 
     def __init__(self, in_channels: int = 1, out_channels: int = 2, width: int = 32, blocks: int = 2):
         super().__init__()
+        self.in_channels = in_channels
         self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         self.features = nn.Sequential(
@@ -50,7 +51,7 @@ class ResNetColorizer(nn.Module):
         self.head = offset_head(width, out_channels)
 
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
-        check_side(gray, 4, type(self).__name__)
+        check_side(gray, 4, type(self).__name__, self.in_channels)
         return gray_plus(gray, self.head(self.upsample(self.features(self.stem(gray)))))
 
     def colorize(self, gray: torch.Tensor) -> torch.Tensor:

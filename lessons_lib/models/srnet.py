@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .inputs import check_side
+
 __all__ = ["SRNet"]
 
 
@@ -47,6 +49,7 @@ class SRNet(nn.Module):
         nn.init.zeros_(self.tail.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_side(x, 1, "The super-resolution network", 3)
         base = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
         h = self.head(x)
         return base + self.tail(self.up(h + self.body(h)))

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..images import luma_chroma_to_rgb
+from .inputs import check_side
 
 
 def conv_block(cin: int, cout: int) -> nn.Sequential:
@@ -41,12 +42,6 @@ def gray_plus(gray: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
     return luma_chroma_to_rgb(gray, chroma)
 
 
-def check_side(x: torch.Tensor, multiple: int, name: str) -> None:
-    if x.dim() != 4 or x.shape[-1] % multiple or x.shape[-2] % multiple:
-        raise ValueError(f"{name} needs an (N, C, H, W) batch with H and W divisible by {multiple}, "
-                         f"got {tuple(x.shape)}. Resize or crop the images (32, 64, 128, 256 all work).")
-
-
 class UNet(nn.Module):
     """``depth`` poolings (sides must be divisible by 2**depth); widths width, 2*width, ...
 
@@ -57,7 +52,7 @@ class UNet(nn.Module):
     def __init__(self, in_channels: int = 1, out_channels: int = 2, width: int = 32, depth: int = 3):
         super().__init__()
         widths = [width * 2 ** i for i in range(depth + 1)]
-        self.depth = depth
+        self.depth, self.in_channels = depth, in_channels
         self.inc = conv_block(in_channels, widths[0])
         self.downs = nn.ModuleList(conv_block(widths[i], widths[i + 1]) for i in range(depth))
         self.pool = nn.MaxPool2d(2)
@@ -68,7 +63,7 @@ class UNet(nn.Module):
         self.bottleneck_channels = widths[-1]
 
     def encode(self, x: torch.Tensor):
-        check_side(x, 2 ** self.depth, type(self).__name__)
+        check_side(x, 2 ** self.depth, type(self).__name__, self.in_channels)
         skips = [self.inc(x)]
         for down in self.downs:
             skips.append(down(self.pool(skips[-1])))

@@ -37,6 +37,7 @@ class BasicVAE(nn.Module):
                                  nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
         self.encoder = nn.Sequential(down(in_channels, width), down(width, 2 * width), down(2 * width, 4 * width))
+        self.in_channels = in_channels
         self.to_stats = nn.Conv2d(4 * width, 2 * latent_dim, 1)
         self.decoder = nn.Sequential(
             nn.Conv2d(latent_dim, 4 * width, 1), nn.ReLU(inplace=True),
@@ -44,7 +45,7 @@ class BasicVAE(nn.Module):
         self.latent_dim = latent_dim
 
     def forward(self, gray: torch.Tensor):
-        check_side(gray, 8, type(self).__name__)
+        check_side(gray, 8, type(self).__name__, self.in_channels)
         mu, logvar = self.to_stats(self.encoder(gray)).chunk(2, dim=1)
         logvar = logvar.clamp(-10.0, 10.0)  # keeps exp(logvar) finite early in training
         z = reparameterize(mu, logvar, self.training)
