@@ -173,8 +173,10 @@ def cifar10(train: bool = True, root: str | Path | None = None, download: bool |
     """CIFAR-10 as (3, 32, 32) tensors in [0, 1] (labels in ``.labels``).
 
     Looked for in ``root``, then ``LESSONS_DATA_DIR``, then the course cache; downloaded
-    (163 MB; md5 checked, unpacked, then moved into place) only when missing and
-    ``download`` is not False. ``LESSONS_URL_CIFAR10`` points the download at a mirror.
+    (170 MB, from the registry's host or its mirrors, resumed after an interruption; md5
+    checked, unpacked, then moved into place: :func:`lessons_lib.downloads.fetch_archive`)
+    only when missing and ``download`` is not False. ``LESSONS_URL_CIFAR10`` replaces the
+    hosts (one URL or several separated by spaces).
     """
     from .downloads import fetch_archive
 
