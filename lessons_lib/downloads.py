@@ -222,7 +222,7 @@ def _all_failed(source: registry.Source, failures: dict[str, str], part: Path, k
     lines = [f"Could not download the {name} archive ({source.filename}): every host failed."]
     lines += [f"  - {url}: {why}" for url, why in failures.items()]
     lines.append("What to do:")
-    lines.append("  - check the internet connection (in Colab it is on by default) and run the cell again"
+    lines.append("  - enable internet access (in Colab it is on by default) and run the cell again"
                  + (f"; the {_mb(kept)} already downloaded are kept in {part} and the download continues"
                     " from there" if kept else ""))
     lines.append(f"  - or download {source.filename} yourself from any address above and put it in "

@@ -110,7 +110,7 @@ def test_cifar10_download_failure_is_a_clear_message(monkeypatch, tmp_path):
     monkeypatch.setenv("LESSONS_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("LESSONS_DATA_DIR", raising=False)
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    with pytest.raises(registry.DownloadUnavailable, match="name resolution.*enable internet"):
+    with pytest.raises(registry.DownloadUnavailable, match="(?s)name resolution.*enable internet"):
         data.cifar10(download=True)
     assert [p.name for p in (tmp_path / "datasets").iterdir()] == []  # nothing half-made left
 
