@@ -177,6 +177,8 @@ _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
 def writing(path, kept: str = "") -> Iterator[None]:
     """Turns an OSError while writing ``path`` into :class:`WriteFailed` with a plain message.
 
+    So does the RuntimeError that ``torch.save`` raises when its file cannot be written.
+
     ``kept`` says which earlier files are whole, in the plural (e.g. "the checkpoints of epochs 1-3").
     The writers of :mod:`lessons_lib.files` never leave a partial file under the real name.
     """
@@ -184,21 +186,51 @@ def writing(path, kept: str = "") -> Iterator[None]:
         yield
     except WriteFailed:
         raise
+    except RuntimeError as err:
+        # torch.save's zip writer answers a failed write (disk full) with its own
+        # RuntimeError ("[enforce fail at inline_container.cc:...] unexpected pos"),
+        # raised while handling the OSError: the OSError says what happened.
+        cause = _os_error_in_chain(err)
+        if cause is None and "inline_container" not in str(err):
+            raise
+        if cause is not None:
+            _raise_write_failed(path, kept, cause)
+        said = str(err).splitlines()[0][:200]
+        _raise_write_failed(path, kept, err, why=f"torch could not write the file out ({said}), most "
+                            "often because the disk is full", todo="Free some disk space (or choose another "
+                            "output folder) and run again")
     except OSError as err:
         if isinstance(err, (FileExistsError, FileNotFoundError)) and err.errno not in _DISK_FULL:
             raise
-        if err.errno in _DISK_FULL:
+        _raise_write_failed(path, kept, err)
+
+
+def _os_error_in_chain(err: BaseException) -> OSError | None:
+    """The first OSError among the errors that ``err`` was raised from or while handling."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _raise_write_failed(path, kept: str, err: BaseException, why: str = "", todo: str = ""):
+    code = getattr(err, "errno", None)
+    if not why:
+        if code in _DISK_FULL:
             why = "the disk is full (no space left on the device)"
             todo = "Free some disk space (or choose another output folder) and run again"
-        elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
             why = "the folder is read-only or not yours"
             todo = "Choose a folder you can write to and run again"
         else:
             why = err.strerror or str(err)
             todo = "Fix that and run again"
-        still = (f" Nothing was replaced: {kept} are whole." if kept
-                 else " Nothing was replaced and no partial file was left behind.")
-        raise WriteFailed(err.errno, f"Could not write '{path}': {why}.{still} {todo}.") from None
+    still = (f" Nothing was replaced: {kept} are whole." if kept
+             else " Nothing was replaced and no partial file was left behind.")
+    raise WriteFailed(code, f"Could not write '{path}': {why}.{still} {todo}.") from None
 
 
 def _sp(hint: str) -> str:
