@@ -18,6 +18,8 @@ with the tasks defined here; all outputs are composites: known pixels are the in
 """
 from __future__ import annotations
 
+import hashlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -84,25 +86,58 @@ def _check_images(images, name: str = "images") -> None:
 # --------------------------------------------------------------------------- training tasks
 class _MaskRNG:
     """A seeded generator for training masks, saved in checkpoints so a resumed run
-    sees the same masks as an uninterrupted one."""
+    sees the same masks as an uninterrupted one.
+
+    It lives on the training device, where each batch's masks are drawn in one call (a
+    per-image loop on the CPU cannot keep up with a GPU). CPU and CUDA generators are
+    different algorithms: moved to another kind of device, the generator is reseeded from
+    its own state, so the masks stay fixed by the seed (and by the checkpoint resumed).
+    """
 
     def _init_masks(self, mask_kind: str, seed: int):
         M.make_masks(mask_kind, 1, 8, seed=0)  # fails early on an unknown kind
         self.mask_kind = mask_kind
         self.mask_generator = torch.Generator().manual_seed(seed)
 
+    def _mask_generator_on(self, device) -> torch.Generator:
+        device, g = torch.device(device), self.mask_generator
+        other_index = None not in (device.index, g.device.index) and device.index != g.device.index
+        if g.device.type != device.type or other_index:
+            self.mask_generator = g = _reseeded(g.get_state(), device)
+        return g
+
+    def to(self, *args, **kwargs):
+        out = super().to(*args, **kwargs)
+        self._mask_generator_on(self.device)  # before fit loads a checkpoint's state into it
+        return out
+
     def _batch(self, batch):
         images = batch[0] if isinstance(batch, (list, tuple)) else batch
         x = to_signed(images)
-        mask = M.make_masks(self.mask_kind, x.shape[0], tuple(x.shape[-2:]), seed=self.mask_generator).to(x)
+        g = self._mask_generator_on(x.device)
+        mask = M.make_masks(self.mask_kind, x.shape[0], tuple(x.shape[-2:]), seed=g).to(x.dtype)
         return x, mask
 
     def extra_state(self) -> dict:
-        return {"mask_rng": self.mask_generator.get_state()}
+        # get_state() is a CPU tensor on every device; the device type says how to read it.
+        return {"mask_rng": self.mask_generator.get_state().cpu(),
+                "mask_rng_device": self.mask_generator.device.type}
 
     def load_extra_state(self, state: dict) -> None:
-        if "mask_rng" in state:
-            self.mask_generator.set_state(state["mask_rng"].cpu())
+        if "mask_rng" not in state:
+            return
+        saved = state["mask_rng"].cpu()
+        # Checkpoints written before the masks moved to the training device drew them on the CPU.
+        if state.get("mask_rng_device", "cpu") == self.mask_generator.device.type:
+            self.mask_generator.set_state(saved)
+        else:  # written on another kind of device: its state cannot be set here
+            self.mask_generator = _reseeded(saved, self.mask_generator.device)
+
+
+def _reseeded(state: torch.Tensor, device) -> torch.Generator:
+    """A generator on ``device`` whose seed is fixed by another generator's ``state``."""
+    digest = hashlib.sha256(state.cpu().numpy().tobytes()).digest()
+    return torch.Generator(device).manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
 class InpaintTask(_MaskRNG, Task):

@@ -13,7 +13,11 @@ forms exist outside the course, and are converted explicitly, never guessed:
 
 Soft (feathered) keep-masks hold values between 0 and 1; :func:`to_sd_mask` keeps the
 softness (255 * (1 - keep)), :func:`to_holes` thresholds at one half. Every generator
-is batched and seeded: the same ``seed`` always gives the same masks.
+is batched and seeded: the same ``seed`` always gives the same masks. The random ones
+draw a whole batch in one vectorised call on the device of their generator (``device=``
+for a seed), so a training loop on a GPU makes its masks there, in step with the model;
+CPU and CUDA generators are different algorithms, so one seed gives other masks (from
+the same distribution) on each kind of device.
 """
 from __future__ import annotations
 
@@ -48,10 +52,20 @@ def _check_n(n: int) -> int:
     return n
 
 
-def _gen(seed: int | torch.Generator | None) -> torch.Generator:
+def _gen(seed: int | torch.Generator | None, device=None) -> torch.Generator:
+    """The generator to draw from: ``seed`` itself, or a new one seeded with it on ``device``."""
     if isinstance(seed, torch.Generator):
+        if device is not None and torch.device(device).type != seed.device.type:
+            raise ValueError(f"device={device!r} differs from the generator's device ({seed.device}): "
+                             f"the masks are drawn where the generator is. Leave device out.")
         return seed
-    return torch.Generator().manual_seed(0 if seed is None else int(seed))
+    return torch.Generator(device or "cpu").manual_seed(0 if seed is None else int(seed))
+
+
+def _grid(h: int, w: int, device, dtype=torch.long) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indices shaped (1, 1, h, 1) and (1, 1, 1, w), to broadcast against a batch."""
+    return (torch.arange(h, device=device, dtype=dtype).view(1, 1, h, 1),
+            torch.arange(w, device=device, dtype=dtype).view(1, 1, 1, w))
 
 
 def check_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -82,7 +96,7 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     return m.to(image.device)
 
 
-def center_box(n: int, size=32, fraction: float = 0.5) -> torch.Tensor:
+def center_box(n: int, size=32, fraction: float = 0.5, device=None) -> torch.Tensor:
     """A centred square hole whose side is ``fraction`` of the image side (0.5: a quarter of the area)."""
     _check_n(n)
     h, w = _size(size)
@@ -90,7 +104,7 @@ def center_box(n: int, size=32, fraction: float = 0.5) -> torch.Tensor:
         raise ValueError(f"fraction must be between 0 and 1 (exclusive), got {fraction}.")
     bh, bw = max(1, round(h * fraction)), max(1, round(w * fraction))
     top, left = (h - bh) // 2, (w - bw) // 2
-    mask = torch.ones(n, 1, h, w)
+    mask = torch.ones(n, 1, h, w, device=device)
     mask[:, :, top:top + bh, left:left + bw] = 0
     return mask
 
@@ -103,7 +117,7 @@ def _check_count_range(name: str, pair) -> tuple[int, int]:
 
 
 def random_boxes(n: int, size=32, num_boxes: tuple[int, int] = (1, 4), max_fraction: float = 0.4,
-                 seed: int | torch.Generator | None = 0) -> torch.Tensor:
+                 seed: int | torch.Generator | None = 0, device=None) -> torch.Tensor:
     """Between ``num_boxes[0]`` and ``num_boxes[1]`` random rectangles per image, each side
     at most ``max_fraction`` of the image side."""
     _check_n(n)
@@ -111,16 +125,16 @@ def random_boxes(n: int, size=32, num_boxes: tuple[int, int] = (1, 4), max_fract
              low_open=True, hint="Try 0.4.")
     h, w = _size(size)
     lo, hi = _check_count_range("num_boxes", num_boxes)
-    g = _gen(seed)
-    ys = torch.arange(h).view(1, 1, h, 1)
-    xs = torch.arange(w).view(1, 1, 1, w)
-    counts = torch.randint(lo, hi + 1, (n,), generator=g)
+    g = _gen(seed, device)
+    dev = g.device
+    ys, xs = _grid(h, w, dev)
+    counts = torch.randint(lo, hi + 1, (n,), generator=g, device=dev)
     k = hi  # draw hi boxes per image, use the first counts[i]
-    bh = torch.randint(2, max(3, int(h * max_fraction) + 1), (n, k), generator=g)
-    bw = torch.randint(2, max(3, int(w * max_fraction) + 1), (n, k), generator=g)
-    top = (torch.rand(n, k, generator=g) * (h - bh + 1)).long()
-    left = (torch.rand(n, k, generator=g) * (w - bw + 1)).long()
-    used = (torch.arange(k).view(1, k) < counts.view(n, 1))
+    bh = torch.randint(2, max(3, int(h * max_fraction) + 1), (n, k), generator=g, device=dev)
+    bw = torch.randint(2, max(3, int(w * max_fraction) + 1), (n, k), generator=g, device=dev)
+    top = (torch.rand(n, k, generator=g, device=dev) * (h - bh + 1)).long()
+    left = (torch.rand(n, k, generator=g, device=dev) * (w - bw + 1)).long()
+    used = (torch.arange(k, device=dev).view(1, k) < counts.view(n, 1))
     inside = ((ys >= top[..., None, None]) & (ys < (top + bh)[..., None, None])
               & (xs >= left[..., None, None]) & (xs < (left + bw)[..., None, None]))  # (n, k, h, w)
     hole = (inside & used[..., None, None]).any(dim=1, keepdim=True)
@@ -128,81 +142,104 @@ def random_boxes(n: int, size=32, num_boxes: tuple[int, int] = (1, 4), max_fract
 
 
 def free_form(n: int, size=32, strokes: tuple[int, int] = (1, 4), max_vertices: int = 6,
-              max_width: float | None = None, seed: int | torch.Generator | None = 0) -> torch.Tensor:
-    """Free-form brush strokes (as in DeepFill v2): random walks of thick line segments."""
+              max_width: float | None = None, seed: int | torch.Generator | None = 0,
+              device=None) -> torch.Tensor:
+    """Free-form brush strokes (as in DeepFill v2): random walks of thick line segments.
+
+    Each image gets ``strokes`` (min, max) strokes; each stroke a width, a start and 2 to
+    ``max_vertices`` segments of random angle and length, clamped to the image.
+    """
     _check_n(n)
     h, w = _size(size)
     lo, hi = _check_count_range("strokes", strokes)
-    g = _gen(seed)
+    V.count("max_vertices (the most segments in a stroke)", max_vertices, 2, hint="Try 6.")
+    g = _gen(seed, device)
+    dev = g.device
     max_width = max_width or max(2.0, min(h, w) / 8)
     max_len = min(h, w) / 3
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
-                            indexing="ij")
-    mask = torch.ones(n, 1, h, w)
-    for i in range(n):
-        hole = torch.zeros(h, w, dtype=torch.bool)
-        for _ in range(int(torch.randint(lo, hi + 1, (1,), generator=g))):
-            y, x = float(torch.rand(1, generator=g)) * h, float(torch.rand(1, generator=g)) * w
-            radius = (1 + float(torch.rand(1, generator=g)) * (max_width - 1)) / 2
-            for _ in range(int(torch.randint(2, max_vertices + 1, (1,), generator=g))):
-                angle = float(torch.rand(1, generator=g)) * 2 * math.pi
-                length = (0.3 + 0.7 * float(torch.rand(1, generator=g))) * max_len
-                y2 = min(max(y + length * math.sin(angle), 0.0), h - 1.0)
-                x2 = min(max(x + length * math.cos(angle), 0.0), w - 1.0)
-                # Distance from every pixel to the segment (y, x)-(y2, x2).
-                dy, dx = y2 - y, x2 - x
-                seg = max(dy * dy + dx * dx, 1e-8)
-                s = (((yy - y) * dy + (xx - x) * dx) / seg).clamp(0, 1)
-                dist2 = (yy - (y + s * dy)) ** 2 + (xx - (x + s * dx)) ** 2
-                hole |= dist2 <= radius * radius
-                y, x = y2, x2
-        mask[i, 0] = (~hole).float()
-    return mask
+
+    def uniform(*shape):
+        return torch.rand(*shape, generator=g, device=dev)
+
+    # Every image draws the most strokes and segments; the first counts[i] strokes and the
+    # first segs[i, s] segments of each are used. A fixed number of draws per batch keeps
+    # it one vectorised call, with no per-image Python and no device synchronisation.
+    s, v = hi, max_vertices
+    counts = torch.randint(lo, hi + 1, (n, 1), generator=g, device=dev)
+    y, x = uniform(n, s) * h, uniform(n, s) * w
+    radius = (1 + uniform(n, s) * (max_width - 1)) / 2
+    segs = torch.randint(2, v + 1, (n, s), generator=g, device=dev)
+    angle = uniform(n, s, v) * (2 * math.pi)
+    length = (0.3 + 0.7 * uniform(n, s, v)) * max_len
+    stroke_used = torch.arange(s, device=dev).view(1, s) < counts  # (n, s)
+    r2 = (radius * radius)[..., None, None]
+    yy, xx = _grid(h, w, dev, torch.float32)
+    hole = torch.zeros(n, 1, h, w, dtype=torch.bool, device=dev)
+    for j in range(v):  # the random walk is sequential in its vertices only
+        y2 = (y + length[..., j] * torch.sin(angle[..., j])).clamp(0, h - 1)
+        x2 = (x + length[..., j] * torch.cos(angle[..., j])).clamp(0, w - 1)
+        # Squared distance from every pixel p to each stroke's segment (y, x)-(y2, x2), (n, s, h, w):
+        # with a = p - start, d = end - start, t = clamp(a.d / |d|^2, 0, 1) it is
+        # |a|^2 + t (t |d|^2 - 2 a.d); a is (n, s, h, 1) and (n, s, 1, w), so only the
+        # terms after them are full size (a third of the work of forming p - (start + t d)).
+        ay, ax = yy - y[..., None, None], xx - x[..., None, None]
+        dy, dx = (y2 - y)[..., None, None], (x2 - x)[..., None, None]
+        d2 = (dy * dy + dx * dx).clamp_min(1e-8)
+        dot = ay * dy + ax * dx
+        t = (dot / d2).clamp_(0, 1)
+        dist2 = (t * d2).sub_(dot).sub_(dot).mul_(t).add_(ay * ay).add_(ax * ax)
+        # Unused strokes and segments get a negative radius^2: no pixel is that close.
+        reach = torch.where((stroke_used & (j < segs))[..., None, None], r2, -1.0)
+        hole |= (dist2 <= reach).any(dim=1, keepdim=True)
+        y, x = y2, x2
+    return (~hole).float()
+
+
+_SIDES = ("left", "right", "top", "bottom")
 
 
 def half_image(n: int, size=32, side: str | None = None,
-               seed: int | torch.Generator | None = 0) -> torch.Tensor:
+               seed: int | torch.Generator | None = 0, device=None) -> torch.Tensor:
     """Half of the image is a hole: ``side`` "left", "right", "top" or "bottom" (the half
     that is removed), or None for a random side per image."""
     _check_n(n)
     h, w = _size(size)
-    sides = ("left", "right", "top", "bottom")
-    if side is not None and side not in sides:
-        raise ValueError(f"side must be one of {', '.join(sides)} or None, got {side!r}.")
-    g = _gen(seed)
-    chosen = [side] * n if side else [sides[int(i)] for i in torch.randint(0, 4, (n,), generator=g)]
-    mask = torch.ones(n, 1, h, w)
-    for i, s in enumerate(chosen):
-        if s == "left":
-            mask[i, :, :, : w // 2] = 0
-        elif s == "right":
-            mask[i, :, :, w // 2:] = 0
-        elif s == "top":
-            mask[i, :, : h // 2] = 0
-        else:
-            mask[i, :, h // 2:] = 0
-    return mask
+    if side is not None and side not in _SIDES:
+        raise ValueError(f"side must be one of {', '.join(_SIDES)} or None, got {side!r}.")
+    g = _gen(seed, device)
+    dev = g.device
+    if side:
+        chosen = torch.full((n,), _SIDES.index(side), device=dev)
+    else:
+        chosen = torch.randint(0, 4, (n,), generator=g, device=dev)
+    c = chosen.view(n, 1, 1, 1)
+    ys, xs = _grid(h, w, dev)
+    hole = (((c == 0) & (xs < w // 2)) | ((c == 1) & (xs >= w // 2))
+            | ((c == 2) & (ys < h // 2)) | ((c == 3) & (ys >= h // 2)))
+    return (~hole).float()
 
 
-def make_masks(kind: str, n: int, size=32, seed: int | torch.Generator | None = 0) -> torch.Tensor:
+def make_masks(kind: str, n: int, size=32, seed: int | torch.Generator | None = 0, device=None) -> torch.Tensor:
     """``n`` keep-masks of one ``kind`` ("center", "boxes", "strokes", "half"), or "mixed":
-    a random kind per image (what the inpainting models train on)."""
+    a random kind per image (what the inpainting models train on). They are made on
+    ``device`` (default: the generator's, or the CPU for a seed)."""
     if kind == "center":
-        return center_box(n, size)
+        g = _gen(seed, device) if isinstance(seed, torch.Generator) else None
+        return center_box(n, size, device=g.device if g is not None else device)
     if kind == "boxes":
-        return random_boxes(n, size, seed=seed)
+        return random_boxes(n, size, seed=seed, device=device)
     if kind == "strokes":
-        return free_form(n, size, seed=seed)
+        return free_form(n, size, seed=seed, device=device)
     if kind == "half":
-        return half_image(n, size, seed=seed)
+        return half_image(n, size, seed=seed, device=device)
     if kind == "mixed":
-        g = _gen(seed)
-        kinds = torch.randint(0, len(MASK_KINDS), (n,), generator=g)
-        out = torch.empty(_check_n(n), 1, *_size(size))
-        for j, k in enumerate(MASK_KINDS):
-            idx = (kinds == j).nonzero().flatten()
-            if len(idx):
-                out[idx] = make_masks(k, len(idx), size, g)
+        g = _gen(seed, device)
+        kinds = torch.randint(0, len(MASK_KINDS), (_check_n(n), 1, 1, 1), generator=g, device=g.device)
+        # Every kind is drawn for every image and each image keeps its own: a fixed amount of
+        # work and of random numbers per batch, without a device sync to count each kind.
+        out = center_box(n, size, device=g.device)
+        for j, k in enumerate(MASK_KINDS[1:], start=1):
+            out = torch.where(kinds == j, make_masks(k, n, size, g), out)
         return out
     raise ValueError(f"Unknown mask kind {kind!r}. Use one of: {', '.join(MASK_KINDS + ('mixed',))}.")
 

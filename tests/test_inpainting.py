@@ -115,6 +115,69 @@ def test_inpaint_task_masks_resume_exactly(tmp_path):
         assert torch.allclose(v, resumed.models["model"].state_dict()[k], atol=1e-6), k
 
 
+def test_training_masks_are_one_batched_call_on_the_batch_device(monkeypatch):
+    task = inpainting.make_task("unet", width=8)
+    calls = []
+    real = masks.make_masks
+
+    def spy(kind, n, size, seed=0, device=None):
+        calls.append((kind, n, size, seed.device.type))
+        return real(kind, n, size, seed, device)
+
+    monkeypatch.setattr(masks, "make_masks", spy)
+    x, mask = task._batch(torch.rand(6, 3, 16, 16))
+    # The whole batch at once (and each kind for the whole batch), not image by image.
+    assert calls[0] == ("mixed", 6, (16, 16), "cpu") and all(n == 6 for _, n, _, _ in calls)
+    assert mask.shape == (6, 1, 16, 16) and mask.device == x.device and mask.dtype == x.dtype
+
+
+def test_mask_rng_state_is_a_cpu_tensor_and_names_its_device():
+    task = inpainting.make_task("unet", width=8)
+    state = task.extra_state()
+    assert state["mask_rng"].device.type == "cpu" and state["mask_rng_device"] == "cpu"
+    assert state["mask_rng"].dtype == torch.uint8
+
+
+def _next_masks(task, n=8):
+    return task._batch(torch.rand(n, 3, 16, 16))[1]
+
+
+def test_mask_rng_from_another_device_or_an_older_checkpoint_resumes_deterministically():
+    # A CUDA generator's state (16 bytes: seed and offset) cannot be set on a CPU generator:
+    # the masks go on from a seed fixed by that state, the same on every resume.
+    cuda_state = {"mask_rng": torch.arange(16, dtype=torch.uint8), "mask_rng_device": "cuda"}
+    resumed = []
+    for _ in range(2):
+        task = inpainting.make_task("unet", width=8)
+        task.load_extra_state(cuda_state)
+        assert task.mask_generator.device.type == "cpu"
+        resumed.append(_next_masks(task))
+    fresh = _next_masks(inpainting.make_task("unet", width=8))
+    assert torch.equal(resumed[0], resumed[1]) and not torch.equal(resumed[0], fresh)
+    # Checkpoints written before the device was recorded hold a CPU generator's state.
+    source = inpainting.make_task("unet", width=8, seed=7)
+    old_format = {"mask_rng": source.mask_generator.get_state()}
+    task = inpainting.make_task("unet", width=8)
+    task.load_extra_state(old_format)
+    assert torch.equal(_next_masks(task), _next_masks(source))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_inpaint_task_masks_on_the_gpu_resume_exactly(tmp_path):
+    images = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(images, batch_size=4)
+    full = inpainting.make_task("unet", width=8)
+    training.fit(full, loader, epochs=2, progress=False, device="cuda")
+    assert full.mask_generator.device.type == "cuda"
+    part = inpainting.make_task("unet", width=8)
+    training.fit(part, loader, epochs=1, ckpt_dir=tmp_path, progress=False, device="cuda")
+    assert part.extra_state()["mask_rng_device"] == "cuda" and part.extra_state()["mask_rng"].device.type == "cpu"
+    resumed = inpainting.make_task("unet", width=8, seed=99)
+    training.fit(resumed, loader, epochs=2, ckpt_dir=tmp_path, progress=False, device="cuda")
+    for k, v in full.models["model"].state_dict().items():
+        assert torch.allclose(v, resumed.models["model"].state_dict()[k], atol=1e-5), k
+
+
 def test_adversarial_term_changes_the_generator_update():
     images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     grads = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from lessons_lib import diffusion
@@ -73,3 +74,65 @@ def test_converters_refuse_the_wrong_shape_or_values():
         M.from_holes(np.full((4, 4), 7))
     with pytest.raises(TypeError, match="needs a PIL image"):
         M.from_sd_mask(np.zeros((4, 4)))
+
+
+# --------------------------------------------------------------------------- the batched sampler
+def _reference():
+    """The per-image sampler lessons_lib used before the masks were batched (kept in the benchmark)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "inpainting_data.py"
+    spec = importlib.util.spec_from_file_location("inpainting_data_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.per_image_masks
+
+
+@pytest.mark.parametrize("kind", ["boxes", "half"])
+def test_batched_boxes_and_halves_equal_the_per_image_sampler(kind):
+    # Same draws in the same order: on the CPU the masks are identical, not only alike.
+    old = _reference()(kind, 64, 32, torch.Generator().manual_seed(5))
+    assert torch.equal(M.make_masks(kind, 64, 32, seed=5), old)
+
+
+@pytest.mark.parametrize("kind", ["strokes", "mixed"])
+def test_batched_strokes_keep_the_per_image_distribution(kind):
+    """Other draws, same distribution: coverage and where the holes fall match the per-image
+    sampler's within a few standard errors (n = 1500: the mean's is about 0.002)."""
+    n = 1500
+    new = M.make_masks(kind, n, 32, seed=1)
+    old = _reference()(kind, n, 32, torch.Generator().manual_seed(1))
+    a, b = M.hole_fraction(new), M.hole_fraction(old)
+    assert abs(float(a.mean() - b.mean())) < 0.01
+    assert float(a.std() / b.std()) == pytest.approx(1, abs=0.08)
+    q = torch.tensor([0.1, 0.5, 0.9])
+    assert torch.allclose(a.quantile(q), b.quantile(q), atol=0.02)
+    # Where the holes fall: the hole frequency of each 8x8 block of the image.
+    holes_new = F.avg_pool2d(1 - new, 8).mean(0)
+    holes_old = F.avg_pool2d(1 - old, 8).mean(0)
+    assert torch.allclose(holes_new, holes_old, atol=0.03)
+    if kind == "mixed":  # each kind about a quarter of the images: centre boxes hide 1/4, halves 1/2
+        for exact in (0.25, 0.5):
+            assert float((a == exact).float().mean()) == pytest.approx(float((b == exact).float().mean()), abs=0.03)
+
+
+def test_masks_are_drawn_where_the_generator_is():
+    g = torch.Generator().manual_seed(0)
+    assert M.make_masks("mixed", 3, 8, seed=g).device.type == "cpu"
+    # A seed and a device make a generator there; a generator elsewhere is refused, not moved.
+    assert torch.equal(M.make_masks("strokes", 4, 16, seed=2, device="cpu"), M.make_masks("strokes", 4, 16, seed=2))
+    with pytest.raises(ValueError, match="differs from the generator's device"):
+        M.make_masks("boxes", 2, 8, seed=g, device="cuda")
+    with pytest.raises(ValueError, match="max_vertices .* must be a whole number >= 2"):
+        M.free_form(2, 16, max_vertices=1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_masks_on_a_gpu_come_from_the_gpu_generator():
+    g = torch.Generator("cuda").manual_seed(0)
+    m = M.make_masks("mixed", 256, 32, seed=g)
+    assert m.device.type == "cuda" and torch.all((m == 0) | (m == 1))
+    assert torch.equal(m, M.make_masks("mixed", 256, 32, seed=0, device="cuda"))
+    frac = M.hole_fraction(m.cpu())
+    assert abs(float(frac.mean() - M.hole_fraction(M.make_masks("mixed", 256, 32)).mean())) < 0.03
