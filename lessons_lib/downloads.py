@@ -231,7 +231,8 @@ def _all_failed(source: registry.Source, failures: dict[str, str], part: Path, k
                  "(several addresses separated by spaces are tried in order)")
     if source.note:
         lines.append(f"  - {source.note}")
-    lines.append("  - or run the small offline version with LESSONS_PROFILE=fast")
+    if registry.fast_profile_advice():
+        lines.append("  - " + registry.fast_profile_advice())
     return "\n".join(lines)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from .runtime import cache_dir
+from .runtime import cache_dir, get_profile
 
 __all__ = ["Source", "SOURCES", "get_source", "hub_id", "url_env_key", "archive_filename",
            "DownloadUnavailable", "unavailable_message", "offline"]
@@ -136,11 +136,17 @@ def offline() -> bool:
                for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
+def fast_profile_advice() -> str:
+    """Advice to switch to the offline fast profile, given only where it would change something."""
+    return "" if get_profile() == "fast" else "or run the small offline version with LESSONS_PROFILE=fast"
+
+
 def unavailable_message(what: str, env_var: str | None = None, reason: str = "") -> str:
     reason = reason.strip().rstrip(".")
     parts = [f"Could not get {what}" + (f": {reason}." if reason else ".")]
     parts.append("What to do: enable internet access (in Colab it is on by default)")
-    parts.append("or run the small offline version with LESSONS_PROFILE=fast")
+    if fast_profile_advice():
+        parts.append(fast_profile_advice())
     if env_var:
         parts.append(f"or point {env_var} at a local copy")
     parts[-1] += f". Downloads are cached under {cache_dir()}."

@@ -95,6 +95,7 @@ def test_data_dir_env_must_exist(monkeypatch, tmp_path):
 
 
 def test_cifar10_offline_is_a_clear_message(monkeypatch, tmp_path):
+    monkeypatch.setenv("LESSONS_PROFILE", "full")
     monkeypatch.setenv("LESSONS_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("LESSONS_DATA_DIR", raising=False)
     with pytest.raises(registry.DownloadUnavailable, match="Could not get CIFAR-10.*LESSONS_PROFILE=fast"):

@@ -261,6 +261,7 @@ def test_a_slow_host_gives_way_to_a_faster_mirror(cifar, cache, monkeypatch, hos
 
 def test_when_every_host_fails_one_message_names_each_and_what_to_do(cifar, cache, monkeypatch, hosts):
     body, _ = cifar
+    monkeypatch.setenv("LESSONS_PROFILE", "full")  # the profile that downloads: the fast one is an option
     gone, stalled, nobody = hosts(body, "404"), hosts(body, "stall", cut=5000), refused_url()
     _use(monkeypatch, "cifar10", gone.url, stalled.url, nobody)
     with pytest.raises(registry.DownloadUnavailable) as err:

@@ -126,6 +126,7 @@ def test_unknown_task_profile_and_offload():
 
 def test_missing_hub_id_says_what_to_do(monkeypatch, cache_root):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("LESSONS_PROFILE", "full")
     bogus = "no-such-org-lessons/no-such-model-xyz"
     with pytest.raises(registry.DownloadUnavailable,
                        match=f"'{bogus}' does not exist or cannot be reached.*LESSONS_MODEL_IMG2IMG"):

@@ -115,6 +115,10 @@ def test_registry_ids_and_override(monkeypatch):
         registry.get_source("nope")
 
 
-def test_unavailable_message_says_what_to_do():
+def test_unavailable_message_says_what_to_do(monkeypatch):
+    monkeypatch.setenv("LESSONS_PROFILE", "full")
     msg = registry.unavailable_message("CIFAR-10", "LESSONS_DATA_DIR", reason="no network")
     assert "enable internet" in msg and "LESSONS_PROFILE=fast" in msg and "LESSONS_DATA_DIR" in msg
+    monkeypatch.setenv("LESSONS_PROFILE", "fast")  # advice that would change nothing is left out
+    msg = registry.unavailable_message("CIFAR-10", "LESSONS_DATA_DIR", reason="no network")
+    assert "LESSONS_PROFILE" not in msg and "enable internet" in msg and "LESSONS_DATA_DIR" in msg

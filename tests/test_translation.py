@@ -245,6 +245,7 @@ def test_unpaired_folders_with_no_images(tmp_path):
 
 
 def test_horse2zebra_offline_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("LESSONS_PROFILE", "full")
     monkeypatch.setenv("LESSONS_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
