@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import queue
 import signal
 import sys
@@ -43,15 +44,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
 
 from course_tools import repo_root
-from course_tools.exercises import is_test_cell, make_exercise, nbgrader_meta
+from course_tools.exercises import ANSWER_STUB, STUB_MESSAGE, is_test_cell, make_exercise, nbgrader_meta
 from course_tools.intake import (
     Assignment,
+    Skipped,
     Submission,
     display_name,
     find_submissions,
@@ -69,13 +70,12 @@ from course_tools.judge import (
     reference_checks,
     sanitize,
 )
-from course_tools.report import RESULT_FILES, check_out_dir, commit, md_cell, render
+from course_tools.report import RESULT_FILES, STATUSES, check_out_dir, commit, render, summary
 from course_tools.sandbox import INSTALL_HINT, Limits, kill_all, probe, run_job
 from course_tools.testcells import parse_test_cell
 
 __all__ = ["STATUSES", "RESULT_FILES", "Limits", "load_sources", "grade_folder", "summary", "main"]
 
-STATUSES = ("passed", "failed", "error", "timeout", "crashed", "invalid notebook", "missing")
 
 
 @dataclass
@@ -89,6 +89,7 @@ class Run:
     limits: Limits
     seconds: float = 0.0
     notebooks: int = 0
+    skipped: list[str] = field(default_factory=list)   # not graded and not a student's: what and why
 
 
 @dataclass
@@ -112,6 +113,16 @@ def _redact_lines(nb, name: str, tests: dict) -> tuple[str, ...]:
     return tuple(sorted(line for line in secret - shown if len(line) >= 12 and not line.startswith("#")))
 
 
+def _refuse_exercise(nb, path: Path, source_dir: Path) -> None:
+    """A student exercise (answers replaced by the generator's stubs) cannot give expected values."""
+    answers = [c for c in nb.cells if nbgrader_meta(c).get("solution")]
+    if any(STUB_MESSAGE in c.source or c.source.strip() == ANSWER_STUB for c in answers):
+        raise ValueError(f"--source {source_dir}: {path.name} is a student exercise (its answers are the "
+                         "stubs that raise NotImplementedError), not the instructor's notebook, so it cannot "
+                         "give the expected values. Nothing was graded; pass --source with the folder of "
+                         "solution notebooks (e.g. solutions/, not exercises/).")
+
+
 def load_sources(source_dir: Path | str) -> dict[str, Assignment]:
     """The instructor notebooks (with hidden tests) that submissions are graded against."""
     source_dir = Path(source_dir)
@@ -121,6 +132,7 @@ def load_sources(source_dir: Path | str) -> dict[str, Assignment]:
     assignments, owners = {}, {}
     for path in sorted(source_dir.glob("*.ipynb")):
         nb = nbformat.read(str(path), as_version=4)
+        _refuse_exercise(nb, path, source_dir)
         tests, points = {}, {}
         for index, cell in enumerate(nb.cells):
             if not is_test_cell(cell):
@@ -165,17 +177,52 @@ def _by_cell(records: list[dict]) -> dict[int, dict]:
     return {r["cell"]: r for r in records if r["event"] == "cell" and type(r.get("cell")) is int}
 
 
+# Signs, in a crash reason or an exception, that a grading limit stopped the notebook: (signs, advice).
+_LIMIT_SIGNS = (
+    (("MemoryError", "cannot allocate memory", "failed to map segment", "bad_alloc", "out of memory",
+      "SIGKILL", "could not start"),
+     "--memory-mb {memory_mb} is too small for it (the address space of each process: importing torch "
+     "alone maps about 3 GB); raise --memory-mb (the default is 8192)"),
+    (("SIGXFSZ", "File too large"), "it writes a file larger than --max-file-mb {max_file_mb}; raise --max-file-mb"),
+    (("No space left",), "it fills the private --disk-mb {disk_mb} MB home or /tmp; raise --disk-mb"),
+    (("SIGXCPU",), "it used more CPU time than the limit ({cpu_seconds} s, 4 x --timeout); raise --timeout"),
+    (("Resource temporarily unavailable", "can't start new thread"),
+     "it starts more processes or threads than the limit ({max_processes})"),
+)
+
+
+def _limit_failure(records: list[dict], result, limits: Limits) -> str:
+    """What went wrong when the instructor's notebook hit a grading limit ("" when it did not)."""
+    if result.timed_out:
+        return (f"did not finish within --timeout {limits.timeout:g} s; raise --timeout (the kernel's start "
+                "and the imports count too)")
+    texts = [str(r.get("reason", "")) for r in records if r["event"] == "crashed"]
+    texts += [f"{r.get('ename', '')}: {r.get('evalue', '')}" for r in records
+              if r["event"] == "cell" and r.get("status") == "error"]
+    for signs, advice in _LIMIT_SIGNS:
+        hit = next((t for t in texts if any(k.lower() in t.lower() for k in signs)), "")
+        if hit:
+            values = {"memory_mb": limits.memory_mb, "max_file_mb": limits.max_file_mb, "disk_mb": limits.disk_mb,
+                      "cpu_seconds": limits.cpu_seconds, "max_processes": limits.max_processes}
+            return f"stopped on a grading limit ({sanitize(hit, limit=120)}): {advice.format(**values)}"
+    return ""
+
+
 def _expected_values(assignment: Assignment, slots: _Slots, limits: Limits, sandboxed: bool) -> dict:
     nb, index = reference_notebook(assignment)
     result = slots.run(nbformat.writes(nb), limits, sandboxed)
-    cells = _by_cell(parse_records(result.records))
+    records = parse_records(result.records)
+    limit = _limit_failure(records, result, limits)
+    if limit:  # not the source's fault: the limits given are too tight for it
+        raise ReferenceError_(f"the instructor's notebook {assignment.name} {limit}. Nothing was graded.")
+    cells = _by_cell(records)
     expected = {}
     for i, gid in index.items():
         where = f"{assignment.name}: test {gid}"
-        if i not in cells and result.timed_out:
-            raise ReferenceError_(f"{where} did not finish within {limits.timeout:g} s in the instructor's "
-                                  "notebook (raise --timeout)")
-        expected[gid] = reference_checks(cells.get(i), where)
+        try:
+            expected[gid] = reference_checks(cells.get(i), where)
+        except ReferenceError_ as exc:
+            raise ReferenceError_(f"{exc}. Fix the source notebook (or its test); nothing was graded.") from None
         hidden = assignment.tests[gid].hidden_sites
         labels = {" ".join(e.label.split()) for e in expected[gid] if e.site in hidden}
         assignment.redact = tuple(sorted(set(assignment.redact) | {x for x in labels if len(x) >= 8}))
@@ -233,10 +280,58 @@ def _grade(job: _Job, expected: dict[str, list[Expected]], slots: _Slots, limits
 
 
 # --------------------------------------------------------------------------- a folder
+def _preference(job: _Job) -> tuple:
+    """Which of a student's notebooks for one exercise is graded (the smallest tuple): a readable one,
+    then the one saved last (the student's latest work: a browser's 'name (2).ipynb' is the newer
+    download, Jupyter's 'name-Copy1.ipynb' an older copy), then the exercise's exact name."""
+    exact = job.sub.path.name.lower() == job.assignment.name.lower()
+    copy = os.fsencode(job.sub.path.name).decode("utf-8", "replace").lower().startswith(job.assignment.stem.lower())
+    return (bool(job.why), -job.sub.mtime, not exact, not copy, job.sub.depth, os.fsencode(str(job.sub.path)))
+
+
+def _why_chosen(best: _Job, other: _Job) -> str:
+    mine, theirs = _preference(best), _preference(other)
+    if other.why:
+        return f"the other cannot be graded ({other.why})"
+    if mine[1] != theirs[1]:
+        return "it was saved last"
+    if mine[2] != theirs[2]:
+        return "both were saved at the same time and its file name is exactly the exercise's"
+    if mine[3] != theirs[3]:
+        return ("both were saved at the same time and its file name starts with the exercise's (the other "
+                "matched only by its cells)")
+    return "both were saved at the same time and it comes first by path"
+
+
+def _dedupe(jobs: list[_Job], notes: dict[str, list[str]]) -> list[_Job]:
+    """One notebook per student and exercise; the notes say which one was graded and why."""
+    groups: dict[tuple, list[_Job]] = {}
+    for job in jobs:
+        groups.setdefault((job.sub.student, job.assignment.name), []).append(job)
+    unique = []
+    for (student, name), group in groups.items():
+        group.sort(key=_preference)
+        best = group[0]
+        unique.append(best)
+        for other in group[1:]:
+            notes.setdefault(student, []).append(
+                f"{len(group)} notebooks for {name}: graded {_rel(best)}, not {_rel(other)}, because "
+                f"{_why_chosen(best, other)}; if another is the final version, leave only that one and grade "
+                "again")
+    return unique
+
+
+def _rel(job: _Job) -> str:
+    parts = job.sub.path.parts[-(job.sub.depth + 1):]
+    return "/".join(display_name(p) for p in parts)
+
+
 def _intake(submissions_dir: Path, assignments: dict[str, Assignment]):
-    subs = find_submissions(submissions_dir)
+    skipped: list[Skipped] = []
+    subs = find_submissions(submissions_dir, skipped)
     if not subs:
-        raise FileNotFoundError(f"{submissions_dir} holds no .ipynb notebooks to grade.")
+        listed = "".join(f"; {s.what} was not graded: {s.reason}" for s in skipped[:5])
+        raise FileNotFoundError(f"{submissions_dir} holds no .ipynb notebooks to grade{listed}.")
     jobs, notes, orphans = [], {}, []
     for sub in subs:
         nb, why = (None, sub.problem) if sub.problem else read_notebook(sub.path)
@@ -253,16 +348,17 @@ def _intake(submissions_dir: Path, assignments: dict[str, Assignment]):
             reason = why or "its name and cells match no source notebook"
             notes.setdefault(sub.student, []).append(f"{display_name(sub.path.name)} was not graded: "
                                                      f"{reason}")
-    chosen, unique = set(), []
-    for job in sorted(jobs, key=lambda j: bool(j.why)):  # a readable notebook wins over a broken copy
-        key = (job.sub.student, job.assignment.name)
-        if key in chosen:
-            notes.setdefault(job.sub.student, []).append(
-                f"{display_name(job.sub.path.name)}: another notebook for {job.assignment.name} was graded")
-            continue
-        chosen.add(key)
-        unique.append(job)
-    return unique, sorted({s.student for s in subs}), notes, {j.assignment.name: j.assignment for j in unique}
+    students = {s.student for s in subs} | {s.student for s in skipped if s.student is not None}
+    for student in sorted(students):
+        if student.startswith("(blank name: "):
+            notes.setdefault(student, []).insert(0, "the folder's name is blank (spaces only), so the work is "
+                                                    f"listed as {student}; rename the folder to the student's name")
+    for s in skipped:
+        if s.student is not None:
+            notes.setdefault(s.student, []).append(f"{s.what} was not graded: {s.reason}")
+    unique = _dedupe(jobs, notes)
+    outside = [f"{s.what} was not graded: {s.reason}" for s in skipped if s.student is None]
+    return unique, sorted(students), notes, {j.assignment.name: j.assignment for j in unique}, outside
 
 
 def grade_folder(submissions_dir: Path | str, source_dir: Path | str, limits: Limits | None = None,
@@ -278,7 +374,9 @@ def grade_folder(submissions_dir: Path | str, source_dir: Path | str, limits: Li
     else:
         sandbox_note = "NOT SANDBOXED (--no-sandbox): submissions ran with the grader's rights"
     assignments = load_sources(source_dir)
-    jobs, students, notes, in_use = _intake(Path(submissions_dir), assignments)
+    jobs, students, notes, in_use, outside = _intake(Path(submissions_dir), assignments)
+    for line in outside:
+        progress(f"note: {line}")
     slots = _Slots(workers)
     rows: list[dict] = []
     lock = threading.Lock()
@@ -313,13 +411,7 @@ def grade_folder(submissions_dir: Path | str, source_dir: Path | str, limits: Li
         progress(f"running the {len(in_use)} source notebooks in use to get the expected values ...")
         refs = {name: pool.submit(_expected_values, a, slots, limits, sandboxed)
                 for name, a in in_use.items()}
-        expected = {}
-        for name, future in refs.items():
-            try:
-                expected[name] = future.result()
-            except ReferenceError_ as exc:
-                raise ReferenceError_(f"{exc}. Fix the source notebook (or its test); nothing was "
-                                      f"graded.") from None
+        expected = {name: future.result() for name, future in refs.items()}  # ReferenceError_ stops all
         list(pool.map(grade, runnable))
     except BaseException:
         kill_all()
@@ -339,90 +431,7 @@ def grade_folder(submissions_dir: Path | str, source_dir: Path | str, limits: Li
     qorder = {gid: i for a in in_use.values() for i, gid in enumerate(a.points)}
     rows.sort(key=lambda r: (r["student"], order[r["notebook"]], qorder[r["grade_id"]]))
     return Run([in_use[n] for n in sorted(in_use)], students, rows, notes, sandbox_note, sandboxed, limits,
-               time.monotonic() - start, len(jobs))
-
-
-# --------------------------------------------------------------------------- summary
-def enforcement_notes(run: Run) -> list[str]:
-    lim = run.limits
-    lines = [f"wall clock: {lim.timeout:g} s per notebook, kernel start included; then everything in its "
-             "sandbox is killed",
-             f"limits per process: address space {lim.memory_mb} MB, CPU time {lim.cpu_seconds} s, file size "
-             f"{lim.max_file_mb} MB, {lim.max_processes} processes/threads, no core dumps"]
-    if run.sandboxed:
-        lines += [f"isolation: {run.sandbox}: own PID, network, IPC and UTS namespaces; the Python "
-                  f"environment "
-                  f"read-only; a private {lim.disk_mb} MB home and /tmp; nothing else of the machine (no "
-                  "solutions, no other submission, no results, no home folder); a minimal environment",
-                  "expected values never entered a student's sandbox; each check was compared in the grader"]
-    else:
-        lines += ["isolation: NONE. --no-sandbox was given: each notebook ran with the grader's rights and "
-                  "could read and change the grader's files; expected values were still compared in the "
-                  "grader"]
-    return lines
-
-
-def summary(run: Run, source_name: str) -> list[str]:
-    rows, a_list = run.rows, run.assignments
-    questions = [(a.name, gid, p) for a in a_list for gid, p in a.points.items()]
-    max_total = sum(p for _, _, p in questions)
-    totals = {s: sum(r["points"] for r in rows if r["student"] == s) for s in run.students}
-    md = ["# Grading summary", ""]
-    if not run.sandboxed:
-        md += ["**WARNING: this run was NOT sandboxed (--no-sandbox).** Submissions ran with the grader's "
-               "rights; scores from an untrusted submission may not be honest.", ""]
-    md += [f"- graded: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, {len(run.students)} "
-           f"students, {run.notebooks} notebooks, {run.seconds:.0f} s",
-           f"- source notebooks: {md_cell(source_name)}/ ({', '.join(a.stem for a in a_list)})",
-           "- a test cell scores its points when every value it checks equals the expected one; statuses: "
-           + ", ".join(STATUSES), "",
-           "## Students", "", "| student | " + " | ".join(md_cell(a.stem) for a in a_list) + " | total |",
-           "|---|" + "---:|" * (len(a_list) + 1)]
-    for s in run.students:
-        cells = [f"{_num(sum(r['points'] for r in rows if r['student'] == s and r['notebook'] == a.name))}/"
-                 f"{_num(a.max_points)}" for a in a_list]
-        md.append(f"| {md_cell(s)} | " + " | ".join(cells) + f" | {_num(totals[s])}/{_num(max_total)} |")
-    md += ["", "## Questions", "", "| question | points | passed | mean |", "|---|---:|---:|---:|"]
-    for _, gid, p in questions:
-        q = [r for r in rows if r["grade_id"] == gid]
-        mean = sum(r["points"] for r in q) / len(q) if q else 0.0
-        md.append(f"| {md_cell(gid)} | {_num(p)} | {sum(r['status'] == 'passed' for r in q)}/{len(q)} | "
-                  f"{mean:.2f} |")
-    md += ["", "## Problems", ""]
-    groups: dict[tuple, list[str]] = {}
-    for r in rows:
-        if r["status"] not in ("passed", "missing"):
-            key = (r["student"], r["notebook"], r["status"], r["reason"])
-            groups.setdefault(key, []).append(r["grade_id"])
-    if groups:
-        md += ["| student | notebook | questions | status | reason |", "|---|---|---|---|---|"]
-        count = {a.name: len(a.points) for a in a_list}
-        for (student, notebook, status, reason), ids in groups.items():
-            stem = Path(notebook).stem + "_"
-            which = (f"all {len(ids)}" if len(ids) == count[notebook]
-                     else ", ".join(i[len(stem):] if i.startswith(stem) else i for i in ids))
-            md.append(f"| {md_cell(student)} | {md_cell(Path(notebook).stem)} | {md_cell(which)} | {status} "
-                      f"| "
-                      f"{md_cell(reason)} |")
-    else:
-        md.append("None: every test cell that ran passed.")
-    missing: dict[str, list[str]] = {}
-    for r in rows:
-        if r["status"] == "missing":
-            missing.setdefault(r["student"], [])
-            if Path(r["notebook"]).stem not in missing[r["student"]]:
-                missing[r["student"]].append(Path(r["notebook"]).stem)
-    if missing:
-        md += ["", "Missing notebooks (zero points):", ""]
-        md += [f"- {md_cell(s)}: {', '.join(names)}" for s, names in missing.items()]
-    md += ["", "## Notes", ""]
-    md += [f"- {md_cell(s)}: {md_cell(n)}" for s in sorted(run.notes) for n in run.notes[s]] or ["None."]
-    md += ["", "## What the grader enforced", ""] + [f"- {n}" for n in enforcement_notes(run)]
-    return md
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+               time.monotonic() - start, len(jobs), outside)
 
 
 # --------------------------------------------------------------------------- command line

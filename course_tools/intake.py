@@ -6,7 +6,16 @@
 * A size cap applies before anything is parsed; JSON of any shape or nesting is rejected
   with a reason instead of an exception; the notebook is rebuilt from its cells' types and
   sources only, so odd metadata (a list as grade_id, a number as source) cannot get further.
-* Any file name is accepted and shown escaped (non-UTF-8 bytes as ``\\xNN``).
+* Any file name is accepted and shown escaped (non-UTF-8 bytes as ``\\xNN``); a blank student
+  name (a folder named with spaces only) is shown as ``(blank name: 3 spaces)`` and noted.
+* Nothing is skipped without a word: hidden entries (a name starting with '.', taken for a
+  tool's folder such as .git or .ipynb_checkpoints), archives (never unpacked: a hostile zip
+  is not worth the risk, and ``unzip`` is one command), files that are not notebooks at the
+  top, folders nested too deep and entries past the count cap are listed as not graded,
+  with the reason; a student folder without a notebook is still a student (all missing).
+* Blank cells (whitespace only) that carry no grade_id are dropped: they cannot change a
+  result. A notebook with more than ``MAX_CELLS`` cells left is not graded at all (the reason
+  says so), rather than cut short and misgraded.
 * The prepared notebook restores every locked instructor cell by grade_id and replaces
   each test cell by its student form (no expected values, see ``testcells``).
 """
@@ -25,12 +34,16 @@ import nbformat
 from course_tools.exercises import is_test_cell, nbgrader_meta, strip_hidden_tests
 from course_tools.testcells import TestCell
 
-__all__ = ["Submission", "Assignment", "display_name", "find_submissions", "read_notebook",
-           "match_assignment", "prepare_notebook", "MAX_NOTEBOOK_MB"]
+__all__ = ["Submission", "Assignment", "Skipped", "display_name", "student_name", "find_submissions",
+           "read_notebook", "match_assignment", "prepare_notebook", "MAX_NOTEBOOK_MB", "MAX_CELLS"]
 
 MAX_NOTEBOOK_MB = 20
 MAX_DEPTH = 4            # folders inside a student's folder
 MAX_ENTRIES = 20_000     # entries looked at in the whole submissions folder
+# Cells left after blank ones are dropped. An exercise has a few dozen; each cell costs a kernel
+# round trip and two report lines, and the 20 MB cap alone would allow some 200,000 cells.
+MAX_CELLS = 10_000
+ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar", ".gz")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (grader sandbox)", "language": "python"}
 
 
@@ -59,6 +72,16 @@ class Submission:
     loose: bool = False          # lying directly in the submissions folder
     problem: str = ""            # why it is not read ("" when it is a regular file)
     notes: list[str] = field(default_factory=list)
+    mtime: float = 0.0           # last modified (st_mtime, links not followed)
+    depth: int = 0               # folders between the student's folder and the notebook
+
+
+@dataclass
+class Skipped:
+    """Something in the submissions folder that is not graded, and why (shown in the notes)."""
+    student: str | None          # None: not a student's (e.g. a hidden folder at the top)
+    what: str                    # the name, escaped, relative to the student's folder
+    reason: str
 
 
 def display_name(name: str, limit: int = 120) -> str:
@@ -67,6 +90,29 @@ def display_name(name: str, limit: int = 120) -> str:
     text = "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch)[0] == "C" else ch
                    for ch in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def student_name(name: str) -> str:
+    """The student's name as shown: escaped, and visibly marked when it is blank (spaces only)."""
+    shown = display_name(name)
+    if shown.strip():
+        return shown
+    what = "space" if set(shown) == {" "} else "blank character"
+    return f"(blank name: {len(shown)} {what}{'s' if len(shown) != 1 else ''})"
+
+
+def _hidden_reason(name: str, notebooks: int, folder: bool) -> str:
+    what = ("Jupyter's autosaved checkpoint copies" if name == ".ipynb_checkpoints" else
+            "macOS archive metadata" if name == "__MACOSX" else
+            f"a hidden {'folder' if folder else 'file'} (the name starts with '.', like .git or "
+            ".ipynb_checkpoints, so it is taken for a tool's, not a student's)")
+    held = f"; it holds {notebooks} notebook{'s' if notebooks != 1 else ''}" if folder else ""
+    todo = "; rename it without the leading '.' to grade it" if notebooks and name != "__MACOSX" else ""
+    return what + held + todo
+
+
+def _archive(name: str) -> bool:
+    return name.lower().endswith(ARCHIVES)
 
 
 def _kind(mode: int) -> str:
@@ -85,14 +131,16 @@ def _is_notebook_name(name: str) -> bool:
     return name.lower().endswith(".ipynb") and not name.startswith(".")
 
 
-def find_submissions(root: Path | str) -> list[Submission]:
+def find_submissions(root: Path | str, skipped: list[Skipped] | None = None) -> list[Submission]:
     """One entry per notebook; folders are students, loose notebooks are students named after the file.
-    Links and special files become entries with a ``problem`` (they are reported, never opened)."""
+    Links and special files become entries with a ``problem`` (they are reported, never opened).
+    What is not graded is appended to ``skipped`` with the reason."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"No submissions folder at {root}: give the folder that holds one "
                                 "folder per student (or the students' notebooks).")
     subs: list[Submission] = []
+    skipped = skipped if skipped is not None else []
     budget = [MAX_ENTRIES]
 
     def entries(folder: Path):
@@ -108,35 +156,81 @@ def find_submissions(root: Path | str) -> list[Submission]:
             return []
         return sorted(found, key=lambda e: os.fsencode(e.name))
 
-    def walk(student: str, folder: Path, depth: int):
+    def mode_of(e):
+        try:
+            return e.stat(follow_symlinks=False)
+        except OSError:
+            return None
+
+    def count_notebooks(folder: Path, depth: int) -> int:
+        n = 0
         for e in entries(folder):
-            if e.name.startswith("."):
+            st = mode_of(e)
+            if st is None:
                 continue
-            try:
-                mode = e.stat(follow_symlinks=False).st_mode
-            except OSError:
+            if stat.S_ISDIR(st.st_mode) and depth < MAX_DEPTH:
+                n += count_notebooks(Path(e.path), depth + 1)
+            elif e.name.lower().endswith(".ipynb"):
+                n += 1
+        return n
+
+    def walk(student: str, folder: Path, depth: int, prefix: str) -> int:
+        found = 0
+        for e in entries(folder):
+            st = mode_of(e)
+            if st is None:
                 continue
-            if stat.S_ISDIR(mode):
+            where = prefix + display_name(e.name)
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if e.name.startswith(".") or e.name == "__MACOSX":
+                n = count_notebooks(Path(e.path), depth + 1) if is_dir else int(e.name.lower().endswith(".ipynb"))
+                if n:  # editor and tool files without notebooks (.DS_Store, .git) are not worth a note
+                    skipped.append(Skipped(student, where + ("/" if is_dir else ""), _hidden_reason(e.name, n,
+                                                                                                  is_dir)))
+            elif is_dir:
                 if depth < MAX_DEPTH:
-                    walk(student, Path(e.path), depth + 1)
+                    found += walk(student, Path(e.path), depth + 1, where + "/")
+                else:
+                    skipped.append(Skipped(student, where + "/", f"folders deeper than {MAX_DEPTH} levels "
+                                                                 "are not looked into"))
             elif _is_notebook_name(e.name):
-                subs.append(Submission(student, Path(e.path), problem=_kind(mode)))
+                subs.append(Submission(student, Path(e.path), problem=_kind(st.st_mode), mtime=st.st_mtime,
+                                       depth=depth - 1))
+                found += 1
+            elif _archive(e.name):
+                skipped.append(Skipped(student, where, "an archive; archives are not unpacked: unpack it into "
+                                                       "the student's folder and grade again"))
+        return found
 
     for e in entries(root):
-        if e.name.startswith("."):
+        st = mode_of(e)
+        if st is None:
             continue
-        try:
-            mode = e.stat(follow_symlinks=False).st_mode
-        except OSError:
-            continue
-        if stat.S_ISDIR(mode):
-            walk(display_name(e.name), Path(e.path), 1)
-        elif stat.S_ISLNK(mode) and not _is_notebook_name(e.name):
-            subs.append(Submission(display_name(e.name), Path(e.path), problem="the student's folder is a "
+        name = display_name(e.name)
+        if e.name.startswith(".") or e.name == "__MACOSX":
+            if stat.S_ISDIR(st.st_mode):
+                skipped.append(Skipped(None, name + "/", _hidden_reason(e.name, count_notebooks(Path(e.path), 1),
+                                                                        True)))
+            elif e.name.lower().endswith(".ipynb"):
+                skipped.append(Skipped(None, name, _hidden_reason(e.name, 1, False)))
+        elif stat.S_ISDIR(st.st_mode):
+            student = student_name(e.name)
+            if walk(student, Path(e.path), 1, "") == 0:
+                skipped.append(Skipped(student, name + "/", "the folder holds no notebook (.ipynb)"))
+        elif stat.S_ISLNK(st.st_mode) and not _is_notebook_name(e.name):
+            subs.append(Submission(student_name(e.name), Path(e.path), problem="the student's folder is a "
                                    "symbolic link (links are not followed)"))
         elif _is_notebook_name(e.name):
-            subs.append(Submission(display_name(e.name[: -len(".ipynb")]), Path(e.path), loose=True,
-                                   problem=_kind(mode)))
+            subs.append(Submission(student_name(e.name[: -len(".ipynb")]), Path(e.path), loose=True,
+                                   problem=_kind(st.st_mode), mtime=st.st_mtime))
+        elif _archive(e.name):
+            skipped.append(Skipped(None, name, "an archive; archives are not unpacked: unpack it into a folder "
+                                               "named after the student and grade again"))
+        elif stat.S_ISREG(st.st_mode):
+            skipped.append(Skipped(None, name, "not a notebook (.ipynb) and not a student's folder"))
+    if budget[0] < 0:
+        skipped.append(Skipped(None, "(the rest of the folder)", f"only the first {MAX_ENTRIES} files and "
+                                     "folders are looked at; split the submissions into smaller folders"))
     return subs
 
 
@@ -200,9 +294,18 @@ def read_notebook(path: Path, max_mb: int = MAX_NOTEBOOK_MB) -> tuple[object | N
         return None, f"not valid JSON ({str(exc)[:80]})"
     if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
         return None, "not a notebook: the JSON has no list of cells"
-    cells = [c for c in (_clean_cell(raw_cell) for raw_cell in raw["cells"][:5000]) if c is not None]
+    cells = []
+    for raw_cell in raw["cells"]:
+        cell = _clean_cell(raw_cell)
+        if cell is None or (not cell.source.strip() and "nbgrader" not in cell.metadata):
+            continue  # a blank cell cannot change a result
+        if len(cells) == MAX_CELLS:
+            return None, (f"the notebook has more than {MAX_CELLS:,} cells that are not blank (it has "
+                          f"{len(raw['cells']):,} in all); the grader runs at most {MAX_CELLS:,}: merge or "
+                          "delete cells and submit again")
+        cells.append(cell)
     if not any(c.cell_type == "code" for c in cells):
-        return None, "the notebook has no code cells"
+        return None, "the notebook has no code cells (none that are not blank)"
     return nbformat.v4.new_notebook(cells=cells), ""
 
 

@@ -8,6 +8,8 @@
   new one, never a mix or a half-written file, and no staging folder.
 * Before any grading starts, the output folder is checked by really creating (and removing)
   a file there, so an unwritable folder is reported in the first second, not after the run.
+* ``summary.md``: the students' totals, the questions, the problems with their reasons, what
+  was not graded and why, the notes per student, and what the grader enforced.
 """
 from __future__ import annotations
 
@@ -18,15 +20,18 @@ import os
 import shutil
 import signal
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 from lessons_lib.files import atomic_write
 
-__all__ = ["RESULT_FILES", "LONG_COLUMNS", "csv_cell", "md_cell", "check_out_dir", "render", "commit"]
+__all__ = ["RESULT_FILES", "LONG_COLUMNS", "STATUSES", "csv_cell", "md_cell", "check_out_dir", "render", "commit",
+           "summary", "enforcement_notes"]
 
 RESULT_FILES = ("scores_long.csv", "scores_wide.csv", "summary.md")
 LONG_COLUMNS = ["student", "notebook", "grade_id", "points", "max_points", "status", "reason"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+STATUSES = ("passed", "failed", "error", "timeout", "crashed", "invalid notebook", "missing")
 
 
 def csv_cell(value) -> str:
@@ -117,3 +122,86 @@ def commit(out_dir: Path, files: dict[str, str]) -> list[Path]:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [out_dir / name for name in files]
+
+
+# --------------------------------------------------------------------------- summary
+def enforcement_notes(run) -> list[str]:
+    lim = run.limits
+    lines = [f"wall clock: {lim.timeout:g} s per notebook, kernel start included; then everything in its "
+             "sandbox is killed",
+             f"limits per process: address space {lim.memory_mb} MB, CPU time {lim.cpu_seconds} s, file size "
+             f"{lim.max_file_mb} MB, {lim.max_processes} processes/threads, no core dumps"]
+    if run.sandboxed:
+        lines += [f"isolation: {run.sandbox}: own PID, network, IPC and UTS namespaces; the Python "
+                  f"environment "
+                  f"read-only; a private {lim.disk_mb} MB home and /tmp; nothing else of the machine (no "
+                  "solutions, no other submission, no results, no home folder); a minimal environment",
+                  "expected values never entered a student's sandbox; each check was compared in the grader"]
+    else:
+        lines += ["isolation: NONE. --no-sandbox was given: each notebook ran with the grader's rights and "
+                  "could read and change the grader's files; expected values were still compared in the "
+                  "grader"]
+    return lines
+
+
+def summary(run, source_name: str) -> list[str]:
+    """summary.md's lines for a grading run (``grading.Run``)."""
+    rows, a_list = run.rows, run.assignments
+    questions = [(a.name, gid, p) for a in a_list for gid, p in a.points.items()]
+    max_total = sum(p for _, _, p in questions)
+    totals = {s: sum(r["points"] for r in rows if r["student"] == s) for s in run.students}
+    md = ["# Grading summary", ""]
+    if not run.sandboxed:
+        md += ["**WARNING: this run was NOT sandboxed (--no-sandbox).** Submissions ran with the grader's "
+               "rights; scores from an untrusted submission may not be honest.", ""]
+    md += [f"- graded: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, {len(run.students)} "
+           f"students, {run.notebooks} notebooks, {run.seconds:.0f} s",
+           f"- source notebooks: {md_cell(source_name)}/ ({', '.join(a.stem for a in a_list)})",
+           "- a test cell scores its points when every value it checks equals the expected one; statuses: "
+           + ", ".join(STATUSES), "",
+           "## Students", "", "| student | " + " | ".join(md_cell(a.stem) for a in a_list) + " | total |",
+           "|---|" + "---:|" * (len(a_list) + 1)]
+    for s in run.students:
+        cells = [f"{_num(sum(r['points'] for r in rows if r['student'] == s and r['notebook'] == a.name))}/"
+                 f"{_num(a.max_points)}" for a in a_list]
+        md.append(f"| {md_cell(s)} | " + " | ".join(cells) + f" | {_num(totals[s])}/{_num(max_total)} |")
+    md += ["", "## Questions", "", "| question | points | passed | mean |", "|---|---:|---:|---:|"]
+    for _, gid, p in questions:
+        q = [r for r in rows if r["grade_id"] == gid]
+        mean = sum(r["points"] for r in q) / len(q) if q else 0.0
+        md.append(f"| {md_cell(gid)} | {_num(p)} | {sum(r['status'] == 'passed' for r in q)}/{len(q)} | "
+                  f"{mean:.2f} |")
+    md += ["", "## Problems", ""]
+    groups: dict[tuple, list[str]] = {}
+    for r in rows:
+        if r["status"] not in ("passed", "missing"):
+            key = (r["student"], r["notebook"], r["status"], r["reason"])
+            groups.setdefault(key, []).append(r["grade_id"])
+    if groups:
+        md += ["| student | notebook | questions | status | reason |", "|---|---|---|---|---|"]
+        count = {a.name: len(a.points) for a in a_list}
+        for (student, notebook, status, reason), ids in groups.items():
+            stem = Path(notebook).stem + "_"
+            which = (f"all {len(ids)}" if len(ids) == count[notebook]
+                     else ", ".join(i[len(stem):] if i.startswith(stem) else i for i in ids))
+            md.append(f"| {md_cell(student)} | {md_cell(Path(notebook).stem)} | {md_cell(which)} | {status} "
+                      f"| "
+                      f"{md_cell(reason)} |")
+    else:
+        md.append("None: every test cell that ran passed.")
+    missing: dict[str, list[str]] = {}
+    for r in rows:
+        if r["status"] == "missing":
+            missing.setdefault(r["student"], [])
+            if Path(r["notebook"]).stem not in missing[r["student"]]:
+                missing[r["student"]].append(Path(r["notebook"]).stem)
+    if missing:
+        md += ["", "Missing notebooks (zero points):", ""]
+        md += [f"- {md_cell(s)}: {', '.join(names)}" for s, names in missing.items()]
+    if getattr(run, "skipped", None):
+        md += ["", "## Not graded", "", "In the submissions folder, not a student's (each with the reason):", ""]
+        md += [f"- {md_cell(line)}" for line in run.skipped]
+    md += ["", "## Notes", ""]
+    md += [f"- {md_cell(s)}: {md_cell(n)}" for s in sorted(run.notes) for n in run.notes[s]] or ["None."]
+    md += ["", "## What the grader enforced", ""] + [f"- {n}" for n in enforcement_notes(run)]
+    return md
