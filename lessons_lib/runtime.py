@@ -128,9 +128,28 @@ def get_profile() -> str:
     return "full" if torch.cuda.is_available() else "fast"
 
 
-def pick(fast: Any, full: Any, profile: str | None = None) -> Any:
-    """The value for the current profile: ``EPOCHS = pick(fast=1, full=10)``."""
-    return fast if (profile or get_profile()) == "fast" else full
+REHEARSAL_ENV = "LESSONS_REHEARSAL"
+_UNSET: Any = object()
+
+
+def rehearsal() -> bool:
+    """True in the offline rehearsal of the full profile (``LESSONS_PROFILE=full`` with
+    ``LESSONS_REHEARSAL=1``; the tests run every notebook so, on a CPU): the full profile's
+    network sizes, resolutions, batch sizes, data pipeline, downloads (from local mirrors)
+    and checkpoints, with only the counts that :func:`pick` marks ``rehearse=`` made small."""
+    return os.environ.get(REHEARSAL_ENV, "").strip().lower() in ("1", "true", "yes") and get_profile() == "full"
+
+
+def pick(fast: Any, full: Any, profile: str | None = None, rehearse: Any = _UNSET) -> Any:
+    """The value for the current profile: ``EPOCHS = pick(fast=1, full=10)``.
+
+    ``rehearse=`` marks a count (epochs, steps, images scored): the small value the offline
+    rehearsal of the full profile uses instead of ``full`` (see :func:`rehearsal`); every
+    other value of the full profile is rehearsed as it is.
+    """
+    if (profile or get_profile()) == "fast":
+        return fast
+    return rehearse if rehearse is not _UNSET and rehearsal() else full
 
 
 def cache_dir() -> Path:
@@ -196,7 +215,8 @@ class Environment:
 
     def report(self) -> str:
         lines = [
-            f"profile : {self.profile}",
+            f"profile : {self.profile}" + (" (offline rehearsal: full sizes, small counts)"
+                                           if self.profile == "full" and rehearsal() else ""),
             f"device  : {self.device}" + (f" ({torch.cuda.get_device_name(self.device)})"
                                           if self.device.type == "cuda" else ""),
             f"dtype   : {str(self.dtype).replace('torch.', '')} (pipelines)",
@@ -232,6 +252,8 @@ def setup_notebook(gpu: bool = False, seed: int = 0) -> Environment:
     seed_everything(seed)
     env = environment()
     print(env.report())
+    if rehearsal():  # CI on a CPU, on purpose: no advice to switch
+        return env
     if gpu and env.device.type == "cpu":
         message = ("This notebook is meant for a GPU but is running on the CPU. " +
                    ("It will run, in the small 'fast' profile" if env.profile == "fast" else

@@ -122,3 +122,18 @@ def test_unavailable_message_says_what_to_do(monkeypatch):
     monkeypatch.setenv("LESSONS_PROFILE", "fast")  # advice that would change nothing is left out
     msg = registry.unavailable_message("CIFAR-10", "LESSONS_DATA_DIR", reason="no network")
     assert "LESSONS_PROFILE" not in msg and "enable internet" in msg and "LESSONS_DATA_DIR" in msg
+
+
+def test_the_rehearsal_shrinks_only_the_counts_marked_rehearse(monkeypatch):
+    monkeypatch.setenv("LESSONS_PROFILE", "full")
+    monkeypatch.delenv("LESSONS_REHEARSAL", raising=False)
+    assert not runtime.rehearsal()
+    assert runtime.pick(fast=2, full=100, rehearse=1) == 100  # a real full run: the full count
+    monkeypatch.setenv("LESSONS_REHEARSAL", "1")
+    assert runtime.rehearsal()
+    assert runtime.pick(fast=2, full=100, rehearse=1) == 1
+    assert runtime.pick(fast=2, full=None, rehearse=None) is None  # None is a value, not "unset"
+    assert runtime.pick(fast=32, full=128) == 128  # sizes are rehearsed as they are
+    assert "offline rehearsal" in runtime.environment("cpu").report()
+    monkeypatch.setenv("LESSONS_PROFILE", "fast")  # the switch means nothing in the fast profile
+    assert not runtime.rehearsal() and runtime.pick(fast=2, full=100, rehearse=1) == 2
