@@ -2,8 +2,8 @@
 
 A temporary Hugging Face cache is seeded with tiny pipelines laid out like the real
 repositories (published model_index.json components with the safety checker and its
-feature extractor, the published scheduler configs, fp16 weight variants where the
-repositories have them) under the real hub ids of lessons_lib.registry. The full
+feature extractor, the published scheduler configs, fp16 weight files exactly for the
+components specs.PUBLISHED records) under the real hub ids of lessons_lib.registry. The full
 profile's loading and editing code then runs against it with HF_HUB_OFFLINE=1, and so
 do notebooks 4 and 5 (at the fast profile's sizes, so they fit CI's two cores).
 """
@@ -22,6 +22,7 @@ from nbclient import NotebookClient
 from PIL import Image
 
 from lessons_lib import editing as E
+from lessons_lib import registry
 from lessons_lib.editing import loading, specs, tiny
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,11 +62,27 @@ def test_the_cache_is_laid_out_like_the_real_repositories(hub_cache):
         for component in index:
             if not component.startswith("_") and isinstance(index[component], list):
                 assert (snapshot / component).is_dir(), (task, component)
-        fp16 = sorted(p.name for p in (snapshot / "unet").glob("*.fp16.safetensors"))
-        published = specs.TASKS[task].fp16_variant
-        assert fp16 == (["diffusion_pytorch_model.fp16.safetensors"] if published else [])
+        # fp16 files exactly where the record saw them: none fabricated (the upscaler's UNet,
+        # whose file list was not seen, gets none), none left out.
+        fp16 = sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*.fp16.*"))
+        names = {"text_encoder": "model.fp16.safetensors"}
+        assert fp16 == sorted(f"{c}/{names.get(c, 'diffusion_pytorch_model.fp16.safetensors')}"
+                              for c in specs.PUBLISHED[task].fp16), task
     assert (snapshots["img2img"] / "safety_checker" / "config.json").is_file()
     assert (snapshots["img2img"] / "feature_extractor" / "preprocessor_config.json").is_file()
+
+
+def test_the_variant_record_describes_the_registry_repositories():
+    for task, spec in specs.TASKS.items():
+        record = specs.PUBLISHED[task]
+        assert record.repo == registry.SOURCES[task].location == specs.hub_id(task)
+        assert record.seen and "huggingface.co/" + record.repo in record.seen  # where it was read
+        components = {k for k, v in specs.MODEL_INDEX[task].items() if isinstance(v, list)}
+        assert set(record.fp16) | set(record.no_fp16) <= components and not set(record.fp16) & set(record.no_fp16)
+        assert spec.variants == (("fp16",) if record.fp16 else ())
+        assert specs.published_variants(record.repo) == spec.variants
+    assert specs.published_variants("someone/else") is None
+    assert specs.TASKS["instruct-pix2pix"].variants == ()  # timbrooks/instruct-pix2pix: fp32 files only
 
 
 def test_all_four_pipelines_load_in_the_full_profile_offline(hub_cache):
@@ -100,13 +117,59 @@ def test_fp16_variant_weights_are_loaded_where_published(tmp_path, hub_cache, mo
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))
     # Without its full-precision UNet file, the img2img repository loads only through variant="fp16".
     (snapshot["img2img"] / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    E.clear_pipeline_cache()
     pipe = E.load_pipeline("img2img", profile="full", dtype=torch.float16, memory_safe=False)
     assert pipe.unet.dtype == torch.float16
     with pytest.raises(Exception):  # noqa: B017 - proves the file above is really needed without the variant
         loading._from_pretrained(specs.TASKS["img2img"], specs.hub_id("img2img"), torch.float32, None)
-    # timbrooks/instruct-pix2pix publishes no fp16 files: loaded in fp16 from the full-precision ones.
+    # timbrooks/instruct-pix2pix publishes no fp16 files: not asked for, so no fallback line;
+    # loaded in fp16 from the full-precision ones.
     p2p = E.load_pipeline("instruct-pix2pix", profile="full", dtype=torch.float16, memory_safe=False)
     assert p2p.unet.dtype == torch.float16
+    E.clear_pipeline_cache()
+
+
+def test_a_missing_variant_loads_the_default_weights_with_one_line(tmp_path, hub_cache, monkeypatch, capsys):
+    import diffusers
+    import huggingface_hub.constants as hub_constants
+
+    # The x4 upscaler's repository laid out without a single fp16 file (as a copy of it, or an
+    # older state of it, may be): variant="fp16" must still load.
+    tiny.seed_hub_cache(tmp_path, tasks=["upscale"], fp16={"upscale": ()})
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))
+    repo = specs.hub_id("upscale")
+    assert not list(tmp_path.rglob("*.fp16.*"))
+    with pytest.raises(ValueError, match="variant=fp16.*no such modeling files"):  # diffusers alone
+        diffusers.StableDiffusionUpscalePipeline.from_pretrained(repo, variant="fp16")
+    E.clear_pipeline_cache()
+    capsys.readouterr()
+    pipe = E.load_pipeline("upscale", profile="full", dtype=torch.float16, variant="fp16", memory_safe=False)
+    assert (pipe.unet.dtype, pipe.vae.dtype, pipe.text_encoder.dtype) == (torch.float16,) * 3
+    lines = [line for line in capsys.readouterr().out.splitlines() if "fp16" in line]
+    assert lines == [f"'{repo}' publishes no fp16 weight files: loading its default weights and casting "
+                     "them to float16 instead."]
+    E.clear_pipeline_cache()
+
+
+def test_the_upscaler_decodes_in_fp32_when_loaded_in_fp16(hub_cache, capsys):
+    """Its VAE overflows to NaN in fp16; diffusers upcasts it for decoding (vae.config.force_upcast)
+    and the course's loading and memory options leave that in place."""
+    E.clear_pipeline_cache()
+    capsys.readouterr()
+    # The record's layout: fp16 files for its VAE and text encoder only, so diffusers loads a
+    # mixture; nothing falls back.
+    pipe = E.load_pipeline("upscale", profile="full", dtype=torch.float16, memory_safe=True)
+    assert "publishes no" not in capsys.readouterr().out
+    assert pipe.unet.dtype == pipe.vae.dtype == torch.float16 and pipe.vae.config.force_upcast is True
+    decoded = []
+    hook = pipe.vae.decoder.register_forward_pre_hook(lambda module, args: decoded.append(args[0].dtype))
+    try:
+        out = E.upscale(pipe, E.demo_image("chelsea", 32), "a cat", num_inference_steps=2)
+    finally:
+        hook.remove()
+    assert decoded and set(decoded) == {torch.float32}  # decoded in fp32 ...
+    assert pipe.vae.dtype == torch.float16  # ... and cast back afterwards, as diffusers does
+    assert out.image.size == (128, 128) and np.isfinite(np.asarray(out.image, dtype=np.float64)).all()
     E.clear_pipeline_cache()
 
 

@@ -5,7 +5,11 @@ diffusers documentation shows works on it.
 
 * **full** profile: the real checkpoint (``specs.hub_id(task)``; override with
   ``model_id=`` or ``LESSONS_MODEL_<TASK>``), in fp16 on CUDA with the repository's
-  ``variant="fp16"`` weights where it publishes them (half the download), and the
+  ``variant="fp16"`` weights where :data:`.specs.PUBLISHED` records them (half the
+  download). A requested variant the repository does not publish is not an error: its
+  default weights are loaded and cast to the dtype, and one printed line says so. The
+  x4 upscaler's VAE overflows in fp16; diffusers' upscale pipeline decodes in fp32
+  (``vae.config.force_upcast``) and nothing here changes that. Also the
   memory options diffusers documents for small GPUs: VAE slicing and tiling through
   ``pipe.vae``; attention slicing only where PyTorch lacks scaled-dot-product attention
   (with SDPA it saves nothing and slows generation down); model CPU offload when asked
@@ -33,7 +37,7 @@ import torch
 from .. import registry
 from ..runtime import get_device, get_dtype, get_profile
 from .running import memory_advice
-from .specs import PipelineSpec, hub_id, task_for_unet, task_spec
+from .specs import PipelineSpec, hub_id, published_variants, task_for_unet, task_spec
 from .tiny import tiny_pipeline_dir
 
 __all__ = ["load_pipeline", "apply_memory_options", "clear_pipeline_cache", "attention_slicing_active",
@@ -111,15 +115,30 @@ def load_pipeline(task: str, model_id: str | None = None, profile: str | None = 
     keeps each model on the GPU only while it runs (``enable_model_cpu_offload``; needs
     CUDA; slower, for when the GPU runs out of memory). ``memory_safe`` (default: on for
     CUDA) applies :func:`apply_memory_options`. ``dtype`` defaults to fp16 on CUDA and
-    fp32 elsewhere; ``variant`` defaults to "fp16" for the course's own checkpoints in
-    fp16 where the repository publishes fp16 weights.
+    fp32 elsewhere; ``variant`` defaults to "fp16" for a hub checkpoint loaded in fp16
+    unless the repository is recorded as publishing no fp16 weights. A variant that is
+    missing falls back to the default weights, cast to ``dtype``.
     """
     spec = task_spec(task)
-    profile = (profile or get_profile()).lower()
+    profile = _check_text("profile", profile, "'fast' or 'full'") if profile is not None else get_profile()
+    profile = profile.lower()
     if profile not in ("fast", "full"):
         raise ValueError(f"profile must be 'fast' or 'full', got {profile!r}.")
     device = get_device(None if device is None else str(device))
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch dtype such as torch.float16 or torch.float32, got {dtype!r}; "
+                        "leave it out for fp16 on CUDA and fp32 elsewhere.")
     dtype = get_dtype(device, pipeline=True) if dtype is None else dtype
+    if variant is not None:
+        _check_text("variant", variant, "a weight variant such as 'fp16'")
+    if model_id is not None:
+        if isinstance(model_id, Path):
+            model_id = str(model_id)
+        _check_text("model_id", model_id, "a hub id such as "
+                    f"'{registry.SOURCES[spec.name].location}' or the folder of a saved pipeline")
+    for name, flag in (("cpu_offload", cpu_offload), ("memory_safe", memory_safe)):
+        if flag is not None and not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}.")
     if cpu_offload and device.type != "cuda":
         raise ValueError("cpu_offload=True needs a CUDA GPU (it moves models between CPU and GPU); "
                          "leave it off on this device.")
@@ -129,8 +148,9 @@ def load_pipeline(task: str, model_id: str | None = None, profile: str | None = 
         source = str(tiny_pipeline_dir(task)) if profile == "fast" else hub_id(task)
     else:
         source = str(model_id)
-    if variant is None and dtype == torch.float16 and spec.fp16_variant and source == hub_id(task):
-        variant = "fp16"
+    if variant is None and dtype == torch.float16 and source == hub_id(task) \
+            and "fp16" in (published_variants(source) or ("fp16",)):
+        variant = "fp16"  # a repository not in the record is tried too: a missing variant falls back
     key = (task, source, str(device), str(dtype), variant, cpu_offload, memory_safe)
     with _LOCK:
         if key in _CACHE:
@@ -148,6 +168,14 @@ def load_pipeline(task: str, model_id: str | None = None, profile: str | None = 
         pipe.set_progress_bar_config(leave=False)
         _CACHE[key] = pipe
         return pipe
+
+
+def _check_text(name: str, value, what: str) -> str:
+    """A non-empty string argument of load_pipeline, or one clear message."""
+    if not isinstance(value, str) or not value.strip():
+        got = "an empty string" if isinstance(value, str) else f"{value!r} ({type(value).__name__})"
+        raise (ValueError if isinstance(value, str) else TypeError)(f"{name} must be {what}, got {got}.")
+    return value
 
 
 def _use_scheduler(pipe, spec: PipelineSpec) -> None:
@@ -207,6 +235,16 @@ def _from_pretrained(spec: PipelineSpec, source: str, dtype: torch.dtype, varian
         kwargs["requires_safety_checker"] = False
     try:
         _check_checkpoint(spec, source, revision)
+        try:
+            return cls.from_pretrained(source, **kwargs)
+        except ValueError as err:
+            if variant is None or not _variant_missing(err, variant):
+                raise
+        # No component has the variant's files: the default weights, cast on loading, give
+        # the same pictures (only the download is larger).
+        print(f"'{source}' publishes no {variant} weight files: loading its default weights and "
+              f"casting them to {str(dtype).replace('torch.', '')} instead.")
+        del kwargs["variant"]
         return cls.from_pretrained(source, **kwargs)
     except Exception as err:  # noqa: BLE001 - sorted below: only download failures are rewrapped
         if not _is_download_failure(err):
@@ -220,6 +258,12 @@ def _from_pretrained(spec: PipelineSpec, source: str, dtype: torch.dtype, varian
             + f" Check the spelling of '{source}' on https://huggingface.co; if the model needs"
             " a licence accepted, accept it and log in with `hf auth login`."
         ) from err
+
+
+def _variant_missing(err: ValueError, variant: str) -> bool:
+    """diffusers' error for a variant of which no component has files (the same words since 0.18)."""
+    text = str(err)
+    return f"variant={variant}" in text and "no such modeling files" in text
 
 
 def _is_download_failure(err: BaseException) -> bool:

@@ -11,8 +11,9 @@ so that the fast profile loads it back with ``from_pretrained``, the real loadin
 :func:`seed_hub_cache` lays the same tiny pipelines out like the real repositories in
 a Hugging Face cache (``models--org--name/snapshots/<commit>/`` with the published
 ``model_index.json`` components, safety checker and feature extractor included, and
-``.fp16`` weight variants where the real repository has them), so the full profile's
-loading code can run offline in CI exactly as it will in Colab.
+``.fp16`` weight files exactly for the components :data:`.specs.PUBLISHED` records as
+having them), so the full profile's loading code can run offline in CI exactly as it
+will in Colab: a variant a repository does not publish cannot be loaded here either.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ..runtime import cache_dir
-from .specs import MODEL_INDEX, SCHEDULER_CONFIGS, TASKS, PipelineSpec, hub_id, task_spec
+from .specs import MODEL_INDEX, PUBLISHED, SCHEDULER_CONFIGS, TASKS, PipelineSpec, hub_id, task_spec
 
 __all__ = ["build_tiny_pipeline", "tiny_pipeline_dir", "seed_hub_cache", "TINY_VERSION"]
 
@@ -128,7 +129,11 @@ def _tiny_vae(task: PipelineSpec):
         up_block_types=("UpDecoderBlock2D",) * task.vae_blocks,
         layers_per_block=1, norm_num_groups=8, sample_size=64,
         # The upscaler's VAE uses 0.08333; SD 1.5's uses 0.18215.
-        scaling_factor=0.08333 if task.name == "upscale" else 0.18215)
+        scaling_factor=0.08333 if task.name == "upscale" else 0.18215,
+        # The real configs leave force_upcast out, so it takes diffusers' default, True: the
+        # upscale pipeline then decodes in fp32 even when loaded in fp16 (its VAE overflows
+        # to NaN in fp16). Said explicitly here so the rehearsal keeps that path.
+        force_upcast=True)
 
 
 def _scheduler(key: str):
@@ -213,15 +218,19 @@ def _marker_ok(folder: Path, marker: dict) -> bool:
 
 
 # --------------------------------------------------------------------------- the offline rehearsal
-def seed_hub_cache(hub_cache: str | Path, tasks=None) -> dict[str, Path]:
+def seed_hub_cache(hub_cache: str | Path, tasks=None, fp16: dict[str, tuple[str, ...]] | None = None
+                   ) -> dict[str, Path]:
     """Write tiny pipelines into the Hugging Face cache folder ``hub_cache`` (what
     ``HF_HUB_CACHE`` points at) under the full profile's hub ids, laid out like the real
     repositories. Returns {task: snapshot folder}. With ``HF_HUB_OFFLINE=1`` and
-    ``HF_HUB_CACHE=hub_cache``, ``load_pipeline(task, profile="full")`` then loads them."""
+    ``HF_HUB_CACHE=hub_cache``, ``load_pipeline(task, profile="full")`` then loads them.
+
+    ``fp16`` ({task: components}) replaces the record's fp16 files for a task, e.g. ``()``
+    for a repository that publishes none (how the variant fallback is tested)."""
     hub_cache = Path(hub_cache)
     snapshots = {}
     for task in tasks or TASKS:
-        spec = task_spec(task)
+        task_spec(task)
         repo = hub_id(task)
         commit = hashlib.sha1(f"lessons-rehearsal/{repo}/{TINY_VERSION}".encode()).hexdigest()
         repo_dir = hub_cache / ("models--" + repo.replace("/", "--"))
@@ -235,8 +244,9 @@ def seed_hub_cache(hub_cache: str | Path, tasks=None) -> dict[str, Path]:
             checker, extractor = _tiny_safety_parts()
             checker.save_pretrained(snapshot / "safety_checker", safe_serialization=True)
             extractor.save_pretrained(snapshot / "feature_extractor")
-        if spec.fp16_variant:
-            _write_fp16_variant(pipe, snapshot)
+        components = PUBLISHED[task].fp16 if fp16 is None or task not in fp16 else fp16[task]
+        if components:
+            _write_fp16_files(pipe, snapshot, components)
         # The published model_index.json (component list, safety checker included).
         (snapshot / "model_index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
         (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
@@ -245,11 +255,13 @@ def seed_hub_cache(hub_cache: str | Path, tasks=None) -> dict[str, Path]:
     return snapshots
 
 
-def _write_fp16_variant(pipe, snapshot: Path) -> None:
-    """Add <name>.fp16.safetensors beside each weight file, as the published repos have."""
+def _write_fp16_files(pipe, snapshot: Path, components: tuple[str, ...]) -> None:
+    """Add <name>.fp16.safetensors beside the weights of exactly those ``components``."""
     with tempfile.TemporaryDirectory() as tmp:
         pipe.to(torch.float16).save_pretrained(tmp, safe_serialization=True, variant="fp16")
         for path in Path(tmp).rglob("*.fp16.safetensors"):
+            if path.relative_to(tmp).parts[0] not in components:
+                continue
             target = snapshot / path.relative_to(tmp)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
