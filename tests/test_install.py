@@ -20,7 +20,6 @@ import nbformat
 import pytest
 
 import lessons_lib
-from course_tools import release
 from lessons_lib import course_weights
 from lessons_lib.runtime import REPO_URL
 
@@ -56,13 +55,6 @@ def _published_copy(tmp: Path) -> Path:
     _git("commit", "-q", "-m", "the course", cwd=repo)
     _git("tag", lessons_lib.COURSE_RELEASE, cwd=repo)
     return repo
-
-
-def test_every_notebook_installs_the_same_release_line():
-    notebooks = [p for d in release.NOTEBOOK_DIRS for p in sorted((ROOT / d).glob("*.ipynb"))]
-    lines = {p.name: _install_line(p) for p in notebooks}
-    expected = f'%pip install -q "lessons_lib @ git+{REPO_URL}@{lessons_lib.COURSE_RELEASE}"'
-    assert set(lines.values()) == {expected}, lines
 
 
 def test_the_install_line_installs_the_release_in_a_fresh_environment(tmp_path):

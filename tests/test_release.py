@@ -40,7 +40,8 @@ def test_every_notebook_installs_the_pinned_release_only_in_colab():
 
 
 def test_moving_the_release_rewrites_only_the_install_lines(tmp_path):
-    for part in ("notebooks", "solutions", "exercises", "lessons_lib/__init__.py", "course_tools"):
+    for part in ("notebooks", "solutions", "exercises", "lessons_lib/__init__.py", "lessons_lib/runtime.py",
+                 "course_tools"):
         src, dst = REPO / part, tmp_path / part
         dst.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copyfile)(src, dst)
@@ -63,13 +64,45 @@ def test_moving_the_release_rewrites_only_the_install_lines(tmp_path):
     assert _release_tool("--set", "v1; rm -rf /", "--root", str(tmp_path)).returncode != 0
 
 
-def test_the_tool_and_the_runtime_name_the_same_repository():
-    text = (REPO / "course_tools" / "release.py").read_text()
-    assert f'REPOSITORY = "{runtime.REPO_URL}"' in text
+def test_the_tool_reads_the_repository_from_the_runtime():
+    from course_tools.release import current_repository
+
+    assert current_repository(REPO) == runtime.REPO_URL
+
+
+def test_publishing_under_another_address_rewrites_address_release_and_colab_links(tmp_path):
+    _copy_repo(tmp_path)
+    old = runtime.REPO_URL.removeprefix("https://github.com/")
+    done = _release_tool("--set", "v2.0.0", "--repository", "https://github.com/my-school/image-course.git",
+                         "--root", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "from https://github.com/my-school/image-course" in done.stdout
+    runtime_py = (tmp_path / "lessons_lib" / "runtime.py").read_text()
+    assert 'REPO_URL = "https://github.com/my-school/image-course"' in runtime_py
+    for path in [*tmp_path.rglob("*.ipynb"), tmp_path / "README.md"]:
+        text = path.read_text()
+        assert old not in text, path.name  # no link or install line left at the old address
+    first = _first_code_cell(tmp_path / "notebooks" / "01_cifar10_colorization.ipynb")
+    assert 'lessons_lib @ git+https://github.com/my-school/image-course@v2.0.0"' in first
+    assert ("colab.research.google.com/github/my-school/image-course/blob/main/notebooks/01_cifar10_colorization"
+            in (tmp_path / "README.md").read_text())
+    assert _release_tool("--root", str(tmp_path)).returncode == 0  # and the check agrees
+
+
+@pytest.mark.parametrize("args", [["--repository", "https://gitlab.com/me/course", "--set", "v1.0.0"],
+                                  ["--repository", "https://github.com/me/course"],
+                                  ["--repository", "https://github.com/me", "--set", "v1.0.0"]])
+def test_an_address_colab_cannot_open_is_refused_before_any_write(tmp_path, args):
+    _copy_repo(tmp_path)
+    before = _files(tmp_path)
+    done = _release_tool(*args, "--root", str(tmp_path))
+    assert done.returncode == 2 and "Nothing was written" in done.stderr
+    assert _files(tmp_path) == before
 
 
 def _copy_repo(tmp_path: Path) -> None:
-    for part in ("notebooks", "solutions", "exercises", "lessons_lib/__init__.py"):
+    for part in ("notebooks", "solutions", "exercises", "lessons_lib/__init__.py", "lessons_lib/runtime.py",
+                 "README.md"):
         src, dst = REPO / part, tmp_path / part
         dst.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copyfile)(src, dst)
