@@ -9,7 +9,11 @@ Hub ids can be overridden without editing code: ``LESSONS_MODEL_<NAME>`` (name
 upper-cased, ``-`` as ``_``), e.g. ``LESSONS_MODEL_IMG2IMG=my-org/my-sd15``; archive
 URLs with ``LESSONS_URL_<NAME>``: one address or several separated by spaces, tried in
 order instead of the registry's (a mirror, or ``file:///path/to/copy.zip``), whose
-download is still checked against the recorded checksum.
+download is still checked against the recorded checksum. ``LESSONS_CHECKSUM_<NAME>``
+(``md5:<32 hex digits>`` or ``sha256:<64 hex digits>``) replaces an archive's recorded
+checksum, and drops its recorded size, for a copy that is *not* the published bytes: an
+instructor's own converted archive, or the offline rehearsal's mirrors
+(``course_tools/rehearsal.py``); every download is still checked, against that checksum.
 
 An archive's mirrors must serve the very same bytes (the one checksum checks them all):
 each is listed with where it was found and how its identity is known.
@@ -21,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from .runtime import cache_dir, get_profile
 
-__all__ = ["Source", "SOURCES", "get_source", "hub_id", "url_env_key", "archive_filename",
+__all__ = ["Source", "SOURCES", "get_source", "hub_id", "url_env_key", "checksum_env_key", "archive_filename",
            "DownloadUnavailable", "unavailable_message", "offline"]
 
 
@@ -103,8 +107,31 @@ def url_env_key(name: str) -> str:
     return "LESSONS_URL_" + name.upper().replace("-", "_")
 
 
+def checksum_env_key(name: str) -> str:
+    return "LESSONS_CHECKSUM_" + name.upper().replace("-", "_")
+
+
+_CHECKSUM_DIGITS = {"md5": 32, "sha256": 64}
+
+
+def _checksum_override(name: str) -> str | None:
+    """``LESSONS_CHECKSUM_<NAME>``, checked: ``md5:<hex>`` or ``sha256:<hex>`` (None when unset)."""
+    key = checksum_env_key(name)
+    value = os.environ.get(key, "").strip()
+    if not value:
+        return None
+    algorithm, _, digest = value.partition(":")
+    algorithm, digest = algorithm.strip().lower(), digest.strip().lower()
+    if len(digest) != _CHECKSUM_DIGITS.get(algorithm, -1) or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"{key}={value!r} is not a checksum. Set it to sha256:<64 hex digits> (what "
+                         f"`sha256sum FILE` prints) or md5:<32 hex digits> for your own copy of the "
+                         f"{name} archive, or unset it to check the published file.")
+    return f"{algorithm}:{digest}"
+
+
 def get_source(name: str) -> Source:
-    """The entry for ``name``, with any ``LESSONS_MODEL_<NAME>`` override applied."""
+    """The entry for ``name``, with any ``LESSONS_MODEL_<NAME>``, ``LESSONS_URL_<NAME>`` and
+    ``LESSONS_CHECKSUM_<NAME>`` override applied."""
     if name not in SOURCES:
         raise KeyError(f"Unknown source {name!r}. Known: {', '.join(sorted(SOURCES))}.")
     source = SOURCES[name]
@@ -115,6 +142,10 @@ def get_source(name: str) -> Source:
     if urls and source.kind == "url":
         source = replace(source, location=urls[0], mirrors=tuple(urls[1:]),
                          filename=source.filename or archive_filename(source.location))
+    checksum = _checksum_override(name) if source.kind == "url" else None
+    if checksum:
+        # Another file than the published one: its own checksum, and the recorded size no longer applies.
+        source = replace(source, checksum=checksum, size=None)
     return source
 
 

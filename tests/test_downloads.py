@@ -375,3 +375,33 @@ def test_archive_members_outside_the_target_are_refused(cache, monkeypatch, tmp_
         downloads.fetch_archive("horse2zebra", cache / "h2z")
     assert not (tmp_path / "outside.txt").exists() and not (cache / "h2z").exists()
 
+
+
+def test_a_checksum_from_the_environment_replaces_the_recorded_one_and_is_checked(cache, monkeypatch, tmp_path):
+    # An instructor's own copy (or the rehearsal's mirror): not the published bytes, so the recorded
+    # sha256 and size cannot match; LESSONS_CHECKSUM_<NAME> names the copy's own checksum instead.
+    horse2zebra_zip(tmp_path / "copy.zip")
+    own = "sha256:" + hashlib.sha256((tmp_path / "copy.zip").read_bytes()).hexdigest()
+    monkeypatch.setenv("LESSONS_URL_HORSE2ZEBRA", (tmp_path / "copy.zip").as_uri())
+    monkeypatch.setenv("LESSONS_CHECKSUM_HORSE2ZEBRA", "sha256:" + "0" * 64)
+    source = registry.get_source("horse2zebra")
+    assert source.checksum == "sha256:" + "0" * 64 and source.size is None
+    with pytest.raises(registry.DownloadUnavailable, match="copy.zip: .*not the expected sha256:0000"):
+        translation.horse2zebra(size=32)  # still checked: against the override
+    assert not (cache / "datasets" / "horse2zebra").exists()
+    monkeypatch.setenv("LESSONS_CHECKSUM_HORSE2ZEBRA", own.upper().replace("SHA256", " SHA256"))
+    assert registry.get_source("horse2zebra").checksum == own  # case and spaces do not matter
+    horses, zebras = translation.horse2zebra(size=32)
+    assert len(horses) == len(zebras) == 3
+    # Only that archive's entry changes; the registry's own record is untouched.
+    assert registry.get_source("cifar10").checksum == "md5:c58f30108f718f92721af3b95e74349a"
+    monkeypatch.delenv("LESSONS_CHECKSUM_HORSE2ZEBRA")
+    assert registry.get_source("horse2zebra").checksum.startswith("sha256:a74d9d39")
+    assert registry.get_source("horse2zebra").size == 116_867_962
+
+
+@pytest.mark.parametrize("value", ["a74d9d39", "sha1:" + "0" * 40, "md5:" + "0" * 31, "sha256:" + "g" * 64])
+def test_a_checksum_override_that_is_not_one_says_what_to_set(monkeypatch, value):
+    monkeypatch.setenv("LESSONS_CHECKSUM_CIFAR10", value)
+    with pytest.raises(ValueError, match="LESSONS_CHECKSUM_CIFAR10=.* is not a checksum. Set it to sha256:<64"):
+        registry.get_source("cifar10")
