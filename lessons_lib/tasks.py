@@ -49,6 +49,10 @@ class Task:
         # Set by fit() so a divergence message can say where it happened.
         self.position = (0, 0)
 
+    #: What each batch holds, by name (e.g. ("inputs", "targets")): fit refuses a batch of
+    #: another form with a message naming both. None: whatever training_step accepts.
+    batch_parts: tuple[str, ...] | None = None
+
     # -- what subclasses write
     def training_step(self, batch) -> dict[str, float]:
         raise NotImplementedError(f"{type(self).__name__} must define training_step(batch).")
@@ -56,6 +60,18 @@ class Task:
     def validation_step(self, batch) -> dict[str, float] | None:
         """Metrics on a validation batch (no gradients); None means "no validation"."""
         return None
+
+    def check_batch(self, batch, loader: str = "training loader") -> None:
+        """Refuses a batch that is not what :attr:`batch_parts` names, saying what came instead."""
+        parts = self.batch_parts
+        if parts is None or (isinstance(batch, (list, tuple)) and len(batch) == len(parts)):
+            return
+        want = f"({', '.join(parts)})"
+        raise ValueError(
+            f"{type(self).__name__} trains on batches of {want}, but the {loader} yielded "
+            f"{describe_batch(batch)}. Give it a dataset whose items are {want} (e.g. "
+            f"torch.utils.data.TensorDataset(x, y), whose items are (x[i], y[i])), or use a task that "
+            f"takes images alone (DiffusionTask, or the inpainting tasks).")
 
     # -- helpers for subclasses
     def optimize(self, loss: torch.Tensor, name: str, retain_graph: bool = False) -> float:
@@ -144,12 +160,26 @@ class Task:
         self.load_extra_state(state.get("extra") or {})
 
 
+def describe_batch(batch) -> str:
+    """A batch in words, for messages: "a single tensor of shape (8, 1, 8, 8)"."""
+    if torch.is_tensor(batch):
+        return f"a single tensor of shape {tuple(batch.shape)}"
+    if isinstance(batch, (list, tuple)):
+        items = ", ".join(f"shape {tuple(b.shape)}" if torch.is_tensor(b) else type(b).__name__ for b in batch[:4])
+        return f"a {type(batch).__name__} of {len(batch)} item(s) ({items}{', ...' if len(batch) > 4 else ''})"
+    if isinstance(batch, dict):
+        return f"a dict with keys {sorted(map(str, batch))}"
+    return f"a {type(batch).__name__}"
+
+
 def _adam(module: nn.Module, lr: float, betas=(0.9, 0.999)) -> torch.optim.Optimizer:
     return torch.optim.Adam(module.parameters(), lr=lr, betas=betas)
 
 
 class SupervisedTask(Task):
     """``loss_fn(model(x), y)`` on batches ``(x, y)``; MSE and Adam by default."""
+
+    batch_parts = ("inputs", "targets")
 
     def __init__(self, model: nn.Module, lr: float = 1e-3, optimizer: torch.optim.Optimizer | None = None,
                  loss_fn: Callable = F.mse_loss, scheduler=None):
@@ -185,6 +215,8 @@ def vae_loss(output: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logva
 
 class VAETask(Task):
     """``model(x) -> (y_hat, mu, logvar)``; loss = MSE(y_hat, y) + ``kl_weight`` x KL."""
+
+    batch_parts = ("inputs", "targets")
 
     def __init__(self, model: nn.Module, lr: float = 1e-3, kl_weight: float = 1e-3):
         super().__init__({"model": model}, {"model": _adam(model, lr)})
@@ -263,6 +295,13 @@ class DiffusionTask(Task):
         self.loss_fn = loss_fn
         self.ema_decay = ema_decay
         self.ema_updates = 0
+
+    def check_batch(self, batch, loader: str = "training loader") -> None:
+        if torch.is_tensor(batch) or (isinstance(batch, (list, tuple)) and len(batch) in (1, 2)):
+            return
+        raise ValueError(f"DiffusionTask trains on batches of images alone or of (conditions, images) "
+                         f"pairs, but the {loader} yielded {describe_batch(batch)}. Give it a dataset "
+                         f"whose items are one of those.")
 
     def _loss(self, batch):
         if isinstance(batch, torch.Tensor) or len(batch) == 1:  # images alone: unconditional

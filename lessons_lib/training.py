@@ -2,8 +2,8 @@
 
 A :class:`Task` holds the models and their optimizers and says what one training
 step is; :func:`fit` runs the epochs around it: progress bars, loss history,
-checkpoints, resume, mixed precision and channels_last on CUDA, and a clear stop when
-the loss diverges. Usage::
+checkpoints, resume, mixed precision and channels_last on CUDA (bfloat16 on the CPU when
+asked), and a clear stop when the loss or the weights diverge. Usage::
 
     from lessons_lib import training
 
@@ -38,31 +38,39 @@ inf loss raises :class:`TrainingDiverged` naming the epoch and step, before it c
 spoil the weights), back-propagates through the AMP gradient scaler and steps the
 optimizer. Schedulers in ``task.schedulers`` are stepped once per epoch.
 
-Checkpoints (``ckpt_dir/epoch_0003.pt``) hold every model, optimizer, scheduler and
-the gradient scaler, the epoch, the history and the RNG state (Python, NumPy, torch,
-CUDA and the DataLoader's shuffling generator), so a resumed run continues exactly
-as an uninterrupted one would. They are written to a temporary file and renamed into
-place, so a crash never leaves half a checkpoint, and an existing checkpoint is never
-overwritten.
+Checkpoints (``ckpt_dir/epoch_0003.pt``, see :mod:`lessons_lib.checkpoints`) hold
+everything a resumed run needs to continue exactly as an uninterrupted one would. They
+are written atomically, never overwritten, bounded (``keep=2``: the two most recent and
+the best by validation loss), and read back on the CPU so a run resumes on any device.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import math
-import random
-import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Callable, Mapping
 
-import numpy as np
 import torch
 
 from . import validate as V
-from .files import atomic_write, atomic_write_text
+from .checkpoints import (  # re-exported: checkpoints are part of the training API
+    CHECKPOINT_FORMAT,
+    History,
+    atomic_save,
+    best_epoch,
+    checkpoint_path,
+    describe_keep,
+    file_size,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    load_weights,
+    prune_checkpoints,
+    restore,
+    save_checkpoint,
+)
+from .files import atomic_write_text
 from .tasks import (  # re-exported: the tasks are part of the training API
     CheckpointError,
     DiffusionTask,
@@ -77,185 +85,13 @@ from .tasks import (  # re-exported: the tasks are part of the training API
 
 __all__ = ["Task", "SupervisedTask", "VAETask", "DiffusionTask", "fit", "History",
            "TrainingDiverged", "CheckpointError", "checkpoint_path", "list_checkpoints",
-           "latest_checkpoint", "save_checkpoint", "load_checkpoint", "restore", "load_weights",
-           "kl_divergence", "vae_loss", "ema_update", "atomic_write_text", "atomic_save"]
+           "latest_checkpoint", "save_checkpoint", "prune_checkpoints", "best_epoch", "load_checkpoint",
+           "restore", "load_weights", "kl_divergence", "vae_loss", "ema_update", "atomic_write_text",
+           "atomic_save", "CHECKPOINT_FORMAT", "KEEP"]
 
-CHECKPOINT_FORMAT = "lessons_lib.training/1"
-_CKPT_RE = re.compile(r"^epoch_(\d+)\.pt$")
-
-
-# --------------------------------------------------------------------------- files
-def atomic_save(obj: Any, path: str | Path, overwrite: bool = False) -> Path:
-    """``torch.save`` through a temporary file; refuses to replace an existing file."""
-    return atomic_write(path, lambda fh: torch.save(obj, fh), overwrite)
-
-
-def checkpoint_path(ckpt_dir: str | Path, epoch: int) -> Path:
-    return Path(ckpt_dir) / f"epoch_{epoch:04d}.pt"
-
-
-def list_checkpoints(ckpt_dir: str | Path) -> dict[int, Path]:
-    """{epoch: path} of the checkpoints in ``ckpt_dir`` (empty when there are none)."""
-    folder = Path(ckpt_dir)
-    if not folder.is_dir():
-        return {}
-    found = {}
-    for p in folder.iterdir():
-        m = _CKPT_RE.match(p.name)
-        if m:
-            found[int(m.group(1))] = p
-    return dict(sorted(found.items()))
-
-
-def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
-    found = list_checkpoints(ckpt_dir)
-    return found[max(found)] if found else None
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Reads a checkpoint written by :func:`fit`, with a clear message when it is damaged."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"Checkpoint '{path}' does not exist.")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        raise CheckpointError(
-            f"Checkpoint '{path}' cannot be read: it is damaged or truncated, or not a checkpoint "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). Delete it "
-            f"to fall back to the previous epoch's checkpoint, or train again.") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"'{path}' is not a lessons_lib training checkpoint (no '{CHECKPOINT_FORMAT}' marker). "
-            f"Point at a folder written by lessons_lib.training.fit.")
-    return state
-
-
-def load_weights(task: Task, ckpt_dir: str | Path, epoch: int | None = None,
-                 map_location: str | torch.device = "cpu") -> int:
-    """Loads the weights saved after ``epoch`` (default: the latest) into ``task``; returns the epoch."""
-    found = list_checkpoints(ckpt_dir)
-    if not found:
-        raise CheckpointError(f"No checkpoints in '{ckpt_dir}'. Train first (--mode train), or "
-                              f"point at the folder that holds the epoch_XXXX.pt files.")
-    if epoch is None:
-        epoch = max(found)
-    if epoch not in found:
-        raise CheckpointError(
-            f"No checkpoint for epoch {epoch} in '{ckpt_dir}'; saved epochs: "
-            f"{', '.join(map(str, found))}. Pick one of those.")
-    state = load_checkpoint(found[epoch], map_location)
-    task.load_state_dict(state["task_state"], weights_only=True)
-    return epoch
-
-
-# --------------------------------------------------------------------------- RNG state
-def _generators(loader) -> list[torch.Generator]:
-    """The torch generators that decide a DataLoader's shuffling (without duplicates)."""
-    gens = []
-    for owner in (loader, getattr(loader, "sampler", None),
-                  getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
-        g = getattr(owner, "generator", None)
-        if isinstance(g, torch.Generator) and all(g is not h for h in gens):
-            gens.append(g)
-    return gens
-
-
-def _rng_state(loader) -> dict:
-    np_state = np.random.get_state()
-    state = {
-        "python": _py_state_to_lists(random.getstate()),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
-                  int(np_state[3]), float(np_state[4])],
-        "torch": torch.get_rng_state(),
-        "loader": [g.get_state() for g in _generators(loader)],
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _py_state_to_lists(state):
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def _set_rng_state(state: dict, loader) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        with contextlib.suppress(RuntimeError):  # a different number of GPUs now
-            torch.cuda.set_rng_state_all(state["cuda"])
-    for g, s in zip(_generators(loader), state.get("loader", [])):
-        g.set_state(s)
-
-
-# --------------------------------------------------------------------------- history
-class History(dict):
-    """Per-epoch averages: ``history["train_loss"][i]`` is epoch ``history.epochs[i]``."""
-
-    def __init__(self, rows: Iterable[Mapping[str, float]] = ()):
-        super().__init__()
-        self.rows: list[dict] = []
-        for row in rows:
-            self.append(row)
-
-    @property
-    def epochs(self) -> list[int]:
-        return [int(r["epoch"]) for r in self.rows]
-
-    def append(self, row: Mapping[str, float]) -> None:
-        row = dict(row)
-        self.rows.append(row)
-        for k, v in row.items():
-            if k not in ("epoch", "seconds"):
-                self.setdefault(k, []).append(v)
-
-    def to_csv(self) -> str:
-        columns = []
-        for row in self.rows:
-            columns += [k for k in row if k not in columns]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for row in self.rows:
-            writer.writerow(row)
-        return buf.getvalue()
-
-    def save(self, folder: str | Path) -> None:
-        """Writes ``history.csv`` and ``history.json`` into ``folder`` (atomically)."""
-        with V.writing(Path(folder) / "history.csv", "the earlier history files"):
-            atomic_write_text(Path(folder) / "history.csv", self.to_csv())
-            atomic_write_text(Path(folder) / "history.json", json.dumps(self.rows, indent=1))
-
-
-# --------------------------------------------------------------------------- checkpoints
-def save_checkpoint(task: Task, ckpt_dir: str | Path, epoch: int, history: History | None = None,
-                    loader=None) -> Path:
-    """Writes ``ckpt_dir/epoch_XXXX.pt`` atomically; never replaces an existing one."""
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "epoch": int(epoch),
-        "task_state": task.state_dict(),
-        "history": list(history.rows) if history is not None else [],
-        "rng": _rng_state(loader),
-    }
-    path = checkpoint_path(ckpt_dir, epoch)
-    earlier = [e for e in list_checkpoints(ckpt_dir) if e != epoch]
-    kept = (f"the earlier checkpoints (up to {checkpoint_path(ckpt_dir, max(earlier)).name})" if earlier
-            else "")
-    with V.writing(path, kept):
-        return atomic_save(state, path)
-
-
-def restore(task: Task, state: dict, loader=None) -> History:
-    """Puts a checkpoint's models, optimizers and RNG state back; returns its history."""
-    task.load_state_dict(state["task_state"])
-    _set_rng_state(state["rng"], loader)
-    return History(state.get("history", []))
+#: Checkpoints fit keeps by default: the two most recent (one to fall back on should the
+#: latest be damaged) and the best by validation loss. A CycleGAN checkpoint is ~350 MB.
+KEEP = 2
 
 
 # --------------------------------------------------------------------------- the loop
@@ -296,9 +132,72 @@ def _check_finite(logs: Mapping[str, float], epoch: int, step: int, what: str):
                 f"run again; with a checkpoint folder it resumes from the last good checkpoint.")
 
 
+def _training_device(device, task: Task) -> torch.device:
+    """The device to train on, refused with one message when this machine does not have it."""
+    from .runtime import DeviceUnavailable, get_device
+
+    if device is None:
+        # Models already placed on an accelerator stay there; otherwise the best device
+        # available (a notebook that forgets device= still trains on Colab's GPU).
+        params = [p for m in task.models.values() for p in m.parameters()]
+        return params[0].device if params and params[0].device.type != "cpu" else get_device()
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"fit's device must be 'cpu', 'cuda', 'cuda:0' or 'mps' (or left out to pick "
+                         f"the best available), got {device!r}.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailable(
+            f"fit was asked to train on '{device}', but no CUDA GPU is usable here (no GPU or no "
+            f"driver). Train on the CPU (device='cpu', or leave device out to pick the best "
+            f"available) with LESSONS_PROFILE=fast for runs sized for a CPU; in Colab choose "
+            f"Runtime > Change runtime type > T4 GPU and run the notebook again.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceUnavailable(f"fit was asked to train on '{device}', but this machine has "
+                                f"{torch.cuda.device_count()} GPU(s): use 'cuda' (the first one).")
+    return device
+
+
+def _mixed_precision(device: torch.device, amp: bool):
+    """(autocast factory, gradient scaler): float16 + scaling on CUDA, bfloat16 on the CPU."""
+    if not amp or device.type not in ("cuda", "cpu"):
+        return contextlib.nullcontext, None
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    try:
+        # bfloat16 needs no scaling, but the CPU scaler runs the same code path as
+        # CUDA's (scale, unscale, skip on inf, checkpointed state), so it is tested.
+        scaler = torch.amp.GradScaler(device.type)
+    except (AttributeError, RuntimeError, TypeError):  # a torch without the CPU scaler
+        scaler = None
+    return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
+
+
+def _scaler_stepped(scaler) -> bool:
+    """Whether an optimizer stepped through ``scaler`` since its last update: update() after
+    none fails ("No inf checks were recorded"), e.g. in a GAN step that skips one update."""
+    states = getattr(scaler, "_per_optimizer_states", None)
+    return True if states is None else any(s.get("found_inf_per_device") for s in states.values())
+
+
+def _check_weights(task: Task, epoch: int, step: int, ckpt_dir) -> None:
+    """Refuses to save (or return) weights that hold NaN/inf though the loss was finite."""
+    for name, model in task.models.items():
+        tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+        if tensors and not bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
+            last = latest_checkpoint(ckpt_dir) if ckpt_dir is not None else None
+            kept = (f"The checkpoints already written are kept (the last is {last.name}); run again "
+                    f"with the same folder and it resumes from there with the new rate."
+                    if last is not None else "Run again with the new rate.")
+            raise TrainingDiverged(
+                f"The weights of '{name}' became NaN or infinite at epoch {epoch}, step {step}: training "
+                f"diverged and stopped, and epoch {epoch} is not saved. Lower the learning rate (a tenth, "
+                f"say) or check the data for NaNs. {kept}")
+
+
 def fit(task: Task, loader, epochs: int, *, val_loader=None, ckpt_dir: str | Path | None = None,
-        resume: bool = True, every: int = 1, device: torch.device | str | None = None,
-        amp: bool | None = None, channels_last: bool | None = None, steps_per_epoch: int | None = None,
+        resume: bool = True, every: int = 1, keep: int | None = KEEP,
+        device: torch.device | str | None = None, amp: bool | None = None,
+        channels_last: bool | None = None, steps_per_epoch: int | None = None,
         progress: bool = True, desc: str | None = None,
         on_step: Callable[[int, int, dict], None] | None = None,
         on_epoch: Callable[[int, dict], None] | None = None) -> History:
@@ -307,14 +206,20 @@ def fit(task: Task, loader, epochs: int, *, val_loader=None, ckpt_dir: str | Pat
     * ``ckpt_dir``: where ``epoch_XXXX.pt`` checkpoints (every ``every`` epochs and at
       the end) and ``history.csv`` / ``history.json`` go. With ``resume`` (default) a
       run continues after the latest checkpoint there; ``resume=False`` on a folder
-      that already has checkpoints is an error (nothing is overwritten).
+      that already has checkpoints is an error (nothing is overwritten). A folder that
+      already holds ``epochs`` epochs loads them and trains nothing.
+    * ``keep``: how many of the most recent checkpoints stay (default 2), plus the one
+      with the best validation loss; older ones are deleted once a newer one is written
+      whole. ``keep=None`` keeps every one.
     * ``device``: default the device of the task's first model's parameters.
-      ``amp`` (autocast + gradient scaling) and ``channels_last`` default to on for CUDA.
+      ``amp`` (autocast + gradient scaling) and ``channels_last`` default to on for CUDA;
+      ``amp=True`` on the CPU trains in bfloat16.
     * ``steps_per_epoch`` caps the batches per epoch (quick runs).
     * ``on_step(epoch, step, logs)`` / ``on_epoch(epoch, row)``: callbacks (logging,
       early stopping by raising).
-    * A NaN/inf loss raises :class:`TrainingDiverged`; the checkpoints already written
-      stay as they are. An interruption (Ctrl-C) also leaves them intact.
+    * A NaN/inf loss, or weights that became NaN/inf, raise :class:`TrainingDiverged`;
+      the checkpoints already written stay as they are. An interruption (Ctrl-C) also
+      leaves them intact.
     """
     from tqdm.auto import tqdm
 
@@ -324,25 +229,19 @@ def fit(task: Task, loader, epochs: int, *, val_loader=None, ckpt_dir: str | Pat
         raise ValueError(f"every must be >= 1, got {every}.")
     V.optional_count("steps_per_epoch", steps_per_epoch,
                      hint="An epoch must train at least one batch; leave it out (None) to use every batch.")
+    V.optional_count("keep", keep, hint="It is how many of the most recent checkpoints are kept (besides "
+                                        "the best); keep=None keeps every one.")
     if ckpt_dir is not None:
         V.output_dir(ckpt_dir, "checkpoint folder")
     if len(loader) == 0:
         raise ValueError("The training loader yields no batches: the dataset is empty or smaller "
                          "than one batch with drop_last=True.")
-    if device is None:
-        # Models already placed on an accelerator stay there; otherwise the best device
-        # available (a notebook that forgets device= still trains on Colab's GPU).
-        from .runtime import get_device
-
-        params = [p for m in task.models.values() for p in m.parameters()]
-        device = params[0].device if params and params[0].device.type != "cpu" else get_device()
-    device = torch.device(device)
+    device = _training_device(device, task)
     cuda = device.type == "cuda"
-    amp = cuda if amp is None else bool(amp and cuda)
+    amp = cuda if amp is None else bool(amp)
     channels_last = cuda if channels_last is None else bool(channels_last)
     task.to(device, channels_last=channels_last)
-    task.scaler = torch.amp.GradScaler("cuda", enabled=amp) if cuda else None
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if amp else contextlib.nullcontext
+    autocast, task.scaler = _mixed_precision(device, amp)
 
     history = History()
     start = 1
@@ -354,19 +253,26 @@ def fit(task: Task, loader, epochs: int, *, val_loader=None, ckpt_dir: str | Pat
                 f"'{ckpt_dir}' already holds checkpoints (up to {latest.name}). Pass resume=True to "
                 f"continue that run, or choose an empty folder: earlier results are not overwritten.")
         if latest is not None:
-            state = load_checkpoint(latest, map_location=device)
+            # Read on the CPU: restore() puts the weights and optimizer state on the models'
+            # device and keeps the RNG states on the CPU, where torch and NumPy need them.
+            state = load_checkpoint(latest, map_location="cpu")
             history = restore(task, state, loader)
-            start = state["epoch"] + 1
-            if progress:
-                print(f"Resuming from {latest} (epoch {state['epoch']}).")
-            if state["epoch"] > epochs:
-                print(f"Note: '{ckpt_dir}' already holds {state['epoch']} epochs, more than epochs={epochs}; "
-                      f"nothing is trained and the epoch-{state['epoch']} weights are kept. Ask for more "
-                      f"epochs to train further, or use another folder for a shorter run.")
+            done = state["epoch"]
+            start = done + 1
+            if done == epochs:  # a notebook cell run again: one line, whatever progress says
+                print(f"Note: '{ckpt_dir}' already holds the {done} epochs asked for; nothing is trained and "
+                      f"the epoch-{done} weights are loaded. Ask for more epochs to train further.")
+            elif done > epochs:
+                print(f"Note: '{ckpt_dir}' already holds {done} epochs, more than epochs={epochs}; nothing is "
+                      f"trained and the epoch-{done} weights are kept. Ask for more epochs to train further, "
+                      f"or use another folder for a shorter run.")
+            elif progress:
+                print(f"Resuming from {latest} (epoch {done}).")
         ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     n_steps = len(loader) if steps_per_epoch is None else min(steps_per_epoch, len(loader))
     label = desc or type(task).__name__
+    size_said = False
     for epoch in range(start, epochs + 1):
         t0 = time.perf_counter()
         task.train()
@@ -377,12 +283,14 @@ def fit(task: Task, loader, epochs: int, *, val_loader=None, ckpt_dir: str | Pat
             for step, batch in enumerate(loader, start=1):
                 if step > n_steps:
                     break
+                if step == 1:
+                    task.check_batch(batch)
                 task.position = (epoch, step)
                 batch = _move(batch, device, channels_last)
                 with autocast():
                     logs = task.training_step(batch)
-                if task.scaler is not None:
-                    task.scaler.update()
+                if task.scaler is not None and _scaler_stepped(task.scaler):
+                    task.scaler.update()  # once per step, after every optimizer stepped
                 _check_finite(logs, epoch, step, "training")
                 running.add(logs)
                 if on_step is not None:
@@ -401,6 +309,7 @@ def fit(task: Task, loader, epochs: int, *, val_loader=None, ckpt_dir: str | Pat
         if running.n == 0:  # an empty loader: never checkpoint an epoch that trained nothing
             raise ValueError(f"Epoch {epoch} trained no batch (the loader yielded nothing), so no checkpoint "
                              f"was written. Check that the dataset is not empty and yields batches.")
+        _check_weights(task, epoch, running.n, ckpt_dir)
         row = {"epoch": epoch, **running.means("train_")}
         if val_loader is not None:
             row.update(_validate(task, val_loader, device, channels_last, autocast, epoch))
@@ -413,7 +322,11 @@ def fit(task: Task, loader, epochs: int, *, val_loader=None, ckpt_dir: str | Pat
                   + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds")))
         if ckpt_dir is not None:
             if epoch % every == 0 or epoch == epochs:
-                save_checkpoint(task, ckpt_dir, epoch, history, loader)
+                path = save_checkpoint(task, ckpt_dir, epoch, history, loader, keep=keep)
+                if progress and not size_said:  # once per run: the size decides the disk needed
+                    size_said = True
+                    print(f"Checkpoint {path.name}: {file_size(path.stat().st_size)} "
+                          f"({describe_keep(keep, history.rows)}).")
             history.save(ckpt_dir)
         if on_epoch is not None:
             on_epoch(epoch, row)
@@ -430,6 +343,8 @@ def _validate(task: Task, loader, device, channels_last, autocast, epoch: int) -
     running = _Mean()
     try:
         for step, batch in enumerate(loader, start=1):
+            if step == 1:
+                task.check_batch(batch, "validation loader")
             with autocast():
                 logs = task.validation_step(_move(batch, device, channels_last))
             if logs is None:

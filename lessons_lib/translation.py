@@ -138,6 +138,9 @@ class ImagePool:
     def query(self, images: torch.Tensor) -> torch.Tensor:
         if self.pool_size == 0:
             return images
+        if self.images and (self.images[0].device, self.images[0].dtype) != (images.device, images.dtype):
+            # A resumed pool is read on the CPU: it joins the fakes' device (and precision).
+            self.images = [im.to(images) for im in self.images]
         out = []
         for image in images.detach():
             if len(self.images) < self.pool_size:
@@ -157,7 +160,7 @@ class ImagePool:
 
     def load_state_dict(self, state: dict) -> None:
         self.pool_size = int(state["pool_size"])
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())  # a CPU generator, whatever the device
         self.images = [im for im in state["images"]] if state["images"].numel() else []
 
 
@@ -199,6 +202,8 @@ class Pix2PixTask(Task):
     D is conditional: it judges (input, output) pairs. G's loss is GAN + ``lambda_l1`` x L1.
     ``n_epochs``/``n_epochs_decay``: the linear learning-rate schedule (None: constant).
     """
+
+    batch_parts = ("inputs", "targets")
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, lr: float = 2e-4,
                  lambda_l1: float = LAMBDA_L1, gan_mode: str = "vanilla",
@@ -242,6 +247,8 @@ class CycleGANTask(Task):
     and on fakes drawn from a 50-image :class:`ImagePool` each. Both generators share one
     Adam optimizer and both discriminators another, as in the authors' code.
     """
+
+    batch_parts = ("A images", "B images")
 
     def __init__(self, g_ab: nn.Module, g_ba: nn.Module, d_a: nn.Module, d_b: nn.Module,
                  lr: float = 2e-4, lambda_cycle: float = LAMBDA_CYCLE,
