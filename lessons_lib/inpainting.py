@@ -279,13 +279,14 @@ def repaint_inpaint(model: nn.Module, images: torch.Tensor, mask: torch.Tensor, 
 def compare_methods(outputs: dict[str, torch.Tensor], target: torch.Tensor,
                     mask: torch.Tensor) -> list[dict]:
     """Rows {method, masked_psnr, masked_psnr_std, gain_over_naive} for each method's [0, 1]
-    outputs, best first; "naive" is computed here when not given."""
+    outputs, best first; "naive" is computed here when not given. The std is None for one image."""
     _check_images(target, "target")
     for name, out in dict(outputs).items():
         if not torch.is_tensor(out) or out.shape != target.shape:
             got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
             raise ValueError(f"The output of {name!r} is {got}; every output must have the target's "
                              f"shape {tuple(target.shape)}.")
+        _check_finite_output(name, out)
         _check_images(out, f"the output of {name!r}")
     outputs = dict(outputs)
     mask = D.check_mask(mask, target)
@@ -294,7 +295,9 @@ def compare_methods(outputs: dict[str, torch.Tensor], target: torch.Tensor,
     rows = []
     for name, out in outputs.items():
         p = masked_psnr(out.cpu(), target, mask)
-        rows.append({"method": name, "masked_psnr": float(p.mean()), "masked_psnr_std": float(p.std()),
+        # The spread of a single image's PSNR is undefined: None (null in JSON), never NaN.
+        std = float(p.std()) if len(p) > 1 else None
+        rows.append({"method": name, "masked_psnr": float(p.mean()), "masked_psnr_std": std,
                      "gain_over_naive": float(p.mean()) - naive})
     return sorted(rows, key=lambda r: -r["masked_psnr"])
 
@@ -355,7 +358,16 @@ def run_inpainters(tasks: dict, images: torch.Tensor, mask: torch.Tensor, schedu
         else:
             model = task.models["generator"] if "generator" in task.models else task.models["model"]
             outputs[method] = inpaint(model, images, mask)
+        _check_finite_output(method, outputs[method])  # before the next method's minutes of RePaint
     return outputs
+
+
+def _check_finite_output(method: str, out: torch.Tensor) -> None:
+    bad = ~torch.isfinite(out.detach()).flatten(1).all(1)
+    if bad.any():
+        raise ValueError(f"The {method} inpainter produced NaN or infinite pixels in {int(bad.sum())} of "
+                         f"{len(out)} images: its weights are broken (a diverged training run?). Retrain it "
+                         f"or load other weights; nothing was scored.")
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -366,7 +378,8 @@ def markdown_table(rows: list[dict]) -> str:
         psnr = f"{r['masked_psnr']:.2f}"
         if r["masked_psnr"] == best:
             psnr = f"**{psnr}**"
-        lines.append(f"| {r['method']} | {psnr} | {r['masked_psnr_std']:.2f} | {r['gain_over_naive']:+.2f} |")
+        std = "n/a" if r["masked_psnr_std"] is None else f"{r['masked_psnr_std']:.2f}"  # one image: no spread
+        lines.append(f"| {r['method']} | {psnr} | {std} | {r['gain_over_naive']:+.2f} |")
     return "\n".join(lines)
 
 
@@ -404,17 +417,29 @@ def build_parser():
     p.add_argument("--methods", default="all", help=f"comma-separated, from {', '.join(METHODS)} (default all)")
     p.add_argument("--data", default=None, help="folder of colour images, or 'cifar10' (default: by profile)")
     p.add_argument("--out", default="runs/inpainting", help="output folder (checkpoints, metrics, samples)")
-    p.add_argument("--weights", default=None,
+    p.add_argument("--weights", type=_weights_arg, default=None,
                    help="test: 'course' (the shipped weights), an epoch number, or the latest epoch (default)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--width", type=int, default=32)
-    p.add_argument("--image_size", type=int, default=32)
-    p.add_argument("--limit", type=int, default=None, help="use at most this many images")
-    p.add_argument("--steps", type=int, default=25, help="RePaint denoising steps (the DDPM)")
-    p.add_argument("--seed", type=int, default=0)
+    # Number flags say what they accept ("a whole number >= 1 (e.g. 10)") instead of argparse's
+    # "invalid int value", and refuse 0, negatives and 2.5 before anything runs.
+    p.add_argument("--epochs", type=V.int_arg(1, 10), default=10)
+    p.add_argument("--batch_size", type=V.int_arg(1, 64), default=64)
+    p.add_argument("--width", type=V.int_arg(1, 32), default=32)
+    p.add_argument("--image_size", type=V.int_arg(8, 32), default=32)
+    p.add_argument("--limit", type=V.int_arg(1, 64), default=None, help="use at most this many images")
+    p.add_argument("--steps", type=V.int_arg(1, 25), default=25, help="RePaint denoising steps (the DDPM)")
+    p.add_argument("--seed", type=V.int_arg(0, 0), default=0)
     p.add_argument("--overwrite", action="store_true", help="replace earlier metrics and samples")
     return p
+
+
+def _weights_arg(value: str):
+    if value == "course":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"expected 'course' or an epoch number (1, 2, ...), got {value!r}")
+    return int(value)
 
 
 def _methods(text: str) -> list[str]:
@@ -426,27 +451,93 @@ def _methods(text: str) -> list[str]:
     return names
 
 
+def _check_args(args, methods: list[str]):
+    """Every argument, before any work (the evaluation runs RePaint: minutes)."""
+    from pathlib import Path
+
+    from . import course_weights
+
+    if args.mode == "train" and args.weights is not None:
+        raise ValueError(f"--weights {args.weights} chooses the weights that --mode test evaluates; training "
+                         f"always starts from new weights (or resumes from the checkpoints in --out). "
+                         f"Leave --weights out to train, or use --mode test.")
+    if args.image_size % 8:
+        raise ValueError(f"--image_size must be a multiple of 8 (the networks halve the photos), got "
+                         f"{args.image_size}. Try 32.")
+    if args.weights == "course":
+        for m in methods:
+            size = course_weights.entry(f"inpainting/{m}").get("config", {}).get("image_size", 32)
+            if args.image_size != size:
+                raise ValueError(f"The course weights of {m} inpaint {size}x{size} photos, not "
+                                 f"--image_size {args.image_size}: leave --image_size out with --weights course.")
+    if args.data is not None and str(args.data).lower() != "cifar10" and not Path(args.data).exists():
+        raise FileNotFoundError(f"--data '{args.data}' does not exist. Pass a folder of colour images "
+                                f"(flat, or one sub-folder per class), or 'cifar10'.")
+    out = V.output_dir(args.out, "output folder (--out)")
+    if args.mode == "test" and not args.overwrite:
+        for name in ("metrics_inpainting.json", "samples_inpainting.png"):
+            if (out / name).exists():
+                raise FileExistsError(f"'{out / name}' already exists and is kept. Pass --overwrite to "
+                                      f"replace it, or choose another --out folder.")
+    return out
+
+
+def _load_weights(task: Task, method: str, args, folder, epoch: int | None = None) -> None:
+    """Loads a run's checkpoint into ``task``, saying which flags must match the training run's."""
+    from .training import CheckpointError, load_weights
+
+    try:
+        load_weights(task, folder, epoch)
+    except CheckpointError as err:
+        if "do not fit" not in str(err):
+            raise
+        raise CheckpointError(f"The checkpoints in '{folder}' do not fit a {method} of --width {args.width} "
+                              f"for --image_size {args.image_size}: pass the --width and --image_size it was "
+                              f"trained with (or another --out folder).") from None
+
+
 def _load_task(method: str, args, out) -> Task:
     from pathlib import Path
 
-    from .training import load_weights
-
     if args.weights == "course":
-        return load_course_task(method)
-    epoch = None
-    if args.weights is not None:
-        if not str(args.weights).isdigit() or int(args.weights) < 1:
-            raise ValueError(f"--weights must be 'course' or an epoch number (1, 2, ...), got {args.weights!r}.")
-        epoch = int(args.weights)
-    task = make_task(method, image_size=args.image_size, width=args.width, seed=args.seed)
-    load_weights(task, Path(out) / method, epoch)
+        task, source = load_course_task(method), "the course weights"
+    else:
+        task = make_task(method, image_size=args.image_size, width=args.width, seed=args.seed)
+        _load_weights(task, method, args, Path(out) / method, args.weights)
+        source = f"'{Path(out) / method}', epoch {args.weights or 'latest'}"
+    broken = [k for k, v in inference_network(task).state_dict().items()
+              if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise ValueError(f"The {method} weights ({source}) hold NaN or infinite values ({broken[0]}"
+                         f"{' and more' if len(broken) > 1 else ''}): their training diverged. Retrain "
+                         f"{method}, choose another --weights epoch, or leave it out of --methods.")
     return task.eval()
+
+
+def _check_resumable(methods, args, out) -> None:
+    """Training resumes from ``out/<method>``: checkpoints of another size stop it before any training."""
+    from .training import latest_checkpoint
+
+    for m in methods:
+        if latest_checkpoint(out / m) is not None:
+            _load_weights(make_task(m, image_size=args.image_size, width=args.width, seed=args.seed), m, args,
+                          out / m)
+
+
+def _finite_record(record: dict, path) -> None:
+    """Metrics are never written as NaN: says which method's which number is not finite."""
+    import math
+
+    bad = [f"{m}: {k}" for m, row in record.items() if isinstance(row, dict)
+           for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"Not writing '{path}': {'; '.join(bad)} came out NaN or infinite. Those weights "
+                         f"are broken (diverged training?): retrain them or leave them out of --methods.")
 
 
 def run(argv=None) -> dict:
     """The command line without the exit-code handling (raises on bad input)."""
     import json
-    from pathlib import Path
 
     from .figures import save_rows
     from .files import atomic_write_text
@@ -454,30 +545,34 @@ def run(argv=None) -> dict:
 
     args = build_parser().parse_args(argv)
     methods = _methods(args.methods)
-    for flag in ("epochs", "batch_size", "width", "image_size", "steps"):
-        if getattr(args, flag) < 1:
-            raise ValueError(f"--{flag} must be a positive number, got {getattr(args, flag)}.")
-    out = Path(args.out)
+    out = _check_args(args, methods)
     split = "train" if args.mode == "train" else "test"
-    photos = load_photos(args.data, args.image_size, split, args.limit, args.seed)
     if args.mode == "train":
+        _check_resumable(methods, args, out)
+        photos = load_photos(args.data, args.image_size, split, args.limit, args.seed)
+        if args.batch_size > len(photos):  # every epoch drops the incomplete last batch
+            raise ValueError(f"--batch_size {args.batch_size} is more than the {len(photos)} photos to train on: "
+                             f"lower --batch_size (or use more photos).")
         results = train_inpainters(photos, methods, epochs=args.epochs, batch_size=args.batch_size,
                                    width=args.width, seed=args.seed, ckpt_root=out)
         return {m: dict(r[1]) for m, r in results.items()}
-    metrics_path = out / "metrics_inpainting.json"
-    if metrics_path.exists() and not args.overwrite:
-        raise FileExistsError(f"'{metrics_path}' already exists and is kept. Pass --overwrite to replace it, "
-                              f"or choose another --out folder.")
-    tasks = {m: _load_task(m, args, out) for m in methods}
+    tasks = {m: _load_task(m, args, out) for m in methods}  # weights first: a wrong epoch fails at once
+    photos = load_photos(args.data, args.image_size, split, args.limit, args.seed)
     mask = M.center_box(len(photos), tuple(photos.shape[-2:]))
     outputs = run_inpainters(tasks, photos, mask, num_inference_steps=args.steps, seed=args.seed)
     rows = compare_methods(outputs, photos, mask)
     record = {r["method"]: {k: v for k, v in r.items() if k != "method"} for r in rows}
+    metrics_path = out / "metrics_inpainting.json"
+    _finite_record(record, metrics_path)
+    notes = {"note": "masked_psnr_std is null: one photo has no spread (use more photos)"} if len(photos) == 1 else {}
     n = min(8, len(photos))
-    save_rows({"input": M.apply_mask(photos[:n], mask[:n], fill=0.5), **{k: v[:n] for k, v in outputs.items()},
-               "original": photos[:n]}, out / "samples_inpainting.png", overwrite=args.overwrite)
-    atomic_write_text(metrics_path, json.dumps({"weights": args.weights or "latest", "photos": len(photos),
-                                                "mask": "center box, half the side", **record}, indent=1))
+    with V.writing(out / "samples_inpainting.png"):
+        save_rows({"input": M.apply_mask(photos[:n], mask[:n], fill=0.5), **{k: v[:n] for k, v in outputs.items()},
+                   "original": photos[:n]}, out / "samples_inpainting.png", overwrite=args.overwrite)
+    with V.writing(metrics_path):
+        atomic_write_text(metrics_path, json.dumps({"weights": str(args.weights or "latest"), "photos": len(photos),
+                                                    "mask": "center box, half the side", **notes, **record},
+                                                   indent=1, allow_nan=False))
     print(markdown_table(rows))
     return record
 

@@ -1,4 +1,6 @@
 """Masks, the inpainting models and tasks, and the Frechet distance with pluggable features."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -266,3 +268,130 @@ def test_markdown_table_bolds_the_best_psnr():
     lines = inpainting.markdown_table(rows).splitlines()
     assert lines[2] == "| unet | **14.70** | 2.10 | +1.90 |"
     assert lines[3] == "| naive | 12.80 | 2.90 | +0.00 |"
+
+
+# --------------------------------------------------------------------------- the command line
+def _photos(folder, n=4):
+    from PIL import Image
+
+    folder.mkdir()
+    g = torch.Generator().manual_seed(1)
+    for i in range(n):
+        img = torch.rand(3, 8, 8, generator=g).repeat_interleave(4, 1).repeat_interleave(4, 2)
+        Image.fromarray((img.permute(1, 2, 0).numpy() * 255).astype("uint8")).save(folder / f"p{i}.png")
+    return folder
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fails the test if the CLI starts loading photos, training or inpainting."""
+    from lessons_lib import zoo
+
+    def work(*args, **kwargs):
+        raise AssertionError("the command started working before it checked its arguments")
+
+    for owner, name in ((zoo, "load_photos"), (inpainting, "train_inpainters"), (inpainting, "run_inpainters"),
+                        (inpainting, "load_course_task")):
+        monkeypatch.setattr(owner, name, work)
+
+
+def _refused(capsys, *argv) -> str:
+    assert inpainting.main([str(a) for a in argv]) == 2
+    return capsys.readouterr().err
+
+
+def test_cli_checks_every_argument_before_any_work(tmp_path, capsys, monkeypatch, no_work):
+    photos = _photos(tmp_path / "photos")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    test = ["--mode", "test", "--data", photos]
+    err = _refused(capsys, *test, "--out", blocker / "out")
+    assert "The output folder (--out)" in err and f"'{blocker}' on its way is a file" in err
+    # A read-only folder (faked: the tests may run as root, who can write anywhere).
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    real_access = inpainting.V.os.access
+    monkeypatch.setattr(inpainting.V.os, "access", lambda p, mode: Path(p) != readonly and real_access(p, mode))
+    err = _refused(capsys, *test, "--weights", "course", "--out", readonly / "out")
+    assert f"'{readonly / 'out'}' is not writable" in err and ".tmp" not in err
+    err = _refused(capsys, "--mode", "train", "--weights", "course", "--data", photos, "--out", tmp_path / "t")
+    assert "--weights course chooses the weights that --mode test evaluates" in err and "Leave --weights out" in err
+    err = _refused(capsys, *test, "--weights", "course", "--image_size", 64, "--out", tmp_path / "t")
+    assert "course weights of unet inpaint 32x32 photos, not --image_size 64" in err
+    assert "multiple of 8" in _refused(capsys, *test, "--image_size", 20, "--out", tmp_path / "t")
+    assert "--data '" in _refused(capsys, "--mode", "test", "--data", tmp_path / "nope", "--out", tmp_path / "t")
+    # Earlier results are kept: the samples as well as the metrics, checked before the evaluation.
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "samples_inpainting.png").write_bytes(b"earlier")
+    err = _refused(capsys, *test, "--weights", "course", "--out", kept)
+    assert "samples_inpainting.png' already exists and is kept" in err and "--overwrite" in err
+    assert (kept / "samples_inpainting.png").read_bytes() == b"earlier"
+    for flag, value in (("--limit", 0), ("--steps", -1), ("--batch_size", 2.5), ("--weights", "best")):
+        with pytest.raises(SystemExit):
+            inpainting.main(["--mode", "test", flag, str(value), "--out", str(tmp_path / "t")])
+        assert f"argument {flag}: expected" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists() and sorted(p.name for p in kept.iterdir()) == ["samples_inpainting.png"]
+
+
+def test_cli_refuses_weights_of_another_size_before_training(tmp_path, capsys):
+    out = tmp_path / "out"
+    task = inpainting.make_task("unet", width=8)
+    loader = torch.utils.data.DataLoader(torch.rand(4, 3, 32, 32), batch_size=4)
+    training.fit(task, loader, epochs=1, ckpt_dir=out / "unet", progress=False)
+    err = _refused(capsys, "--mode", "train", "--methods", "unet", "--width", 16, "--batch_size", 2,
+                   "--data", _photos(tmp_path / "photos"), "--out", out)
+    assert "do not fit a unet of --width 16" in err and "--latent_dim" not in err
+    assert [p.name for p in (out / "unet").glob("epoch_*.pt")] == ["epoch_0001.pt"]
+
+
+def _nan_task(method="unet"):
+    task = inpainting.make_task(method, width=8)
+    with torch.no_grad():
+        for p in inpainting.inference_network(task).parameters():
+            p.fill_(float("nan"))
+    return task.eval()
+
+
+def test_cli_refuses_nan_weights_naming_the_method(tmp_path, capsys, monkeypatch, no_work):
+    monkeypatch.setattr(inpainting, "load_course_task", lambda method, device=None: _nan_task(method))
+    out = tmp_path / "out"
+    err = _refused(capsys, "--mode", "test", "--weights", "course", "--methods", "unet",
+                   "--data", _photos(tmp_path / "photos"), "--out", out)
+    assert "The unet weights (the course weights) hold NaN or infinite values" in err
+    assert not out.exists()
+
+
+def test_nan_outputs_are_refused_naming_the_method_before_the_next_one_runs():
+    images = torch.rand(2, 3, 32, 32)
+    mask = masks.center_box(2, 32)
+
+    class NeverRun:
+        models = {"model": None}
+
+    with pytest.raises(ValueError, match="The unet inpainter produced NaN or infinite pixels in 2 of 2 images"):
+        inpainting.run_inpainters({"unet": _nan_task(), "transformer": NeverRun()}, images, mask)
+    with pytest.raises(ValueError, match="The unet-gan inpainter produced NaN"):
+        inpainting.compare_methods({"unet-gan": torch.full_like(images, float("nan"))}, images, mask)
+
+
+def test_cli_writes_null_not_nan_for_one_photo_and_never_a_nan_metric(tmp_path, capsys, monkeypatch):
+    import json
+
+    photos = _photos(tmp_path / "photos")
+    out = tmp_path / "one"
+    assert inpainting.main(["--mode", "test", "--weights", "course", "--methods", "unet", "--limit", "1",
+                            "--data", str(photos), "--out", str(out)]) == 0
+    text = (out / "metrics_inpainting.json").read_text()
+    record = json.loads(text)  # strict JSON: NaN would not parse in most readers
+    assert "NaN" not in text and record["unet"]["masked_psnr_std"] is None and "one photo" in record["note"]
+    assert "| unet |" in capsys.readouterr().out and "n/a" in inpainting.markdown_table(
+        inpainting.compare_methods({}, torch.rand(1, 3, 8, 8), masks.center_box(1, 8)))
+    # Should any number still come out NaN, nothing is written and the message names it.
+    real = inpainting.compare_methods
+    monkeypatch.setattr(inpainting, "compare_methods",
+                        lambda *a: [{**r, "masked_psnr": float("nan")} if r["method"] == "unet" else r
+                                    for r in real(*a)])
+    err = _refused(capsys, "--mode", "test", "--weights", "course", "--methods", "unet", "--data", photos,
+                   "--out", tmp_path / "two")
+    assert "unet: masked_psnr came out NaN" in err and not (tmp_path / "two" / "metrics_inpainting.json").exists()
