@@ -573,3 +573,204 @@ def test_batch_size_is_checked_as_a_batch_size(pipes, photo):
     assert "denoising" not in str(err.value)
     with pytest.raises(ValueError, match="batch_size must be a positive whole number of tiles"):
         E.upscale(pipes["upscale"], photo.resize((32, 32)), batch_size=-1)
+
+
+# --------------------------------------------------------------------------- bad input (issue 27)
+def _refused(pipe, error, match, call):
+    """``call`` is refused with ``error`` matching ``match`` before the pipeline runs a step."""
+    with UNetCalls(pipe) as calls, pytest.raises(error, match=match):
+        call()
+    assert calls.n == 0
+
+
+def test_a_box_in_fractions_is_refused_with_the_pixel_box_it_means(pipes, photo, tmp_path):
+    log = E.OperationLog(tmp_path / "ops.jsonl")
+    message = (r"bbox \(0.2, 0.2, 0.8, 0.8\) looks like fractions of the image, but boxes are pixel "
+               r"coordinates \(left, top, right, bottom\). On this 64x64 image those fractions are the box "
+               r"\(13, 13, 51, 51\)")
+    _refused(pipes["inpaint"], ValueError, message, lambda: E.edit_region(
+        pipes["inpaint"], photo, (0.2, 0.2, 0.8, 0.8), "a dog", num_inference_steps=2, out_dir=tmp_path, log=log))
+    assert list(tmp_path.iterdir()) == []  # nothing saved, nothing logged
+    with pytest.raises(ValueError, match=message):
+        E.mask_from_bbox(photo.size, (0.2, 0.2, 0.8, 0.8))
+    with pytest.raises(ValueError, match=r"On this 64x64 image those fractions are the box \(0, 0, 64, 64\)"):
+        E.mask_from_bbox(photo.size, (0, 0, 1, 1))  # one corner pixel: almost surely "the whole image"
+    # The advice works, and on an image of a few pixels a 1-pixel box is just that.
+    out = E.edit_region(pipes["inpaint"], photo, (13, 13, 51, 51), "a dog", num_inference_steps=2)
+    assert out.params["bbox"] == [13, 13, 51, 51]
+    assert arr(E.mask_from_bbox((4, 4), (0, 0, 1, 1))).sum() == 255
+
+
+@pytest.mark.parametrize("bbox,error,match", [
+    ((float("nan"), 0, 10, 10), ValueError, r"bbox \(nan, 0, 10, 10\) holds nan; .*finite numbers of pixels"),
+    ((0, 0, float("inf"), 10), ValueError, "holds inf"),
+    (None, TypeError, r"bbox must be \(left, top, right, bottom\) in pixels.*got None"),
+    ("0,0,10,10", TypeError, "got '0,0,10,10'"),
+    ((1, 2, 3), ValueError, r"got \(1, 2, 3\)"),
+    ((True, 1, 5, 5), TypeError, "holds True; its four coordinates must be numbers"),
+    ((40, 40, 10, 10), ValueError, "not a box inside the 64x64 image"),
+])
+def test_malformed_boxes_get_one_message(pipes, photo, bbox, error, match):
+    _refused(pipes["inpaint"], error, match,
+             lambda: E.edit_region(pipes["inpaint"], photo, bbox, "a dog", num_inference_steps=2))
+    with pytest.raises(error, match=match):
+        E.mask_from_bbox(photo.size, bbox)
+
+
+def test_boxes_from_arrays_are_pixels_rounded_to_whole_ones(photo):
+    expected = arr(E.mask_from_bbox(photo.size, (8, 8, 40, 40)))
+    for box in (np.array([8, 8, 40, 40]), torch.tensor([8.2, 7.6, 40.0, 39.5]), [8.0, 8.0, 40.0, 40.0]):
+        assert np.array_equal(arr(E.mask_from_bbox(photo.size, box)), expected)
+    with pytest.raises(TypeError, match=r"size must be the image size \(width, height\).*e.g. image.size"):
+        E.mask_from_bbox(64, (8, 8, 40, 40))
+
+
+BAD_PROMPTS = [(None, "prompt is None: give the text to follow"), (5, r"prompt must be text.*got 5 \(int\)"),
+               (["a cat", "a dog"], "prompt must be one text.*got a list of 2: call the helper once per prompt")]
+
+
+@pytest.mark.parametrize("prompt,match", BAD_PROMPTS)
+@pytest.mark.parametrize("task,call", [
+    ("img2img", lambda p, img, t: E.img2img(p, img, t, num_inference_steps=2)),
+    ("img2img", lambda p, img, t: E.strength_sweep(p, img, t, num_inference_steps=2)),
+    ("inpaint", lambda p, img, t: E.inpaint(p, img, E.mask_from_bbox(img.size, (8, 8, 24, 24)), t,
+                                            num_inference_steps=2)),
+    ("inpaint", lambda p, img, t: E.outpaint(p, img, t, border=8, num_inference_steps=2)),
+    ("inpaint", lambda p, img, t: E.edit_region(p, img, (8, 8, 24, 24), t, num_inference_steps=2)),
+    ("upscale", lambda p, img, t: E.upscale(p, img.resize((32, 32)), t, num_inference_steps=2)),
+])
+def test_a_prompt_that_is_not_one_text_is_refused(pipes, photo, task, call, prompt, match):
+    _refused(pipes[task], TypeError, match, lambda: call(pipes[task], photo, prompt))
+
+
+def test_instructions_and_negative_prompts_that_are_not_text(pipes, photo):
+    p2p = pipes["instruct-pix2pix"]
+    _refused(p2p, TypeError, r"instruction is None: give the text to follow, e.g. 'make it snowy'\.$",
+             lambda: E.instruct_edit(p2p, photo, None))
+    _refused(p2p, TypeError, "instruction must be one text, got a list of 2; use instruct_edits",
+             lambda: E.instruct_edit(p2p, photo, ["a", "b"]))
+    _refused(p2p, TypeError, "The instructions must be a text or a list of texts.*got None",
+             lambda: E.instruct_edits(p2p, photo, None))
+    _refused(p2p, TypeError, r"instruction 2 is None \(NoneType\), not text",
+             lambda: E.instruct_edits(p2p, photo, ["make it red", None]))
+    _refused(p2p, TypeError, "instruction is None", lambda: E.guidance_grid(p2p, photo, None, num_inference_steps=2))
+    _refused(pipes["img2img"], TypeError, r"negative_prompt must be text.*got 3 \(int\)",
+             lambda: E.img2img(pipes["img2img"], photo, "a cat", negative_prompt=3, num_inference_steps=2))
+    _refused(pipes["upscale"], TypeError, "negative_prompt must be text", lambda: E.upscale(
+        pipes["upscale"], photo.resize((32, 32)), "a cat", negative_prompt=3, num_inference_steps=2))
+
+
+@pytest.mark.parametrize("side", [1, 7])
+def test_images_too_small_for_the_upscaler_are_refused_saying_why(pipes, photo, side):
+    tiny_photo = photo.resize((side, side))
+    _refused(pipes["upscale"], ValueError, f"The image is {side}x{side} pixels; it must be at least 8 pixels on "
+             r"each side\. Stable Diffusion works on 8x8-pixel cells.*image.resize\(\(8, 8\)\)",
+             lambda: E.upscale(pipes["upscale"], tiny_photo, "a cat", num_inference_steps=2))
+    # The tiny SD pipelines' UNet halves the 8x smaller latents once more: 16 px at least.
+    _refused(pipes["img2img"], ValueError, r"at least 16 pixels on each side\. StableDiffusionImg2ImgPipeline "
+             "needs it: its VAE shrinks the image 8x and its UNet halves that 1 time more",
+             lambda: E.img2img(pipes["img2img"], photo.resize((8, 8)), "a cat", num_inference_steps=2))
+
+
+def test_the_minimum_side_of_the_real_architectures():
+    from types import SimpleNamespace
+
+    from lessons_lib.editing.checks import min_image_side
+
+    four_blocks = SimpleNamespace(config=SimpleNamespace(down_block_types=("CrossAttnDownBlock2D",) * 4))
+
+    class StableDiffusionUpscalePipeline:  # the real x4 upscaler's UNet: 4 down blocks, no VAE before it
+        unet = four_blocks
+
+    class StableDiffusionImg2ImgPipeline:  # SD 1.5: VAE 8x, then 4 down blocks
+        unet, vae_scale_factor = four_blocks, 8
+
+    side, why = min_image_side(StableDiffusionUpscalePipeline())
+    assert side == 8 and "halves the low-res image 3 times" in why and "128 px" in why
+    side, why = min_image_side(StableDiffusionImg2ImgPipeline())
+    assert side == 64 and "shrinks the image 8x and its UNet halves that 3 times more" in why
+    assert min_image_side(None)[0] == 8
+
+
+def test_lists_flags_and_sizes_of_the_wrong_kind(pipes, photo):
+    img2img, inpaint, up, p2p = pipes["img2img"], pipes["inpaint"], pipes["upscale"], pipes["instruct-pix2pix"]
+    small = photo.resize((32, 32))
+    mask = E.mask_from_bbox(photo.size, (8, 8, 24, 24))
+    _refused(img2img, TypeError, r"strengths must be a list of numbers, e.g. STRENGTHS.*got 0.5\. For one strength "
+             "call img2img", lambda: E.strength_sweep(img2img, photo, "a cat", strengths=0.5))
+    _refused(img2img, TypeError, "strengths must be a list of numbers.*got None",
+             lambda: E.strength_sweep(img2img, photo, "a cat", strengths=None))
+    _refused(p2p, TypeError, "image_guidance_scales must be a list of numbers.*got 1.5",
+             lambda: E.guidance_grid(p2p, photo, "make it red", image_guidance_scales=1.5))
+    _refused(p2p, ValueError, "The list of guidance_scales is empty",
+             lambda: E.guidance_grid(p2p, photo, "make it red", guidance_scales=[]))
+    _refused(inpaint, TypeError, "paste_back must be True or False, got 'no'",
+             lambda: E.inpaint(inpaint, photo, mask, "a dog", paste_back="no", num_inference_steps=2))
+    _refused(inpaint, ValueError, "feather must be a finite number, got nan",
+             lambda: E.edit_region(inpaint, photo, (8, 8, 24, 24), "a dog", feather=float("nan")))
+    _refused(up, TypeError, "tile must be True or False, got 'no'",
+             lambda: E.upscale(up, small, "a cat", tile="no", num_inference_steps=2))
+    _refused(up, ValueError, "tile_size must be a positive whole number of pixels, got 'a'",
+             lambda: E.upscale(up, small, "a cat", tile=True, tile_size="a"))
+    _refused(up, TypeError, "overlap must be a whole number of pixels", lambda: E.upscale(up, small, overlap=None))
+    _refused(up, ValueError, "max_input must be a positive whole number of pixels",
+             lambda: E.upscale(up, small, max_input=None))
+    for border in (8.0, None, (8, 8)):
+        _refused(inpaint, ValueError, "border must be a non-negative whole number of pixels or four of them",
+                 lambda b=border: E.outpaint(inpaint, photo, "a cat", border=b))
+    _refused(img2img, ValueError, r"seed must be a whole number from 0 to 2\*\*63 - 1",
+             lambda: E.img2img(img2img, photo, "a cat", seed=2**70))
+    _refused(inpaint, ValueError, r"The mask holds NaN or infinite values \(4096 of 4096\)",
+             lambda: E.inpaint(inpaint, photo, np.full((SIZE, SIZE), np.nan), "a dog"))
+    _refused(inpaint, TypeError, "A mask array must hold numbers .* got dtype <U1",
+             lambda: E.inpaint(inpaint, photo, np.full((SIZE, SIZE), "x"), "a dog"))
+    with pytest.raises(TypeError, match="img2img needs a StableDiffusionImg2ImgPipeline.*got None. Load it first"):
+        E.img2img(None, photo, "a cat")
+    with pytest.raises(TypeError, match=r"apply_memory_options needs a pipeline from load_pipeline\(task\)"):
+        E.apply_memory_options(None)
+
+
+def test_the_panel_keeps_values_beyond_its_sliders_default_ranges(pipes, photo):
+    panel = E.InstructPanel(pipes["instruct-pix2pix"], photo, image_guidance_scale=7.0, guidance_scale=0.5,
+                            num_inference_steps=150)
+    assert (panel.image_guidance_scale.value, panel.guidance_scale.value, panel.steps.value) == (7.0, 0.5, 150)
+
+
+def test_outputs_are_checked_before_any_edit_runs(pipes, photo, tmp_path):
+    p2p = pipes["instruct-pix2pix"]
+    a_file = tmp_path / "taken.png"
+    a_file.write_bytes(b"x")
+    _refused(p2p, NotADirectoryError, "The out_dir '.*taken.png' is a file, not a folder",
+             lambda: E.instruct_edits(p2p, photo, ["make it red"], num_inference_steps=2, out_dir=a_file))
+    _refused(p2p, TypeError, r"log must be an OperationLog, e.g. log=OperationLog\('edits.jsonl'\), got 'x.jsonl'",
+             lambda: E.instruct_edits(p2p, photo, ["make it red"], num_inference_steps=2, log="x.jsonl"))
+    _refused(pipes["inpaint"], NotADirectoryError, "is a file, not a folder", lambda: E.edit_region(
+        pipes["inpaint"], photo, (8, 8, 24, 24), "a dog", num_inference_steps=2, out_dir=a_file))
+    _refused(pipes["img2img"], TypeError, "InstructPanel needs a StableDiffusionInstructPix2PixPipeline",
+             lambda: E.InstructPanel(pipes["img2img"], photo))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.png"] and a_file.read_bytes() == b"x"
+    with pytest.raises(TypeError, match="save_image saves a PIL image, got NoneType"):
+        E.save_image(None, tmp_path, "a")
+    with pytest.raises(TypeError, match=r"OperationLog needs the path of its file"):
+        E.OperationLog(None)
+    with pytest.raises(TypeError, match="OperationLog.add logs an EditResult.*got NoneType"):
+        E.OperationLog(tmp_path / "log.jsonl").add(None)
+    with pytest.raises(ValueError, match="max_length must be a whole number >= 8, got '9'"):
+        E.safe_filename("a cat", max_length="9")
+    with pytest.raises(ValueError, match="grid_figure draws what guidance_grid returns"):
+        E.grid_figure([])
+    with pytest.raises(TypeError, match="show_edit shows edits.*edit 1 is NoneType"):
+        E.show_edit(photo, None)
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"dtype": "fp16"}, TypeError, "dtype must be a torch dtype such as torch.float16"),
+    ({"variant": 16}, TypeError, r"variant must be a weight variant such as 'fp16', got 16 \(int\)"),
+    ({"model_id": 3}, TypeError, "model_id must be a hub id such as 'stable-diffusion-v1-5/stable-diffusion-v1-5'"),
+    ({"model_id": ""}, ValueError, "model_id must be a hub id .* got an empty string"),
+    ({"profile": 1}, TypeError, "profile must be 'fast' or 'full'"),
+    ({"cpu_offload": "yes"}, TypeError, "cpu_offload must be True or False, got 'yes'"),
+])
+def test_load_pipeline_arguments_of_the_wrong_kind(cache_root, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        E.load_pipeline("img2img", **kwargs)

@@ -1,9 +1,17 @@
 """Input checks at the boundary of every editing helper: one clear message each, before any work.
 
-Numbers (strength, steps, scales, seeds), prompts, the kind of pipeline a helper needs,
-the image (any source :func:`lessons_lib.photos.open_photo` reads; sides a multiple of 8;
-at most :data:`MAX_EDIT_SIDE` pixels) and the mask (the Stable Diffusion form, white =
-repaint; a torch keep-mask of :mod:`lessons_lib.masks` is converted explicitly).
+Each helper checks all its arguments at its top (like diffusers' ``check_inputs``), with
+these checks and those of :mod:`lessons_lib.validate`: numbers (strength, steps, scales,
+seeds), lists of them, on/off flags, prompts (one text, or a list of them), the kind of
+pipeline a helper needs, boxes, the image (any source :func:`lessons_lib.photos.open_photo`
+reads; sides a multiple of 8, at least what the pipeline's UNet can work on and at most
+:data:`MAX_EDIT_SIDE` pixels) and the mask (the Stable Diffusion form, white = repaint; a
+torch keep-mask of :mod:`lessons_lib.masks` is converted explicitly).
+
+**Boxes are pixel coordinates** (left, top, right, bottom), right and bottom exclusive
+(PIL's order), rounded to whole pixels; never fractions of the image. A box whose four
+coordinates all lie in [0, 1] on an image larger than a few pixels is refused: it is
+almost surely fractions, and the message shows the pixel box they would mean.
 """
 from __future__ import annotations
 
@@ -17,13 +25,16 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .. import masks as M
+from .. import validate
 from ..images import resize_to_multiple
 from ..photos import open_photo
 from ..runtime import pick
 from .specs import TASKS, task_spec
 
 __all__ = ["MAX_EDIT_SIDE", "check_strength", "check_count", "check_steps", "check_scale", "check_seed",
-           "check_prompts", "prepare_image", "prepare_mask", "require_pipeline", "default_steps"]
+           "check_numbers", "check_flag", "check_prompt", "check_negative_prompt", "check_prompts", "check_box",
+           "check_size", "min_image_side", "prepare_image", "prepare_mask", "require_pipeline", "require_any_pipeline",
+           "default_steps"]
 
 # The largest image side the editing helpers take. SD 1.5 was trained at 512 px and a T4
 # holds about 1024 x 1024 at most; beyond that an edit fails after minutes of work.
@@ -39,7 +50,15 @@ def _is_number(value) -> bool:
         and math.isfinite(value)
 
 
+def _scalar(value):
+    """A 0-d tensor or array as the Python number it holds (a slider or a metric may give one)."""
+    if (torch.is_tensor(value) or isinstance(value, np.ndarray)) and value.ndim == 0:
+        return value.item()
+    return value
+
+
 def check_strength(strength) -> float:
+    strength = _scalar(strength)
     if not _is_number(strength) or not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be a number between 0 and 1, got {strength!r}: 0 keeps the "
                          "input as it is, 1 repaints it entirely (0.3-0.8 is the useful range).")
@@ -48,6 +67,7 @@ def check_strength(strength) -> float:
 
 def check_count(value, name: str, what: str, suggestion) -> int:
     """A positive whole number ``name`` (``what`` it counts, and a value to try)."""
+    value = _scalar(value)
     if not _is_int(value) or value <= 0:
         raise ValueError(f"{name} must be a positive whole number of {what}, got {value!r}. "
                          f"Try {suggestion}.")
@@ -64,28 +84,120 @@ def default_steps(steps, fast: int, full: int) -> int:
 
 
 def check_scale(value, name: str) -> float:
+    value = _scalar(value)
     if not _is_number(value) or value < 0:
         raise ValueError(f"{name} must be a non-negative number, got {value!r} "
                          "(1 switches that guidance off; larger values follow it more strongly).")
     return float(value)
 
 
+_MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed's range, for any integer type
+
+
 def check_seed(seed) -> int:
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be a non-negative whole number, got {seed!r}.")
+    seed = _scalar(seed)
+    if not _is_int(seed) or not 0 <= seed <= _MAX_SEED:
+        raise ValueError(f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}.")
     return int(seed)
 
 
+def check_numbers(values, name: str, check, example: str, single: str = "") -> list:
+    """A list of numbers, each passed through ``check``; ``single`` says what to do for one value."""
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a list of numbers, e.g. {example}, got {values!r}."
+                        + (f" {single}" if single else ""))
+    checked = [check(v) for v in values]
+    if not checked:
+        raise ValueError(f"The list of {name} is empty: give at least one, e.g. {example}.")
+    return checked
+
+
+def check_flag(value, name: str) -> bool:
+    """True or False (a string such as 'no' would count as True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+# --------------------------------------------------------------------------- prompts
+def check_prompt(prompt, name: str = "prompt", example: str = "'a cat in the snow'", empty_ok: bool = True) -> str:
+    """One text ('' is allowed where ``empty_ok``: no prompt; the caller refuses it otherwise)."""
+    if isinstance(prompt, str):
+        return prompt
+    if prompt is None:
+        raise TypeError(f"{name} is None: give the text to follow, e.g. {example}"
+                        + (" ('' for none)." if empty_ok else "."))
+    if isinstance(prompt, (list, tuple)):
+        raise TypeError(f"{name} must be one text, e.g. {example}, got a {type(prompt).__name__} of "
+                        f"{len(prompt)}: call the helper once per {name}.")
+    raise TypeError(f"{name} must be text, e.g. {example}, got {prompt!r} ({type(prompt).__name__}).")
+
+
+def check_negative_prompt(negative_prompt) -> str | None:
+    """None (no negative prompt) or one text."""
+    if negative_prompt is None:
+        return None
+    return check_prompt(negative_prompt, "negative_prompt", "'blurry, low quality'")
+
+
 def check_prompts(prompts, what: str = "prompt") -> list[str]:
+    """One text or a list of them, as a list."""
     if isinstance(prompts, str):
         prompts = [prompts]
+    example = "['make it snowy', 'turn it into a sketch']" if what == "instruction" else "['a cat', 'a dog']"
+    if prompts is None or isinstance(prompts, (bytes, dict)) or not hasattr(prompts, "__iter__"):
+        raise TypeError(f"The {what}s must be a text or a list of texts, e.g. {example}, got {prompts!r}.")
     prompts = list(prompts)
     if not prompts:
         raise ValueError(f"The list of {what}s is empty: give at least one {what}.")
     for i, p in enumerate(prompts):
         if not isinstance(p, str):
-            raise TypeError(f"{what} {i + 1} is a {type(p).__name__}, not text.")
+            raise TypeError(f"{what} {i + 1} is {p!r} ({type(p).__name__}), not text; every {what} must be "
+                            f"text, e.g. {example}.")
     return prompts
+
+
+# --------------------------------------------------------------------------- boxes
+def check_size(size, name: str = "size") -> tuple[int, int]:
+    """An image size (width, height) in pixels, as PIL's ``image.size`` gives it."""
+    if isinstance(size, Image.Image):
+        return size.size
+    ok = isinstance(size, (tuple, list)) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size)
+    if not ok:
+        raise TypeError(f"{name} must be the image size (width, height) in pixels, e.g. image.size, "
+                        f"got {size!r}.")
+    return int(size[0]), int(size[1])
+
+
+def check_box(bbox, size, name: str = "bbox") -> tuple[int, int, int, int]:
+    """A box in pixels inside an image of ``size`` (width, height): see the module docstring."""
+    width, height = check_size(size)
+    if torch.is_tensor(bbox) or isinstance(bbox, np.ndarray):
+        bbox = bbox.tolist()
+    example = f"(0, 0, {width // 2}, {height // 2}) for the top-left quarter"
+    if isinstance(bbox, (str, bytes)) or not isinstance(bbox, (tuple, list)) or len(bbox) != 4:
+        raise (ValueError if isinstance(bbox, (tuple, list)) else TypeError)(
+            f"{name} must be (left, top, right, bottom) in pixels, e.g. {example}, got {bbox!r}.")
+    for v in bbox:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name} {tuple(bbox)!r} holds {v!r}; its four coordinates must be numbers "
+                            f"(pixels), e.g. {example}.")
+        if not math.isfinite(v):
+            raise ValueError(f"{name} {tuple(bbox)} holds {v}; its four coordinates must be finite numbers "
+                             f"of pixels, e.g. {example}.")
+    left, top, right, bottom = (float(v) for v in bbox)
+    if max(left, top, right, bottom) <= 1 and min(left, top, right, bottom) >= 0 and min(width, height) > 4:
+        pixels = (round(left * width), round(top * height), round(right * width), round(bottom * height))
+        raise ValueError(
+            f"{name} {tuple(bbox)} looks like fractions of the image, but boxes are pixel coordinates "
+            f"(left, top, right, bottom). On this {width}x{height} image those fractions are the box "
+            f"{pixels}: pass that instead.")
+    box = tuple(int(round(v)) for v in (left, top, right, bottom))
+    if not (0 <= box[0] < box[2] <= width and 0 <= box[1] < box[3] <= height):
+        raise ValueError(f"{name} {tuple(bbox)} is not a box inside the {width}x{height} image: it needs "
+                         f"0 <= left < right <= {width} and 0 <= top < bottom <= {height} (pixels; right "
+                         f"and bottom are exclusive).")
+    return box
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -94,10 +206,20 @@ def _task_of(pipe) -> str | None:
     return next((t.name for t in TASKS.values() if t.pipeline_class in names), None)
 
 
+def require_any_pipeline(pipe, helper: str) -> None:
+    """For helpers that take any of the four pipelines (memory options)."""
+    if not all(hasattr(pipe, part) for part in ("unet", "vae")):
+        raise TypeError(f"{helper} needs a pipeline from load_pipeline(task), e.g. load_pipeline('img2img'), "
+                        f"got {type(pipe).__name__}.")
+
+
 def require_pipeline(pipe, task: str, helper: str) -> None:
     """Refuse a pipeline of the wrong kind: it would silently ignore ``strength`` or the mask
     (diffusers pipelines swallow unknown arguments) or fail deep inside the UNet."""
     spec = task_spec(task)
+    if pipe is None or not callable(pipe):
+        raise TypeError(f"{helper} needs a {spec.pipeline_class}, from load_pipeline('{task}'), but got "
+                        f"{pipe!r}. Load it first: pipe = load_pipeline('{task}'), then pass pipe.")
     kind = _task_of(pipe)
     if kind == task:
         return
@@ -120,22 +242,58 @@ def require_pipeline(pipe, task: str, helper: str) -> None:
 
 
 # --------------------------------------------------------------------------- images and masks
-def prepare_image(image, max_side: int | None = None, multiple: int = 8) -> Image.Image:
+def min_image_side(pipe=None) -> tuple[int, str]:
+    """The shortest image side ``pipe`` can work on, and why (8 without a pipeline).
+
+    The UNet halves its input once per down block after the first; SD's VAE first
+    shrinks the image 8x (the x4 upscaler's UNet takes the low-res image itself). A side
+    shorter than that product leaves the UNet's deepest level without a single cell.
+    Never below 8: image sides are rounded down to multiples of 8 (the VAE's cells).
+    """
+    unet = getattr(pipe, "unet", None)
+    blocks = getattr(getattr(unet, "config", None), "down_block_types", None)
+    task = _task_of(pipe) if pipe is not None else None
+    if not blocks or task is None:
+        return 8, "Stable Diffusion works on 8x8-pixel cells (sides are rounded down to multiples of 8)."
+    halvings = len(blocks) - 1
+    vae = 1 if task == "upscale" else int(getattr(pipe, "vae_scale_factor", 8))
+    factor = vae * 2 ** halvings
+    if factor < 8:
+        return 8, "Stable Diffusion works on 8x8-pixel cells (sides are rounded down to multiples of 8)."
+    times = f"{halvings} time{'s' if halvings != 1 else ''}"
+    how = (f"its UNet halves the low-res image {times}" if task == "upscale"
+           else f"its VAE shrinks the image {vae}x and its UNet halves that {times} more")
+    made_for = " (it was trained on 128 px inputs)" if task == "upscale" else ""
+    return factor, (f"{type(pipe).__name__} needs it{made_for}: {how}, so a shorter side leaves the UNet's "
+                    "deepest level without a single cell.")
+
+
+def prepare_image(image, max_side: int | None = None, multiple: int = 8, pipe=None) -> Image.Image:
     """Any image (path, URL, bytes, array or PIL, any mode) as RGB with sides a multiple of 8.
 
     ``max_side`` scales the longer side to that size first. Without it, an image larger
     than ``MAX_EDIT_SIDE`` is refused with advice, and a size that is not a multiple of 8
     (the VAE works on 8x8 pixel cells) is resized down to the nearest one with a warning,
-    so the output size is never a surprise.
+    so the output size is never a surprise. Either way a side shorter than
+    :func:`min_image_side` of ``pipe`` is refused, saying why.
     """
-    img = open_photo(image)
     if max_side is not None:
         max_side = check_count(max_side, "max_side", "pixels", 512)
         if max_side > MAX_EDIT_SIDE:
             raise ValueError(f"max_side={max_side} is above the editing helpers' maximum of "
                              f"{MAX_EDIT_SIDE} px; use 512 for SD 1.5.")
-        return resize_to_multiple(img, multiple, max_side)
+    img = open_photo(image)
+    minimum, why = min_image_side(pipe)
     w, h = img.size
+    if max_side is not None:  # the size resize_to_multiple scales to, before rounding
+        scale = max_side / max(w, h)
+        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+        validate.image_side("image scaled to max_side", sh, sw, minimum=minimum,
+                            hint_small=f"{why} Raise max_side or use a less elongated image.")
+        return resize_to_multiple(img, multiple, max_side)
+    validate.image_side("image", h, w, minimum=minimum,
+                        hint_small=f"{why} Use a larger image, or enlarge it first: "
+                                   f"image.resize(({max(minimum, w)}, {max(minimum, h)})).")
     if max(w, h) > MAX_EDIT_SIDE:
         raise ValueError(
             f"The image is {w}x{h} pixels; the editing helpers take at most {MAX_EDIT_SIDE} px on a side "
@@ -168,6 +326,7 @@ def _mask_image(mask) -> Image.Image:
             raise ValueError(f"'{path}' is not a readable image ({err}); save the mask as a PNG "
                              "(white = repaint, black = keep).") from None
     if torch.is_tensor(mask):  # the course's keep-mask (1 = keep): converted explicitly
+        _finite_mask(mask.detach().float().cpu().numpy())
         return M.to_sd_mask(mask.detach().float().cpu())
     if isinstance(mask, np.ndarray):
         arr = mask
@@ -178,13 +337,23 @@ def _mask_image(mask) -> Image.Image:
             raise ValueError(f"A mask array must be (height, width) (or with 1, 3 or 4 channels), got shape "
                              f"{mask.shape}: {mask.shape[-1] if mask.ndim == 3 else mask.ndim} is not a "
                              "channel count a mask can have. Pass one gray channel: white/1/True = repaint.")
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise TypeError(f"A mask array must hold numbers (white/1/True = repaint), got dtype {arr.dtype}.")
         arr = arr.astype(np.float32)
+        _finite_mask(arr)
         scale = 255.0 if arr.max(initial=0) <= 1 else 1.0
         return Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), mode="L")
     if isinstance(mask, Image.Image):
         return mask
     raise TypeError(f"The mask must be a PIL image, a file path, a numpy array (white/1/True = repaint) "
                     f"or a lessons_lib.masks keep-mask tensor, got {type(mask).__name__}.")
+
+
+def _finite_mask(arr: np.ndarray) -> None:
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"The mask holds NaN or infinite values ({int((~np.isfinite(arr)).sum())} of "
+                         f"{arr.size}); a mask holds 0 to 1 (or 0 to 255) per pixel. Replace them, e.g. "
+                         "np.nan_to_num(mask), or make the mask with mask_from_bbox(image.size, box).")
 
 
 def prepare_mask(mask, image_size: tuple[int, int], target_size: tuple[int, int]) -> Image.Image:

@@ -19,11 +19,17 @@ import numpy as np
 from PIL import Image
 
 from .. import masks as M
+from .. import validate
 from ..photos import open_photo
 from .checks import (
-    check_prompts,
+    check_box,
+    check_flag,
+    check_negative_prompt,
+    check_numbers,
+    check_prompt,
     check_scale,
     check_seed,
+    check_size,
     check_steps,
     check_strength,
     default_steps,
@@ -31,7 +37,7 @@ from .checks import (
     prepare_mask,
     require_pipeline,
 )
-from .oplog import OperationLog, save_result
+from .oplog import OperationLog, check_destination, save_result
 from .running import EditResult, StepCounter, generator, memory_advice, model_name
 
 __all__ = ["STRENGTHS", "SUGGESTED_STRENGTH", "steps_that_run", "img2img", "strength_sweep", "inpaint",
@@ -71,10 +77,16 @@ def _unchanged_if_no_steps(image: Image.Image, operation: str, params: dict, see
     return EditResult(image.copy(), operation, params, seed, 0)
 
 
-def _sd_arguments(prompt, strength, num_inference_steps, guidance_scale, seed):
-    """The arguments img2img and inpainting share, checked: (prompt, strength, steps, scale, seed)."""
-    return (check_prompts(prompt)[0], check_strength(strength), default_steps(num_inference_steps, 10, 50),
-            check_scale(guidance_scale, "guidance_scale"), check_seed(seed))
+def _sd_arguments(prompt, strength, num_inference_steps, guidance_scale, seed, negative_prompt=None):
+    """The arguments img2img and inpainting share, checked:
+    (prompt, strength, steps, scale, seed, negative prompt)."""
+    return (check_prompt(prompt), check_strength(strength), default_steps(num_inference_steps, 10, 50),
+            check_scale(guidance_scale, "guidance_scale"), check_seed(seed), check_negative_prompt(negative_prompt))
+
+
+def _check_feather(feather) -> float:
+    return validate.number("feather", feather, 0, hint="It is the width of the soft seam in pixels "
+                           "(0: a hard edge; 4 is a good start).")
 
 
 # --------------------------------------------------------------------------- img2img
@@ -83,9 +95,9 @@ def img2img(pipe, image, prompt: str, strength: float = 0.6, num_inference_steps
             max_side: int | None = None) -> EditResult:
     """Edit ``image`` towards ``prompt``; ``strength`` is how much of it is repainted."""
     require_pipeline(pipe, "img2img", "img2img")
-    prompt, strength, n, guidance_scale, seed = _sd_arguments(prompt, strength, num_inference_steps,
-                                                              guidance_scale, seed)
-    img = prepare_image(image, max_side)
+    prompt, strength, n, guidance_scale, seed, negative_prompt = _sd_arguments(
+        prompt, strength, num_inference_steps, guidance_scale, seed, negative_prompt)
+    img = prepare_image(image, max_side, pipe=pipe)
     params = {"prompt": prompt, "strength": strength, "num_inference_steps": n,
               "guidance_scale": guidance_scale, "negative_prompt": negative_prompt,
               "size": list(img.size), "model": model_name(pipe)}
@@ -107,25 +119,30 @@ def strength_sweep(pipe, image, prompt: str, strengths: Sequence[float] = STRENG
     from tqdm.auto import tqdm
 
     require_pipeline(pipe, "img2img", "strength_sweep")
-    strengths = [check_strength(s) for s in strengths]
-    if not strengths:
-        raise ValueError("The list of strengths is empty: give at least one, e.g. STRENGTHS.")
-    img = prepare_image(image, max_side)
-    return [img2img(pipe, img, prompt, s, num_inference_steps, guidance_scale, seed=seed)
+    strengths = check_numbers(strengths, "strengths", check_strength, "STRENGTHS = (0.2, 0.4, 0.6, 0.8, 1.0)",
+                              "For one strength call img2img.")
+    prompt, _, n, guidance_scale, seed, _ = _sd_arguments(prompt, strengths[0], num_inference_steps,
+                                                          guidance_scale, seed)
+    img = prepare_image(image, max_side, pipe=pipe)
+    return [img2img(pipe, img, prompt, s, n, guidance_scale, seed=seed)
             for s in tqdm(strengths, desc="strength sweep")]
 
 
 # --------------------------------------------------------------------------- masks (SD form)
 def mask_from_bbox(size: tuple[int, int], bbox: Sequence[int]) -> Image.Image:
-    """A Stable Diffusion mask of ``size`` (width, height), white inside
-    bbox = (left, top, right, bottom): :func:`lessons_lib.masks.box_mask`, converted."""
-    width, height = (int(v) for v in size)
-    return M.to_sd_mask(M.box_mask((height, width), bbox))
+    """A Stable Diffusion mask of ``size`` (width, height, e.g. ``image.size``), white inside
+    bbox = (left, top, right, bottom) in pixels, right/bottom exclusive (never fractions
+    of the image: see :func:`.checks.check_box`): :func:`lessons_lib.masks.box_mask`, converted."""
+    width, height = check_size(size)
+    return M.to_sd_mask(M.box_mask((height, width), check_box(bbox, (width, height))))
 
 
 def feather_mask(mask: Image.Image, radius: float) -> Image.Image:
     """Soften a Stable Diffusion mask's edge by a Gaussian of ``radius`` pixels (0: unchanged):
     :func:`lessons_lib.masks.feather` on the converted keep-mask."""
+    if not isinstance(mask, Image.Image):
+        raise TypeError(f"feather_mask softens a PIL mask image (white = repaint), got {type(mask).__name__}; "
+                        "make one with mask_from_bbox(image.size, box).")
     return M.to_sd_mask(M.feather(M.from_sd_mask(mask), radius))
 
 
@@ -161,10 +178,11 @@ def inpaint(pipe, image, mask, prompt: str, strength: float = 1.0, num_inference
     default: the VAE round trip alone would blur them).
     """
     require_pipeline(pipe, "inpaint", "inpaint")
-    prompt, strength, n, guidance_scale, seed = _sd_arguments(prompt, strength, num_inference_steps,
-                                                              guidance_scale, seed)
+    prompt, strength, n, guidance_scale, seed, negative_prompt = _sd_arguments(
+        prompt, strength, num_inference_steps, guidance_scale, seed, negative_prompt)
+    feather, paste_back = _check_feather(feather), check_flag(paste_back, "paste_back")
     original = open_photo(image)
-    img = prepare_image(original, max_side)
+    img = prepare_image(original, max_side, pipe=pipe)
     mask = prepare_mask(mask, original.size, img.size)
     soft = feather_mask(mask, feather)
     params = {"prompt": prompt, "strength": strength, "num_inference_steps": n,
@@ -191,8 +209,10 @@ def outpaint(pipe, image, prompt: str, border: int | Sequence[int] = 64, overlap
     let the inpainting model paint the new margin; ``overlap`` pixels of the original
     next to the margin are repainted too, to hide the seam."""
     require_pipeline(pipe, "inpaint", "outpaint")
-    img = prepare_image(image)
-    borders = [border] * 4 if isinstance(border, (int, np.integer)) else list(border)
+    _sd_arguments(prompt, 1.0, num_inference_steps, guidance_scale, seed, negative_prompt)
+    _check_feather(feather)
+    single = isinstance(border, (int, np.integer)) and not isinstance(border, bool)
+    borders = [border] * 4 if single else list(border) if isinstance(border, (list, tuple, np.ndarray)) else []
     if len(borders) != 4 or any(isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 0
                                 for b in borders):
         raise ValueError(f"border must be a non-negative whole number of pixels or four of them "
@@ -201,6 +221,7 @@ def outpaint(pipe, image, prompt: str, border: int | Sequence[int] = 64, overlap
         raise ValueError(f"Each border must be a multiple of 8 pixels (the VAE works on 8x8 cells) and at "
                          f"least one must be > 0; got {tuple(borders)}. Try 64 (full) or 16 (fast).")
     left, top, right, bottom = (int(b) for b in borders)
+    img = prepare_image(image, pipe=pipe)
     if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)) or overlap < 0 \
             or 2 * overlap >= min(img.size):
         raise ValueError(f"overlap must be a whole number of pixels, at least 0 and less than half the "
@@ -227,15 +248,23 @@ def edit_region(pipe, image, bbox: Sequence[int], prompt: str, edit_type: str = 
                 seed: int = 0, out_dir: str | Path | None = None,
                 log: OperationLog | None = None) -> EditResult:
     """The practical editing pipeline in one call: box -> mask -> feathered seam ->
-    suggested strength for the kind of edit -> inpaint -> saved file + log entry."""
+    suggested strength for the kind of edit -> inpaint -> saved file + log entry.
+
+    ``bbox`` = (left, top, right, bottom) in pixels of ``image`` (right/bottom exclusive),
+    never fractions: a box of fractions is refused with the pixel box it would mean.
+    """
     require_pipeline(pipe, "inpaint", "edit_region")
-    img = prepare_image(image)
-    mask = mask_from_bbox(img.size, bbox)
     strength = suggest_strength(edit_type)
+    _sd_arguments(prompt, strength, num_inference_steps, guidance_scale, seed)
+    _check_feather(feather)
+    check_destination(out_dir, log)
+    img = prepare_image(image, pipe=pipe)
+    box = check_box(bbox, img.size)
+    mask = mask_from_bbox(img.size, box)
     result = inpaint(pipe, img, mask, prompt, strength=strength, num_inference_steps=num_inference_steps,
                      guidance_scale=guidance_scale, seed=seed, feather=feather)
     result.operation = "edit_region"
-    result.params.update(bbox=[int(v) for v in bbox], edit_type=edit_type)
+    result.params.update(bbox=list(box), edit_type=edit_type)
     if out_dir is not None:
         save_result(result, out_dir, prompt, log=log)
     elif log is not None:

@@ -11,6 +11,8 @@ from typing import Sequence
 
 from .checks import (
     check_count,
+    check_numbers,
+    check_prompt,
     check_prompts,
     check_scale,
     check_seed,
@@ -18,7 +20,7 @@ from .checks import (
     prepare_image,
     require_pipeline,
 )
-from .oplog import OperationLog, save_result
+from .oplog import OperationLog, check_destination, save_result
 from .running import EditResult, StepCounter, generator, memory_advice, model_name
 
 __all__ = ["IMAGE_STABILITY", "TEXT_STRENGTH", "PIX2PIX_STEPS", "instruct_edits", "instruct_edit",
@@ -53,7 +55,8 @@ def instruct_edits(pipe, image, instructions: Sequence[str], image_guidance_scal
     seed = check_seed(seed)
     batch_size = check_count(batch_size, "batch_size", "images edited per pipeline call",
                              "1 to 4 (lower it when the GPU runs out of memory)")
-    img = prepare_image(image, max_side)
+    check_destination(out_dir, log)
+    img = prepare_image(image, max_side, pipe=pipe)
     results: list[EditResult] = []
     batches = range(0, len(instructions), batch_size)
     for start in tqdm(batches, desc="instructions", disable=len(batches) < 2):
@@ -80,9 +83,10 @@ def instruct_edit(pipe, image, instruction: str, image_guidance_scale: float = I
                   guidance_scale: float = TEXT_STRENGTH, num_inference_steps: int | None = None,
                   seed: int = 0, max_side: int | None = None) -> EditResult:
     """One InstructPix2Pix edit ("make it snowy"): see :func:`instruct_edits`."""
-    if not isinstance(instruction, str):
-        raise TypeError(f"instruction must be text, got {type(instruction).__name__}; "
-                        "use instruct_edits for a list.")
+    if isinstance(instruction, (list, tuple)):
+        raise TypeError(f"instruction must be one text, got a {type(instruction).__name__} of "
+                        f"{len(instruction)}; use instruct_edits(pipe, image, instructions) for a list.")
+    check_prompt(instruction, "instruction", "'make it snowy'", empty_ok=False)
     return instruct_edits(pipe, image, [instruction], image_guidance_scale, guidance_scale,
                           num_inference_steps, seed, 1, max_side)[0]
 
@@ -94,11 +98,17 @@ def guidance_grid(pipe, image, instruction: str, image_guidance_scales: Sequence
     from tqdm.auto import tqdm
 
     require_pipeline(pipe, "instruct-pix2pix", "guidance_grid")
-    rows = [check_scale(s, "image_guidance_scale") for s in image_guidance_scales]
-    cols = [check_scale(s, "guidance_scale") for s in guidance_scales]
-    if not rows or not cols:
-        raise ValueError("guidance_grid needs at least one image_guidance_scale and one guidance_scale.")
-    img = prepare_image(image, max_side)
+    rows = check_numbers(image_guidance_scales, "image_guidance_scales",
+                         lambda v: check_scale(v, "image_guidance_scale"), "(1.0, 1.5, 2.0)",
+                         "For one value call instruct_edit.")
+    cols = check_numbers(guidance_scales, "guidance_scales", lambda v: check_scale(v, "guidance_scale"),
+                         "(5.0, 7.5, 10.0)", "For one value call instruct_edit.")
+    check_prompt(instruction, "instruction", "'make it snowy'", empty_ok=False)
+    if not instruction.strip():
+        raise ValueError("The instruction is empty; write what to change, e.g. 'make it a watercolor painting'.")
+    default_steps(num_inference_steps, 8, PIX2PIX_STEPS)
+    check_seed(seed)
+    img = prepare_image(image, max_side, pipe=pipe)
     cells = [(i, j) for i in range(len(rows)) for j in range(len(cols))]
     grid = [[None] * len(cols) for _ in rows]
     # The scales are scalars of the pipeline call, so each cell is its own call.

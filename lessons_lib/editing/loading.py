@@ -36,6 +36,7 @@ import torch
 
 from .. import registry
 from ..runtime import get_device, get_dtype, get_profile
+from .checks import require_any_pipeline
 from .running import memory_advice
 from .specs import PipelineSpec, hub_id, published_variants, task_for_unet, task_spec
 from .tiny import tiny_pipeline_dir
@@ -79,6 +80,7 @@ def apply_memory_options(pipe, vae_slicing: bool = True, vae_tiling: bool = True
     scaled-dot-product attention: diffusers documents that with SDPA (PyTorch 2) slicing
     is not needed and can slow generation down considerably.
     """
+    require_any_pipeline(pipe, "apply_memory_options")
     if vae_slicing:
         pipe.vae.enable_slicing()
     if vae_tiling:
@@ -92,6 +94,7 @@ def apply_memory_options(pipe, vae_slicing: bool = True, vae_tiling: bool = True
 
 def attention_slicing_active(pipe) -> bool:
     """True when any attention layer of the UNet runs sliced."""
+    require_any_pipeline(pipe, "attention_slicing_active")
     return any("Sliced" in type(p).__name__ for p in pipe.unet.attn_processors.values())
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .. import validate
 from ..files import append_line, write_unique
 
-__all__ = ["safe_filename", "save_image", "save_result", "OperationLog"]
+__all__ = ["safe_filename", "save_image", "save_result", "OperationLog", "check_destination"]
 
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
              *(f"lpt{i}" for i in range(1, 10))}
@@ -27,8 +28,8 @@ def safe_filename(text: str, max_length: int = 60, default: str = "edit") -> str
     """
     if not isinstance(text, str):
         raise TypeError(f"Expected text for a file name, got {type(text).__name__}.")
-    if max_length < 8:
-        raise ValueError(f"max_length must be at least 8, got {max_length}.")
+    max_length = validate.count("max_length", max_length, 8, hint="It counts the characters of the file name; "
+                                "60 is the default.")
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     stem = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     stem = stem[:max_length].rstrip("-") or default
@@ -38,18 +39,37 @@ def safe_filename(text: str, max_length: int = 60, default: str = "edit") -> str
 def save_image(image: Image.Image, folder: str | Path, name: str, max_length: int = 60) -> Path:
     """Save ``image`` as PNG under a safe name made from ``name`` (a prompt or instruction);
     an existing file is never overwritten: "-2", "-3" ... are added instead."""
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"save_image saves a PIL image, got {type(image).__name__}; for an edit pass "
+                        "result.image, or use save_result(result, folder).")
+    stem = safe_filename(name, max_length)
+    folder = validate.output_dir(folder, "folder to save the image in")
     buf = io.BytesIO()
     image.save(buf, format="PNG")
-    return write_unique(folder, safe_filename(name, max_length), ".png", buf.getvalue())
+    return write_unique(folder, stem, ".png", buf.getvalue())
 
 
 def save_result(result, folder: str | Path, name: str | None = None, log: OperationLog | None = None) -> Path:
     """Save an edit's image (named after ``name`` or its prompt) and log it if a log is given."""
+    if not hasattr(result, "image") or not hasattr(result, "record"):
+        raise TypeError(f"save_result saves an EditResult (what the editing helpers return), got "
+                        f"{type(result).__name__}; for a plain image use save_image(image, folder, name).")
+    check_destination(folder, log)
     path = save_image(result.image, folder, name or result.label)
     result.output_file = str(path)
     if log is not None:
         log.add(result)
     return path
+
+
+def check_destination(out_dir, log) -> None:
+    """Before any edit runs: ``out_dir`` (None, or a folder that can be written) and ``log``
+    (None or an :class:`OperationLog`), so a long batch never fails at its first save."""
+    if out_dir is not None:
+        validate.output_dir(out_dir, "out_dir")
+    if log is not None and not isinstance(log, OperationLog):
+        raise TypeError(f"log must be an OperationLog, e.g. log=OperationLog('edits.jsonl'), got "
+                        f"{log!r} ({type(log).__name__}).")
 
 
 def _jsonable(value):
@@ -74,6 +94,9 @@ class OperationLog:
     """
 
     def __init__(self, path: str | Path):
+        if not isinstance(path, (str, Path)) or not str(path).strip():
+            raise TypeError(f"OperationLog needs the path of its file, e.g. OperationLog('edits.jsonl'), "
+                            f"got {path!r}.")
         self.path = Path(path)
 
     def record(self, operation: str, parameters: dict, seed: int | None, output_file=None, **extra) -> dict:
@@ -85,6 +108,10 @@ class OperationLog:
 
     def add(self, result) -> dict:
         """Log an :class:`EditResult`."""
+        if not all(hasattr(result, a) for a in ("operation", "params", "seed", "output_file", "steps_run")):
+            raise TypeError(f"OperationLog.add logs an EditResult (what the editing helpers return), got "
+                            f"{type(result).__name__}; log anything else with log.record(operation, parameters, "
+                            "seed).")
         return self.record(result.operation, result.params, result.seed, result.output_file,
                            steps_run=result.steps_run)
 

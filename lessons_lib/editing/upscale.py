@@ -6,7 +6,9 @@ from PIL import Image
 
 from .checks import (
     check_count,
-    check_prompts,
+    check_flag,
+    check_negative_prompt,
+    check_prompt,
     check_scale,
     check_seed,
     default_steps,
@@ -48,10 +50,20 @@ def upscale(pipe, image, prompt: str = "", num_inference_steps: int | None = Non
     Inputs larger than ``max_input`` pixels (128: the upscaler's training crops, and
     512 px outputs fit a T4) are refused unless ``tile=True``, which upscales
     overlapping ``tile_size`` tiles (default ``max_input``; batched) and blends them
-    with linear fades.
+    with linear fades. Inputs too small for the UNet (8 px a side for the real upscaler,
+    whose UNet halves the low-res image 3 times) are refused: see
+    :func:`.checks.min_image_side`. In fp16 the pipeline decodes with its VAE upcast to
+    fp32 (``vae.config.force_upcast``; the upscaler's VAE overflows in fp16).
     """
     require_pipeline(pipe, "upscale", "upscale")
-    prompt = check_prompts(prompt)[0]
+    prompt = check_prompt(prompt)
+    negative_prompt = check_negative_prompt(negative_prompt)
+    tile = check_flag(tile, "tile")
+    max_input = check_count(max_input, "max_input", "pixels (the longest input side upscaled in one pass)",
+                            UPSCALE_MAX_INPUT)
+    tile_size = max_input if tile_size is None else check_count(tile_size, "tile_size", "pixels", max_input)
+    if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)):
+        raise TypeError(f"overlap must be a whole number of pixels (a multiple of 8, e.g. 16), got {overlap!r}.")
     n = default_steps(num_inference_steps, 4, 50)
     guidance_scale = check_scale(guidance_scale, "guidance_scale")
     seed = check_seed(seed)
@@ -62,8 +74,7 @@ def upscale(pipe, image, prompt: str = "", num_inference_steps: int | None = Non
             or not 0 <= noise_level <= max_level:
         raise ValueError(f"noise_level must be a whole number from 0 to {max_level}, got {noise_level!r} "
                          "(it is how much noise is added to the low-res input; 20 is the default).")
-    tile_size = max_input if tile_size is None else tile_size
-    img = prepare_image(image)
+    img = prepare_image(image, pipe=pipe)
     w, h = img.size
     params = {"prompt": prompt, "num_inference_steps": n, "guidance_scale": guidance_scale,
               "noise_level": int(noise_level), "negative_prompt": negative_prompt,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from .checks import default_steps, prepare_image
+from .checks import check_count, check_prompt, check_scale, check_seed, default_steps, prepare_image, require_pipeline
 from .instruct import IMAGE_STABILITY, PIX2PIX_STEPS, TEXT_STRENGTH, instruct_edit
-from .oplog import OperationLog, save_result
+from .oplog import OperationLog, check_destination, save_result
 from .running import EditResult
 
 __all__ = ["InstructPanel"]
@@ -28,18 +28,29 @@ class InstructPanel:
                  out_dir: str | Path | None = None, log: OperationLog | None = None):
         import ipywidgets as w
 
+        # Everything the sliders cannot hold is refused here, not at the first click.
+        require_pipeline(pipe, "instruct-pix2pix", "InstructPanel")
+        check_prompt(instruction, "instruction", "'make it snowy'", empty_ok=False)
+        image_guidance_scale = check_scale(image_guidance_scale, "image_guidance_scale")
+        guidance_scale = check_scale(guidance_scale, "guidance_scale")
+        seed = check_seed(seed)
+        display_size = check_count(display_size, "display_size", "pixels", 256)
+        check_destination(out_dir, log)
         self.pipe = pipe
-        self.image = prepare_image(image)
+        self.image = prepare_image(image, pipe=pipe)
         self.out_dir, self.log = out_dir, log
         steps = default_steps(num_inference_steps, 8, PIX2PIX_STEPS)
         style = {"description_width": "160px"}
         layout = w.Layout(width="480px")
         self.instruction = w.Text(value=instruction, description="instruction", style=style, layout=layout)
-        self.image_guidance_scale = w.FloatSlider(value=image_guidance_scale, min=1.0, max=5.0, step=0.1,
-                                                  description="IMAGE_STABILITY", style=style, layout=layout)
-        self.guidance_scale = w.FloatSlider(value=guidance_scale, min=1.0, max=20.0, step=0.5,
+        # The ranges widen to hold the values given: a slider would clip them without a word.
+        self.image_guidance_scale = w.FloatSlider(
+            value=image_guidance_scale, min=min(1.0, image_guidance_scale), max=max(5.0, image_guidance_scale),
+            step=0.1, description="IMAGE_STABILITY", style=style, layout=layout)
+        self.guidance_scale = w.FloatSlider(value=guidance_scale, min=min(1.0, guidance_scale),
+                                            max=max(20.0, guidance_scale), step=0.5,
                                             description="TEXT_STRENGTH", style=style, layout=layout)
-        self.steps = w.IntSlider(value=steps, min=1, max=100, description="num_inference_steps",
+        self.steps = w.IntSlider(value=steps, min=1, max=max(100, steps), description="num_inference_steps",
                                  style=style, layout=layout)
         self.seed = w.IntText(value=seed, description="seed", style=style)
         self.button = w.Button(description="Edit", button_style="primary")
