@@ -10,9 +10,10 @@ reference the tests compare the distribution with); "batched" is ``masks.make_ma
 now (one vectorised call for the batch, on the generator's device). Beside them, one
 full-size training step of the inpainting UNet (forward, masked MSE, backward, Adam) at
 the full profile's batch size, resolution and width (64, 32 px, 32: notebook 3), on the
-same, already drawn batch. The three run interleaved ``--repeats`` times and the medians
-are printed with the ratios; the data path must stay under a tenth of the step (it
-says whether it does). On a GPU it also times the batched masks and the step there.
+same, already drawn batch; and the stroke masks alone, the kind that had the per-image
+loops. All run interleaved ``--repeats`` times and the medians are printed with the
+ratios; the data path must stay under a tenth of the step (it says whether it does).
+On a GPU it also times the batched masks and the step there.
 """
 from __future__ import annotations
 
@@ -150,17 +151,24 @@ def main() -> None:
 
     x, mask, masked = data_path(new_batches, masks.make_masks, new_g, args.size)
     training_step(task, x, mask, masked)  # warm-up (allocator, first-call overheads)
-    old, new, step = [], [], []
-    for _ in range(args.repeats):  # interleaved, so all three see the same machine load
+    old, new, step, strokes_old, strokes_new = [], [], [], [], []
+    n = args.batch_size
+    for _ in range(args.repeats):  # interleaved, so all of them see the same machine load
         old.append(timed(data_path, old_batches, per_image_masks, old_g, args.size)[:2])
         w, c, batch = timed(data_path, new_batches, masks.make_masks, new_g, args.size)
         new.append((w, c))
         step.append(timed(training_step, task, *batch)[:2])
+        strokes_old.append(timed(per_image_masks, "strokes", n, args.size, old_g)[:2])
+        strokes_new.append(timed(masks.make_masks, "strokes", n, args.size, new_g)[:2])
     med = statistics.median
-    rows = {"data path, per-image masks": old, "data path, batched masks": new, "UNet training step": step}
+    rows = {"data path, per-image masks": old, "data path, batched masks": new, "UNet training step": step,
+            f"{n} strokes masks, per-image": strokes_old, f"{n} strokes masks, batched": strokes_new}
     for name, runs in rows.items():
         print(f"{name:27s}: wall {med(r[0] for r in runs) * 1e3:8.1f} ms, cpu {med(r[1] for r in runs) * 1e3:8.1f} ms")
-    old_w, new_w, step_w = (med(r[0] for r in runs) for runs in rows.values())
+    old_w, new_w, step_w, so_w, sn_w = (med(r[0] for r in runs) for runs in rows.values())
+    # "mixed" draws every kind for the whole batch (no device sync), so on a CPU it does four
+    # kinds' work where the per-image sampler did one; the strokes alone show the vectorisation.
+    print(f"batched vs per-image strokes masks (wall): {so_w / sn_w:.1f}x faster")
     print(f"batched vs per-image data path (wall): {old_w / new_w:.1f}x faster")
     print(f"data path / training step (wall): per-image {old_w / step_w:.3f}, batched {new_w / step_w:.3f} "
           f"({'under' if new_w < step_w / 10 else 'NOT under'} a tenth)")
