@@ -144,9 +144,8 @@ class Task:
             try:
                 m.load_state_dict(state["models"][k])
             except RuntimeError as err:
-                raise CheckpointError(
-                    f"The checkpoint's weights for '{k}' do not fit this model (another model "
-                    f"or --latent_dim?): {str(err).splitlines()[0]}") from None
+                raise CheckpointError(f"The checkpoint's weights for '{k}' do not fit this model: "
+                                      f"{_first_misfit(state['models'][k], m, err)}") from None
         if weights_only:
             return
         for k, o in self.optimizers.items():
@@ -334,3 +333,20 @@ class DiffusionTask(Task):
 
     def load_extra_state(self, state: dict) -> None:
         self.ema_updates = int(state.get("ema_updates", 0))
+
+
+def _first_misfit(saved: dict, model, err: Exception) -> str:
+    """What differs between a checkpoint's state dict and a model, in words: the first tensor whose
+    shape differs (the model was built with other sizes), else the names only one of them has."""
+    own = model.state_dict()
+    for name, tensor in saved.items():
+        if name in own and tuple(own[name].shape) != tuple(tensor.shape):
+            return (f"its '{name}' is {tuple(tensor.shape)}, this model's is {tuple(own[name].shape)}. It was "
+                    f"trained with other sizes (width, latent size, channels or depth): build the model with "
+                    f"the sizes it was trained with, or use another checkpoint folder.")
+    extra, missing = sorted(set(saved) - set(own)), sorted(set(own) - set(saved))
+    if extra or missing:
+        return (f"{len(missing)} of this model's tensors are not in it (e.g. {missing[:2]}) and {len(extra)} of "
+                f"its tensors are not in this model (e.g. {extra[:2]}): it holds another network. Load it into "
+                f"the model it was trained for, or use another checkpoint folder.")
+    return str(err).splitlines()[0]

@@ -234,8 +234,11 @@ def fit(task: Task, loader, epochs: int, *, val_loader=None, ckpt_dir: str | Pat
     if ckpt_dir is not None:
         V.output_dir(ckpt_dir, "checkpoint folder")
     if len(loader) == 0:
-        raise ValueError("The training loader yields no batches: the dataset is empty or smaller "
-                         "than one batch with drop_last=True.")
+        n, size = len(getattr(loader, "dataset", ())), getattr(loader, "batch_size", None)
+        raise ValueError(f"The training loader yields no batches: it holds {n} image{'s' if n != 1 else ''}"
+                         + (f", fewer than one batch of {size} (an incomplete last batch is dropped). Use a "
+                            f"batch size of at most {n}, or more images." if n and size else
+                            ". Give it some images."))
     device = _training_device(device, task)
     cuda = device.type == "cuda"
     amp = cuda if amp is None else bool(amp)

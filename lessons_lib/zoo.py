@@ -255,7 +255,16 @@ def load_trained(name: str, out_dir: str | Path, epoch: int | None = None, laten
     latent_dim, width = _recorded_sizes(out_dir, name, saved, latent_dim, width)
     model = build_model(name, latent_dim=latent_dim, width=width)
     task = make_task(name, model)
-    epoch = training.load_weights(task, Path(out_dir) / name, epoch)
+    try:
+        epoch = training.load_weights(task, Path(out_dir) / name, epoch)
+    except training.CheckpointError as err:
+        if saved or "do not fit this model" not in str(err):
+            raise
+        vae = MODELS[name].kind == "vae"  # the only models whose size depends on --latent_dim
+        tried = f"--width {width}" + (f" --latent_dim {latent_dim}" if vae else "")
+        raise training.CheckpointError(
+            f"{err} The run has no config.json to read its sizes from: pass the "
+            f"{'--width and --latent_dim' if vae else '--width'} it was trained with (this try: {tried}).") from None
     model = _inference_model(task, model)
     model.to(get_device(None if device is None else str(device))).eval()
     return model, epoch

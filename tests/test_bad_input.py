@@ -154,7 +154,10 @@ def test_mode_test_without_a_record_uses_the_flags_and_its_advice_works(run_copy
     photos, out = run_copy
     (out / "resnet" / "config.json").unlink()
     code, io = _cli(capsys, "--model", "resnet", "--mode", "test", "--data", photos, "--out", out)
-    assert code == 2 and "do not fit this model" in io.err and "--latent_dim" in io.err
+    assert code == 2 and "do not fit this model" in io.err and "trained with other sizes" in io.err
+    # resnet's size is its width alone: the advice names --width, not a flag that changes nothing
+    assert "pass the --width it was trained with (this try: --width 32)" in io.err
+    assert "--latent_dim" not in io.err
     code, io = _cli(capsys, "--model", "resnet", "--mode", "test", "--data", photos, "--out", out,
                     "--limit", 4,
                     "--latent_dim", 4, "--width", 4)

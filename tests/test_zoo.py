@@ -104,7 +104,8 @@ def test_cli_train_then_test_end_to_end(tmp_path, capsys):
         assert grid.size == (3 * 34 + 2, 3 * 34 + 2)
     # A second test run keeps the first result unless told to overwrite it.
     code, io = _cli(capsys, "--model", "unet", "--mode", "test", "--data", data, "--out", out)
-    assert code == 2 and "already exists and is kept" in io.err and "--overwrite" in io.err
+    assert code == 2 and "2 of its result files already exist" in io.err and "are kept: nothing was started" \
+        in io.err and "--overwrite" in io.err
     code, io = _cli(capsys, "--model", "unet", "--mode", "test", "--data", data, "--out", out, "--overwrite")
     assert code == 0 and json.loads((out / "metrics_unet.json").read_text())["epoch"] == 2
 
