@@ -228,7 +228,8 @@ def _all_failed(source: registry.Source, failures: dict[str, str], part: Path, k
     lines.append(f"  - or download {source.filename} yourself from any address above and put it in "
                  f"{part.parent} (it is checked against {source.checksum}), then run the cell again")
     lines.append(f"  - or set {env} to another copy, e.g. {env}=file:///path/to/{source.filename} "
-                 "(several addresses separated by spaces are tried in order)")
+                 "(several addresses separated by spaces are tried in order; a copy with other bytes, e.g. "
+                 f"converted, also needs {registry.checksum_env_key(name)}=sha256:<its checksum>)")
     if source.note:
         lines.append(f"  - {source.note}")
     if registry.fast_profile_advice():

@@ -30,7 +30,7 @@ def download_env(monkeypatch, tmp_path):
     """A fresh course cache and no local data folder: the course must download."""
     monkeypatch.setenv("LESSONS_CACHE_DIR", str(tmp_path / "lessons-cache"))
     monkeypatch.delenv("LESSONS_DATA_DIR", raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)   # horse2zebra() refuses to download with it
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     return tmp_path / "lessons-cache"
 
@@ -184,9 +184,6 @@ def test_horse2zebra_downloads_from_the_mirror_in_the_published_layout(few_photo
     assert float((a - b).abs().max()) > 0.03
 
 
-@pytest.mark.xfail(strict=True, raises=registry.DownloadUnavailable,
-                   reason="translation.horse2zebra refuses to download while HF_HUB_OFFLINE=1, which the "
-                          "rehearsal must set for the Hugging Face cache (registry.offline() is about the hub)")
 def test_horse2zebra_downloads_in_the_rehearsal_environment(few_photos, download_env, monkeypatch, tmp_path):
     root = tmp_path / "mirror-root"
     archive = R.build_horse2zebra_zip(few_photos, (R.mirror_folder(root) / R.mirror_path("horse2zebra")).parent,
