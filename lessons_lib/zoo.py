@@ -211,8 +211,9 @@ def train(name: str, photos: torch.Tensor, out_dir: str | Path, epochs: int = 10
           lr: float = 1e-3, latent_dim: int = 256, width: int = 32, seed: int = 8000,
           device: str | torch.device | None = None, val_photos: torch.Tensor | None = None,
           steps_per_epoch: int | None = None, on_epoch: Callable | None = None,
-          progress: bool = True) -> tuple[nn.Module, training.History]:
-    """Trains zoo model ``name`` on ``photos`` with checkpoints in ``out_dir/name`` (resumable)."""
+          progress: bool = True, keep: int | None = training.KEEP) -> tuple[nn.Module, training.History]:
+    """Trains zoo model ``name`` on ``photos`` with checkpoints in ``out_dir/name`` (resumable): the last
+    ``keep`` and the best by validation loss are kept (None: every epoch's)."""
     if name not in MODELS:
         raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
     if len(photos) == 0:
@@ -233,7 +234,8 @@ def train(name: str, photos: torch.Tensor, out_dir: str | Path, epochs: int = 10
         with V.writing(_config_path(out_dir, name)):
             atomic_write_text(_config_path(out_dir, name), json.dumps(config, indent=1))
     history = training.fit(task, loader, epochs, val_loader=val_loader, ckpt_dir=ckpt_dir, device=device,
-                           steps_per_epoch=steps_per_epoch, progress=progress, desc=name, on_epoch=on_epoch)
+                           steps_per_epoch=steps_per_epoch, progress=progress, desc=name, on_epoch=on_epoch,
+                           keep=keep)
     return _inference_model(task, model), history
 
 
@@ -458,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps_per_epoch", type=int, default=None, help="cap the batches per epoch")
     p.add_argument("--val_fraction", type=float, default=0.1, help="held-out share for 'compare'")
     p.add_argument("--overwrite", action="store_true", help="replace earlier metrics/samples/tables")
+    p.add_argument("--keep_checkpoints", type=_keep, default=training.KEEP, metavar="N|all",
+                   help=f"checkpoints kept besides the best: the last N (default {training.KEEP}), or 'all' "
+                        "to keep every epoch's for --weights EPOCH later")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (if installed)")
     _check_types(p)
     return p
@@ -490,6 +495,18 @@ def _weights(value: str):
     if epoch < 1:
         raise argparse.ArgumentTypeError(f"expected an epoch number (1, 2, ...) or 'course', got {value!r}")
     return epoch
+
+
+def _keep(value: str):
+    if value == "all":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of checkpoints >= 1 (e.g. 2) or 'all', got {value!r}")
+    return n
 
 
 def _wandb_logger(args, name):
@@ -558,7 +575,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
             on_epoch = _wandb_logger(args, name) if args.wandb else None
             _, history = train(name, photos, args.out, args.epochs, args.batch_size, args.learning_rate,
                                args.latent_dim, args.width, args.seed, device, on_epoch=on_epoch,
-                               steps_per_epoch=args.steps_per_epoch)
+                               steps_per_epoch=args.steps_per_epoch, keep=args.keep_checkpoints)
             results[name] = dict(history)
         else:
             rec = test(name, photos, args.out, args.weights, args.steps, args.num_images, args.seed, device,

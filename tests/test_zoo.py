@@ -290,3 +290,19 @@ def test_weights_outside_test_mode_is_refused(tmp_path, capsys, extra):
     code, io = _cli(capsys, *extra, "--weights", "course", "--data", tmp_path, "--out", tmp_path / "o")
     assert code == 2 and "--weights course chooses the weights to test: use it with --mode test" in io.err
     assert not (tmp_path / "o").exists()
+
+
+def test_checkpoints_kept_are_bounded_unless_all_are_asked_for(tmp_path, capsys):
+    data = _photo_folder(tmp_path / "photos", n=8)
+    code, io = _cli(capsys, "--model", "resnet", "--epochs", 4, "--data", data, "--out", tmp_path / "few", *SMALL)
+    assert code == 0, io.err
+    assert set(training.list_checkpoints(tmp_path / "few" / "resnet")) <= {1, 2, 3, 4}
+    assert {3, 4} <= set(training.list_checkpoints(tmp_path / "few" / "resnet"))
+    assert len(training.list_checkpoints(tmp_path / "few" / "resnet")) <= 3  # the last two and the best
+    code, io = _cli(capsys, "--model", "resnet", "--epochs", 4, "--data", data, "--out", tmp_path / "all",
+                    "--keep_checkpoints", "all", *SMALL)
+    assert code == 0, io.err
+    assert sorted(training.list_checkpoints(tmp_path / "all" / "resnet")) == [1, 2, 3, 4]
+    with pytest.raises(SystemExit):
+        _cli(capsys, "--model", "resnet", "--keep_checkpoints", "0", "--data", data, "--out", tmp_path / "x")
+    assert "--keep_checkpoints: expected a number of checkpoints >= 1 (e.g. 2) or 'all'" in capsys.readouterr().err
