@@ -223,9 +223,8 @@ def make_masks(kind: str, n: int, size=32, seed: int | torch.Generator | None = 
     """``n`` keep-masks of one ``kind`` ("center", "boxes", "strokes", "half"), or "mixed":
     a random kind per image (what the inpainting models train on). They are made on
     ``device`` (default: the generator's, or the CPU for a seed)."""
-    if kind == "center":
-        g = _gen(seed, device) if isinstance(seed, torch.Generator) else None
-        return center_box(n, size, device=g.device if g is not None else device)
+    if kind == "center":  # not random: only the device is taken from the generator
+        return center_box(n, size, device=_gen(seed, device).device if isinstance(seed, torch.Generator) else device)
     if kind == "boxes":
         return random_boxes(n, size, seed=seed, device=device)
     if kind == "strokes":
