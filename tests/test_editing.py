@@ -230,7 +230,7 @@ def test_empty_prompt_lists_and_blank_instructions(pipes, photo):
         E.instruct_edits(pipes["instruct-pix2pix"], photo, [])
     with pytest.raises(ValueError, match="Instruction 2 is empty"):
         E.instruct_edits(pipes["instruct-pix2pix"], photo, ["make it red", "  "])
-    with pytest.raises(ValueError, match="image_guidance_scale must be a non-negative number"):
+    with pytest.raises(ValueError, match="image_guidance_scale must be a number from 0 to 100"):
         E.instruct_edit(pipes["instruct-pix2pix"], photo, "make it red", image_guidance_scale=-1)
 
 
@@ -720,6 +720,14 @@ def test_lists_flags_and_sizes_of_the_wrong_kind(pipes, photo):
                  lambda b=border: E.outpaint(inpaint, photo, "a cat", border=b))
     _refused(img2img, ValueError, r"seed must be a whole number from 0 to 2\*\*63 - 1",
              lambda: E.img2img(img2img, photo, "a cat", seed=2**70))
+    # diffusers' schedulers refuse more steps than their 1000 training steps, mid-call; a huge
+    # guidance scale returns a black picture (inf/NaN latents) as if it were a result.
+    _refused(img2img, ValueError, "num_inference_steps must be .* up to 1000 .*got 1001",
+             lambda: E.img2img(img2img, photo, "a cat", strength=0.001, num_inference_steps=1001))
+    _refused(img2img, ValueError, "guidance_scale must be a number from 0 to 100, got 1e[+]?30",
+             lambda: E.img2img(img2img, photo, "a cat", guidance_scale=1e30, num_inference_steps=2))
+    out = E.img2img(img2img, photo, "a cat", guidance_scale=torch.tensor(7.5), num_inference_steps=2)
+    assert out.params["guidance_scale"] == 7.5  # a 0-d tensor is the number it holds
     _refused(inpaint, ValueError, r"The mask holds NaN or infinite values \(4096 of 4096\)",
              lambda: E.inpaint(inpaint, photo, np.full((SIZE, SIZE), np.nan), "a dog"))
     _refused(inpaint, TypeError, "A mask array must hold numbers .* got dtype <U1",

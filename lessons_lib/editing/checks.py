@@ -29,7 +29,7 @@ from .. import validate
 from ..images import resize_to_multiple
 from ..photos import open_photo
 from ..runtime import pick
-from .specs import TASKS, task_spec
+from .specs import SCHEDULER_CONFIGS, TASKS, task_spec
 
 __all__ = ["MAX_EDIT_SIDE", "check_strength", "check_count", "check_steps", "check_scale", "check_seed",
            "check_numbers", "check_flag", "check_prompt", "check_negative_prompt", "check_prompts", "check_box",
@@ -74,20 +74,36 @@ def check_count(value, name: str, what: str, suggestion) -> int:
     return int(value)
 
 
+# Every course scheduler was trained on a 1000-step schedule (SCHEDULER_CONFIGS); diffusers'
+# schedulers refuse more inference steps than that, deep inside the pipeline call.
+MAX_STEPS = min(c["num_train_timesteps"] for c in SCHEDULER_CONFIGS.values())
+
+
 def check_steps(steps, name: str = "num_inference_steps") -> int:
-    return check_count(steps, name, "denoising steps",
-                       f"{pick(fast=4, full=50)} (more steps: slower, finer detail)")
+    try_this = f"{pick(fast=4, full=50)} (more steps: slower, finer detail)"
+    steps = check_count(steps, name, "denoising steps", try_this)
+    if steps > MAX_STEPS:
+        raise ValueError(f"{name} must be a positive whole number of denoising steps up to {MAX_STEPS} (the "
+                         f"models were trained on a {MAX_STEPS}-step schedule), got {steps}. Try {try_this}.")
+    return steps
 
 
 def default_steps(steps, fast: int, full: int) -> int:
     return check_steps(pick(fast=fast, full=full) if steps is None else steps)
 
 
+# Guidance multiplies the difference of two noise predictions; far beyond the 1-20 of every
+# published example it drives the latents to saturated noise, and in fp16 to inf/NaN: a
+# black picture returned as a result.
+MAX_SCALE = 100.0
+
+
 def check_scale(value, name: str) -> float:
     value = _scalar(value)
-    if not _is_number(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative number, got {value!r} "
-                         "(1 switches that guidance off; larger values follow it more strongly).")
+    if not _is_number(value) or not 0 <= value <= MAX_SCALE:
+        raise ValueError(f"{name} must be a number from 0 to {MAX_SCALE:g}, got {value!r} "
+                         "(1 switches that guidance off; larger values follow it more strongly; 1 to 20 is "
+                         "the useful range).")
     return float(value)
 
 
