@@ -172,27 +172,38 @@ def free_form(n: int, size=32, strokes: tuple[int, int] = (1, 4), max_vertices: 
     angle = uniform(n, s, v) * (2 * math.pi)
     length = (0.3 + 0.7 * uniform(n, s, v)) * max_len
     stroke_used = torch.arange(s, device=dev).view(1, s) < counts  # (n, s)
-    r2 = (radius * radius)[..., None, None]
+    ys, xs = [y], [x]
+    for j in range(v):  # the random walk: each vertex from the last, clamped to the image
+        ys.append((ys[-1] + length[..., j] * torch.sin(angle[..., j])).clamp(0, h - 1))
+        xs.append((xs[-1] + length[..., j] * torch.cos(angle[..., j])).clamp(0, w - 1))
+    walk_y, walk_x = torch.stack(ys, -1), torch.stack(xs, -1)  # (n, s, v + 1)
+    # The n * s * v segments as (n, s * v): start, direction, radius^2; unused strokes and
+    # segments get a negative radius^2 (no pixel is that close).
+    y0, x0 = walk_y[..., :-1].flatten(1), walk_x[..., :-1].flatten(1)
+    dy, dx = walk_y.diff(dim=-1).flatten(1), walk_x.diff(dim=-1).flatten(1)
+    on = stroke_used[..., None] & (torch.arange(v, device=dev) < segs[..., None])  # (n, s, v)
+    reach = torch.where(on, (radius * radius)[..., None], -1.0).flatten(1)
     yy, xx = _grid(h, w, dev, torch.float32)
     hole = torch.zeros(n, 1, h, w, dtype=torch.bool, device=dev)
-    for j in range(v):  # the random walk is sequential in its vertices only
-        y2 = (y + length[..., j] * torch.sin(angle[..., j])).clamp(0, h - 1)
-        x2 = (x + length[..., j] * torch.cos(angle[..., j])).clamp(0, w - 1)
-        # Squared distance from every pixel p to each stroke's segment (y, x)-(y2, x2), (n, s, h, w):
-        # with a = p - start, d = end - start, t = clamp(a.d / |d|^2, 0, 1) it is
-        # |a|^2 + t (t |d|^2 - 2 a.d); a is (n, s, h, 1) and (n, s, 1, w), so only the
-        # terms after them are full size (a third of the work of forming p - (start + t d)).
-        ay, ax = yy - y[..., None, None], xx - x[..., None, None]
-        dy, dx = (y2 - y)[..., None, None], (x2 - x)[..., None, None]
-        d2 = (dy * dy + dx * dx).clamp_min(1e-8)
-        dot = ay * dy + ax * dx
-        t = (dot / d2).clamp_(0, 1)
-        dist2 = (t * d2).sub_(dot).sub_(dot).mul_(t).add_(ay * ay).add_(ax * ax)
-        # Unused strokes and segments get a negative radius^2: no pixel is that close.
-        reach = torch.where((stroke_used & (j < segs))[..., None, None], r2, -1.0)
-        hole |= (dist2 <= reach).any(dim=1, keepdim=True)
-        y, x = y2, x2
+    chunk = max(1, (1 << 22) // (n * h * w))  # segments per pass: temporaries of at most 4M values
+    for k in range(0, s * v, chunk):
+        part = slice(k, k + chunk)
+        hole |= _near_segments(yy, xx, y0[:, part], x0[:, part], dy[:, part], dx[:, part], reach[:, part])
     return (~hole).float()
+
+
+def _near_segments(yy, xx, y0, x0, dy, dx, reach) -> torch.Tensor:
+    """(n, 1, h, w): the pixels within sqrt(reach) of any of the (n, k) segments (y0, x0) + [0, 1] (dy, dx)."""
+    y0, x0, dy, dx, reach = (v[..., None, None] for v in (y0, x0, dy, dx, reach))
+    # With a = p - start, d the direction, t = clamp(a.d / |d|^2, 0, 1), the squared distance
+    # is |a|^2 + t (t |d|^2 - 2 a.d); a is (n, k, h, 1) and (n, k, 1, w), so only the terms
+    # after it are full size (a third of the work of forming p - (start + t d)).
+    ay, ax = yy - y0, xx - x0
+    d2 = (dy * dy + dx * dx).clamp_min(1e-8)
+    dot = ay * dy + ax * dx
+    t = (dot / d2).clamp_(0, 1)
+    dist2 = (t * d2).sub_(dot, alpha=2).mul_(t).add_(ay * ay).add_(ax * ax)
+    return (dist2 <= reach).any(dim=1, keepdim=True)
 
 
 _SIDES = ("left", "right", "top", "bottom")
