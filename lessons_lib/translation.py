@@ -31,7 +31,7 @@ from . import registry
 from . import validate as V
 from .data import data_root
 from .downloads import fetch_archive
-from .images import rgb_to_gray, to_signed
+from .images import rgb_to_gray, to_signed, to_unit
 from .runtime import cache_dir, get_profile
 from .training import Task
 
@@ -402,7 +402,7 @@ class UnpairedImages(Dataset):
 
 
 def offline_domains(n: int = 256, size: int = 32, degrees: float = HUE_DEGREES, seed: int = 0,
-                    profile: str | None = "fast"):
+                    profile: str | None = "fast", split: str = "train"):
     """A small unpaired pair of domains the course makes offline: (A, B), ``n`` images each, in [0, 1].
 
     A: photos. B: *other* photos with their hue rotated by ``degrees`` (skies turn
@@ -416,7 +416,7 @@ def offline_domains(n: int = 256, size: int = 32, degrees: float = HUE_DEGREES, 
 
     if n < 1:
         raise ValueError(f"n must be positive, got {n}.")
-    photos = stack(colour_images("train", size=size, profile=profile, limit=2 * n, seed=seed))
+    photos = stack(colour_images(split, size=size, profile=profile, limit=2 * n, seed=seed))
     if len(photos) < 2:
         raise ValueError(f"Need at least 2 photos to make two domains, found {len(photos)}.")
     # A seeded shuffle before halving: the photo sets come ordered by class, and halves in that
@@ -477,12 +477,16 @@ def horse2zebra(size: int = 128, split: str = "train", download: bool | None = N
     return unpaired_folders(*folders, size=size)
 
 
-def unpaired_domains(size: int | None = None, n: int | None = None, profile: str | None = None):
-    """The course's unpaired domains: horse2zebra (full) or :func:`offline_domains` (fast)."""
+def unpaired_domains(size: int | None = None, n: int | None = None, profile: str | None = None,
+                     split: str = "train"):
+    """The course's unpaired domains: horse2zebra (full) or :func:`offline_domains` (fast);
+    ``split="test"`` gives the held-out images of both."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     profile = profile or get_profile()
     if profile == "full":
-        return horse2zebra(size=size or 128)
-    return offline_domains(n=n or 256, size=size or 32, profile="fast")
+        return horse2zebra(size=size or 128, split=split)
+    return offline_domains(n=n or 256, size=size or 32, profile="fast", split=split)
 
 
 # --------------------------------------------------------------------------- measures
@@ -545,6 +549,19 @@ def colour_distance(x: torch.Tensor, y: torch.Tensor, directions: int = 32, seed
 
 
 @torch.no_grad()
+@torch.no_grad()
+def unpaired_scores(g_ab: nn.Module, domain_a, domain_b, n: int = 256, batch: int = 32) -> dict[str, float]:
+    """How close A -> B comes to domain B's colours where no exact answer exists (horses to zebras):
+    the :func:`colour_distance` of the translated held-out A images to held-out B images, beside that
+    of the A images unchanged. {"CycleGAN A->B": ..., "identity": ...}, lower is closer."""
+    a = torch.stack([domain_a[i] for i in range(min(n, len(domain_a)))])
+    b = torch.stack([domain_b[i] for i in range(min(n, len(domain_b)))])
+    g_ab.eval()
+    device = next(g_ab.parameters()).device
+    fake = torch.cat([to_unit(g_ab(to_signed(a[i:i + batch].to(device)))).cpu() for i in range(0, len(a), batch)])
+    return {"CycleGAN A->B": colour_distance(fake, b), "identity": colour_distance(a, b)}
+
+
 def cyclegan_scores(g_ab: nn.Module, photos: torch.Tensor, degrees: float = HUE_DEGREES,
                     batch: int = 128) -> dict[str, float]:
     """How close A -> B comes to the exact map the fast-profile domains were made with.

@@ -381,3 +381,28 @@ def test_course_cyclegan_beats_identity_on_the_exact_hue_map(held_out):
         b = tr.hue_rotate(test[:64], tr.HUE_DEGREES)
         back = (g_ba(b * 2 - 1).clamp(-1, 1) + 1) / 2
     assert (back - test[:64]).abs().mean() < (b - test[:64]).abs().mean()
+
+
+def test_unpaired_scores_rank_a_map_toward_b_above_the_identity():
+    photos = torch.rand(24, 3, 16, 16) * 0.5  # dark photos; B is the same kind of photo made light
+    domain_a, domain_b = photos[:12], photos[12:] + 0.5
+
+    class Lighten(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):  # [-1, 1] in and out, as the generators: +0.5 in [0, 1] is +1 here
+            return (x + 1.0).clamp(-1, 1)
+
+    scores = tr.unpaired_scores(Lighten(), domain_a, domain_b, batch=5)
+    assert scores["CycleGAN A->B"] < 0.1 * scores["identity"]
+    assert scores["identity"] == pytest.approx(tr.colour_distance(domain_a, domain_b))
+
+
+def test_unpaired_domains_have_a_held_out_split(monkeypatch):
+    a, b = tr.unpaired_domains(size=16, n=8, profile="fast", split="test")
+    train_a, _ = tr.unpaired_domains(size=16, n=8, profile="fast")
+    assert len(a) == len(b) == 8 and not torch.equal(a[0], train_a[0])
+    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+        tr.unpaired_domains(split="val")
