@@ -434,6 +434,19 @@ def test_save_image_never_overwrites(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, second.name, third.name])
 
 
+@pytest.mark.parametrize("code, why", [(30, "read-only"), (28, "the disk is full")])  # EROFS, ENOSPC
+def test_save_image_on_a_read_only_or_full_disk_says_so(tmp_path, monkeypatch, code, why):
+    first = E.save_image(Image.new("RGB", (8, 8), "red"), tmp_path, "a cat")
+
+    def refuse(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr("tempfile.mkstemp", refuse)  # where files.write_unique starts writing
+    with pytest.raises(OSError, match=f"Could not write .*a-cat.png.*{why}.*the images saved before it are whole"):
+        E.save_image(Image.new("RGB", (8, 8), "blue"), tmp_path, "a cat")
+    assert sorted(tmp_path.iterdir()) == [first]
+
+
 def test_operation_log(tmp_path):
     log = E.OperationLog(tmp_path / "sub" / "log.jsonl")
     assert log.read() == []

@@ -46,7 +46,8 @@ def save_image(image: Image.Image, folder: str | Path, name: str, max_length: in
     folder = validate.output_dir(folder, "folder to save the image in")
     buf = io.BytesIO()
     image.save(buf, format="PNG")
-    return write_unique(folder, stem, ".png", buf.getvalue())
+    with validate.writing(folder / f"{stem}.png", kept="the images saved before it"):  # read-only or full disk
+        return write_unique(folder, stem, ".png", buf.getvalue())
 
 
 def save_result(result, folder: str | Path, name: str | None = None, log: OperationLog | None = None) -> Path:
