@@ -2,19 +2,24 @@
 
 The budget is computed from the notebooks' own counts and FLOPs measured on full-size networks
 (on the CPU at a batch of one or two, and on the meta device for Stable Diffusion), never from a
-wall time. Computing it takes a while on two cores, so it is computed once for this module.
+wall time. Computing it takes a minute or more on two cores, so it is computed once per session
+and kept under /.cache/budget/, keyed on every input (the budget's code, lessons_lib, the
+notebooks, the library versions): any change to one of them computes it again.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import nbformat
 import pytest
 
 from course_tools import budget as B
+from course_tools.budget import cache
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rows():
-    return B.budget()
+    return B.cached_budget()
 
 
 def test_every_notebook_is_in_the_budget(rows):
@@ -115,3 +120,39 @@ def test_every_name_the_budget_reads_is_in_the_notebook(key):
     p = B.notebook_picks(key)
     for name in needed:
         p.one(name)
+
+
+def _fake_inputs(tmp_path, monkeypatch):
+    """A stand-in repository for the cache: its notebooks, one lessons_lib file, and a counting budget()."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "lessons_lib").mkdir()
+    for name in B.NOTEBOOKS.values():
+        (tmp_path / "notebooks" / name).write_text("{}")
+    (tmp_path / "lessons_lib" / "m.py").write_text("X = 1\n")
+    calls = []
+    row = B.Row("01", [B.Item("x", 0.1 + 0.2, 3, "fp32", memory=1e9 / 3)], 1 / 3, 2 / 7, 0.1)
+
+    def fake_budget():
+        calls.append(1)
+        return (row,)
+
+    monkeypatch.setattr(cache, "ROOT", tmp_path)
+    monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / ".cache" / "budget")
+    monkeypatch.setattr(cache, "budget", fake_budget)
+    return row, calls
+
+
+def test_the_cache_returns_the_same_rows_and_misses_on_any_change(tmp_path, monkeypatch):
+    row, calls = _fake_inputs(tmp_path, monkeypatch)
+    first = cache.cached_budget()
+    again = cache.cached_budget()
+    assert len(calls) == 1 and [dataclasses.asdict(r) for r in again] == [dataclasses.asdict(row)]
+    assert again[0].minutes == first[0].minutes   # floats come back exact
+    for change in (lambda: (tmp_path / "lessons_lib" / "m.py").write_text("X = 2\n"),
+                   lambda: (tmp_path / "notebooks" / B.NOTEBOOKS["03"]).write_text("{ }"),
+                   lambda: monkeypatch.setenv("LESSONS_CHECKSUM_CIFAR10", "sha256:0")):
+        change()
+        cache.cached_budget()
+        cache.cached_budget()
+    assert len(calls) == 4
+    assert len(list((tmp_path / ".cache" / "budget").glob("*.json"))) == 1   # the stale entries are removed
