@@ -485,28 +485,23 @@ def _check_types(parser: argparse.ArgumentParser) -> None:
             action.type = _FLAG_TYPES[action.dest]
 
 
-def _weights(value: str):
-    if value == "course":
-        return value
-    try:
-        epoch = int(value)
-    except ValueError:
-        epoch = 0
-    if epoch < 1:
-        raise argparse.ArgumentTypeError(f"expected an epoch number (1, 2, ...) or 'course', got {value!r}")
-    return epoch
+def _count_or(word: str, meaning, expected: str):
+    """An argparse type: a whole number >= 1, or ``word`` (which stands for ``meaning``)."""
+    def parse(value: str):
+        if value == word:
+            return meaning
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
+        return n
+    return parse
 
 
-def _keep(value: str):
-    if value == "all":
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of checkpoints >= 1 (e.g. 2) or 'all', got {value!r}")
-    return n
+_weights = _count_or("course", "course", "an epoch number (1, 2, ...) or 'course'")
+_keep = _count_or("all", None, "a number of checkpoints >= 1 (e.g. 2) or 'all'")
 
 
 def _wandb_logger(args, name):
