@@ -12,8 +12,9 @@ order instead of the registry's (a mirror, or ``file:///path/to/copy.zip``), who
 download is still checked against the recorded checksum. ``LESSONS_CHECKSUM_<NAME>``
 (``md5:<32 hex digits>`` or ``sha256:<64 hex digits>``) replaces an archive's recorded
 checksum, and drops its recorded size, for a copy that is *not* the published bytes: an
-instructor's own converted archive, or the offline rehearsal's mirrors
-(``course_tools/rehearsal.py``); every download is still checked, against that checksum.
+instructor's own converted archive, or the mirrors of the offline rehearsal of the full
+profile (built by the instructor tools, not shipped here); every download is still checked,
+against that checksum.
 
 An archive's mirrors must serve the very same bytes (the one checksum checks them all):
 each is listed with where it was found and how its identity is known.
