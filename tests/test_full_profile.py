@@ -11,12 +11,16 @@ file lists.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from nbclient import NotebookClient
+from PIL import Image
 
 from course_tools import rehearsal as R
 from lessons_lib import registry
@@ -44,10 +48,22 @@ def _outputs(nb) -> str:
                      for c in nb.cells for o in c.get("outputs", []))
 
 
+def _student_photo(folder: Path) -> Path:
+    """A student's own photo for notebook 5: an RGBA PNG of an odd size, given by path."""
+    rng = np.random.default_rng(1)
+    path = folder / "me.png"
+    Image.fromarray(rng.integers(0, 256, (75, 100, 4), dtype=np.uint8), mode="RGBA").save(path)
+    return path
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem[:2] for p in NOTEBOOKS])
 def test_the_notebook_runs_in_the_full_profile_offline(mirrors, notebook, tmp_path):
     env, log = mirrors
     nb = nbformat.read(notebook, as_version=4)
+    if notebook.stem.startswith("05"):
+        photo = _student_photo(tmp_path)
+        for cell in nb.cells:
+            cell.source = cell.source.replace("MY_PHOTO = None", f"MY_PHOTO = {str(photo)!r}")
     run_env = {k: v for k, v in os.environ.items() if k not in ("LESSONS_DATA_DIR",)}  # download, as Colab does
     run_env |= env | {"LESSONS_OUTPUT_DIR": str(tmp_path / "outputs")}
     NotebookClient(nb, timeout=900, kernel_name="python3",
@@ -55,6 +71,18 @@ def test_the_notebook_runs_in_the_full_profile_offline(mirrors, notebook, tmp_pa
     text = _outputs(nb)
     assert "profile : full (offline rehearsal: full sizes, small counts)" in text
     assert "Traceback" not in text
+    if notebook.stem.startswith("04"):
+        assert "StableDiffusionImg2ImgPipeline with DDIMScheduler" in text
+        assert (tmp_path / "outputs" / "04_editing" / "a-bowl-of-cat-food.png").is_file()
+    if notebook.stem.startswith("05"):  # the uploaded photo, not the bundled one, was edited at the full size
+        size = re.search(r"editing me\.png: (\d+)x(\d+) pixels", text)
+        assert size and "timbrooks/instruct-pix2pix" in text
+        out = tmp_path / "outputs" / "05_instruct_pix2pix"
+        saved = {p.name for p in out.glob("*.png")}
+        assert {"make-her-hair-red-ginger.png", "make-it-look-like-an-oil-painting.png"} <= saved
+        assert {Image.open(out / name).size for name in saved} == {(int(size[1]), int(size[2]))}
+        entries = [json.loads(line) for line in (out / "operations.jsonl").read_text().splitlines()]
+        assert len(entries) == 8 and all(e["parameters"]["size"] == [int(size[1]), int(size[2])] for e in entries)
 
 
 def test_the_archives_came_through_the_download_code_from_the_mirrors(mirrors):

@@ -4,22 +4,17 @@ A temporary Hugging Face cache is seeded with tiny pipelines laid out like the r
 repositories (published model_index.json components with the safety checker and its
 feature extractor, the published scheduler configs, fp16 weight files exactly for the
 components specs.PUBLISHED records) under the real hub ids of lessons_lib.registry. The full
-profile's loading and editing code then runs against it with HF_HUB_OFFLINE=1, and so
-do notebooks 4 and 5 (at the fast profile's sizes, so they fit CI's two cores).
+profile's loading and editing code then runs against it with HF_HUB_OFFLINE=1. Every notebook
+runs in the full profile against such a cache in tests/test_full_profile.py.
 """
 from __future__ import annotations
 
 import json
-import os
-import re
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 import torch
-from nbclient import NotebookClient
-from PIL import Image
 
 from lessons_lib import editing as E
 from lessons_lib import registry
@@ -189,51 +184,3 @@ def test_attention_slicing_only_without_sdpa(hub_cache, monkeypatch):
     monkeypatch.delattr(torch.nn.functional, "scaled_dot_product_attention")
     E.apply_memory_options(pipe)
     assert E.attention_slicing_active(pipe)
-
-
-# --------------------------------------------------------------------------- the notebooks, full profile
-def _run_full_profile(notebook: str, hub_root: Path, out_dir: Path, edit=None) -> nbformat.NotebookNode:
-    nb = nbformat.read(REPO / "notebooks" / notebook, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            # Full profile, fast sizes: pick(fast=a, full=b) -> a, so the rehearsal fits CI.
-            cell.source = re.sub(r"pick\(fast=([^,]+), full=[^)]+\)", r"\1", cell.source)
-            if edit:
-                cell.source = edit(cell.source)
-    env = dict(os.environ, LESSONS_PROFILE="full", HF_HUB_CACHE=str(hub_root), HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", LESSONS_OUTPUT_DIR=str(out_dir),
-               LESSONS_CACHE_DIR=str(out_dir / "cache"))
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute(env=env)
-    return nb
-
-
-def _text(nb) -> str:
-    return "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
-                     for c in nb.cells for o in c.get("outputs", []))
-
-
-@pytest.mark.slow
-def test_notebook_4_runs_in_the_full_profile_against_the_cache(hub_cache, tmp_path):
-    nb = _run_full_profile("04_stable_diffusion_editing.ipynb", hub_cache[0], tmp_path)
-    text = _text(nb)
-    assert "profile : full" in text and "StableDiffusionImg2ImgPipeline with DDIMScheduler" in text
-    assert "a-bowl-of-cat-food.png" in text and (tmp_path / "04_editing" / "a-bowl-of-cat-food.png").is_file()
-
-
-@pytest.mark.slow
-def test_notebook_5_edits_an_uploaded_photo_in_the_full_profile(hub_cache, tmp_path):
-    # A student's photo: an RGBA PNG of an odd size, given by path.
-    rng = np.random.default_rng(1)
-    Image.fromarray(rng.integers(0, 256, (75, 100, 4), dtype=np.uint8), mode="RGBA").save(tmp_path / "me.png")
-    path = repr(str(tmp_path / "me.png"))
-    nb = _run_full_profile("05_instruct_pix2pix.ipynb", hub_cache[0], tmp_path / "out",
-                           edit=lambda s: s.replace("MY_PHOTO = None", f"MY_PHOTO = {path}"))
-    text = _text(nb)
-    assert "editing me.png: 64x48 pixels" in text and "timbrooks/instruct-pix2pix" in text
-    out = tmp_path / "out" / "05_instruct_pix2pix"
-    saved = {p.name for p in out.glob("*.png")}
-    assert {"make-her-hair-red-ginger.png", "make-it-look-like-an-oil-painting.png"} <= saved
-    assert all(Image.open(out / name).size == (64, 48) for name in saved)  # the uploaded photo was edited
-    entries = [json.loads(line) for line in (out / "operations.jsonl").read_text().splitlines()]
-    assert len(entries) == 8 and {e["parameters"]["size"] == [64, 48] for e in entries} == {True}
