@@ -19,6 +19,7 @@ from torch import nn
 from . import diffusion
 
 __all__ = ["Task", "SupervisedTask", "VAETask", "DiffusionTask", "TrainingDiverged", "CheckpointError",
+           "CheckpointMisfit",
            "kl_divergence", "vae_loss", "ema_update"]
 
 
@@ -28,6 +29,10 @@ class TrainingDiverged(RuntimeError):
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or belongs to another task."""
+
+
+class CheckpointMisfit(CheckpointError):
+    """A checkpoint's weights have other shapes or names than the model's (other sizes, another network)."""
 
 
 # --------------------------------------------------------------------------- tasks
@@ -144,7 +149,7 @@ class Task:
             try:
                 m.load_state_dict(state["models"][k])
             except RuntimeError as err:
-                raise CheckpointError(f"The checkpoint's weights for '{k}' do not fit this model: "
+                raise CheckpointMisfit(f"The checkpoint's weights for '{k}' do not fit this model: "
                                       f"{_first_misfit(state['models'][k], m, err)}") from None
         if weights_only:
             return

@@ -39,6 +39,7 @@ from .files import atomic_write, atomic_write_text
 from .images import rgb_to_gray, to_signed
 from .models.colorizers import MODELS, build_model
 from .runtime import free_memory, get_device, get_profile, seed_everything
+from .tasks import CheckpointMisfit
 
 __all__ = ["make_task", "load_photos", "colorization_pairs", "train", "load_trained", "test", "compare",
            "save_samples", "main"]
@@ -259,8 +260,8 @@ def load_trained(name: str, out_dir: str | Path, epoch: int | None = None, laten
     task = make_task(name, model)
     try:
         epoch = training.load_weights(task, Path(out_dir) / name, epoch)
-    except training.CheckpointError as err:
-        if saved or "do not fit this model" not in str(err):
+    except CheckpointMisfit as err:
+        if saved:  # the sizes came from the run's record: the message says enough
             raise
         vae = MODELS[name].kind == "vae"  # the only models whose size depends on --latent_dim
         tried = f"--width {width}" + (f" --latent_dim {latent_dim}" if vae else "")
