@@ -549,7 +549,6 @@ def colour_distance(x: torch.Tensor, y: torch.Tensor, directions: int = 32, seed
 
 
 @torch.no_grad()
-@torch.no_grad()
 def unpaired_scores(g_ab: nn.Module, domain_a, domain_b, n: int = 256, batch: int = 32) -> dict[str, float]:
     """How close A -> B comes to domain B's colours where no exact answer exists (horses to zebras):
     the :func:`colour_distance` of the translated held-out A images to held-out B images, beside that
@@ -562,6 +561,7 @@ def unpaired_scores(g_ab: nn.Module, domain_a, domain_b, n: int = 256, batch: in
     return {"CycleGAN A->B": colour_distance(fake, b), "identity": colour_distance(a, b)}
 
 
+@torch.no_grad()
 def cyclegan_scores(g_ab: nn.Module, photos: torch.Tensor, degrees: float = HUE_DEGREES,
                     batch: int = 128) -> dict[str, float]:
     """How close A -> B comes to the exact map the fast-profile domains were made with.

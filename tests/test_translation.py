@@ -406,3 +406,22 @@ def test_unpaired_domains_have_a_held_out_split(monkeypatch):
     assert len(a) == len(b) == 8 and not torch.equal(a[0], train_a[0])
     with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
         tr.unpaired_domains(split="val")
+
+
+def test_the_scores_build_no_autograd_graph():
+    g = ResnetGeneratorForScores()
+    photos = torch.rand(4, 3, 16, 16)
+    calls = []
+    g.register_forward_hook(lambda m, i, o: calls.append(o.requires_grad))
+    tr.cyclegan_scores(g, photos)
+    tr.unpaired_scores(g, photos, photos)
+    assert calls and not any(calls)  # no graph kept for thousands of scored photos on a GPU
+
+
+class ResnetGeneratorForScores(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        return torch.tanh(self.conv(x))
