@@ -38,6 +38,7 @@ from lessons_lib.runtime import PROFILE_ENV, get_profile
 
 RESULTS_MIME = "application/vnd.lessons-results+json"
 ROW_KEYS = {"what", "model", "baseline", "better"}
+OPTIONAL_ROW_KEYS = {"spread", "expected"}  # lessons_lib.tables.result_row writes both
 
 
 @dataclass
@@ -55,10 +56,15 @@ def _finite_number(x) -> bool:
 
 
 def valid_row(row) -> bool:
-    """A results row exactly as the contract says: no missing or extra keys, finite numbers."""
-    return (isinstance(row, dict) and set(row) == ROW_KEYS and isinstance(row["what"], str)
-            and 0 < len(row["what"].strip()) <= 200 and _finite_number(row["model"])
-            and _finite_number(row["baseline"]) and row["better"] in ("lower", "higher"))
+    """A results row exactly as the contract says: the four required keys, optionally ``spread``
+    (None or a finite number >= 0) and ``expected`` ('beats' or 'loses'), nothing else."""
+    if not (isinstance(row, dict) and ROW_KEYS <= set(row) <= ROW_KEYS | OPTIONAL_ROW_KEYS):
+        return False
+    spread_ok = row.get("spread") is None or (_finite_number(row["spread"]) and row["spread"] >= 0)
+    return (isinstance(row["what"], str) and 0 < len(row["what"].strip()) <= 200
+            and _finite_number(row["model"]) and _finite_number(row["baseline"])
+            and row["better"] in ("lower", "higher") and spread_ok
+            and row.get("expected", "beats") in ("beats", "loses"))
 
 
 def collect_results(nb) -> tuple[list[dict], int]:
@@ -80,7 +86,8 @@ def collect_results(nb) -> tuple[list[dict], int]:
                 continue
             for row in found:
                 if valid_row(row):
-                    rows.append({k: row[k] for k in ("what", "model", "baseline", "better")})
+                    rows.append({k: row[k] for k in ("what", "model", "baseline", "better")}
+                                | {"spread": row.get("spread"), "expected": row.get("expected", "beats")})
                 else:
                     bad += 1
     return rows, bad
@@ -188,15 +195,24 @@ def _first_line_of(err: Exception) -> str:
 
 
 MARKS = {"beats": "&#10003; beats the baseline", "loses": "&#10007; loses to the baseline",
-         "ties": "= ties with the baseline"}
+         "ties": "= ties with the baseline", "expected": "&#10007; loses, as the lesson expects"}
+
+
+def _mark(row: dict) -> str:
+    v = verdict(row)
+    return MARKS["expected"] if v == "loses" and row.get("expected") == "loses" else MARKS[v]
+
+
+def _css(row: dict) -> str:
+    return "expected" if _mark(row) == MARKS["expected"] else verdict(row)
 
 
 def _results_html(r: Result) -> str:
     if not r.results and not r.malformed_results:
         return ""
     items = "".join(
-        f"<tr class='{verdict(row)}'><td>{html.escape(row['what'])}</td><td>{row['model']:.4g}</td>"
-        f"<td>{row['baseline']:.4g}</td><td>{row['better']} is better</td><td>{MARKS[verdict(row)]}</td></tr>"
+        f"<tr class='{_css(row)}'><td>{html.escape(row['what'])}</td><td>{row['model']:.4g}</td>"
+        f"<td>{row['baseline']:.4g}</td><td>{row['better']} is better</td><td>{_mark(row)}</td></tr>"
         for row in r.results)
     note = (f"<p class='bad'>{r.malformed_results} malformed results row(s) dropped (each needs what, model, "
             "baseline, better).</p>" if r.malformed_results else "")

@@ -54,17 +54,31 @@ def format_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None,
     return "\n".join(out)
 
 
-def result_row(what: str, model: float, baseline: float, better: str = "lower") -> dict:
+def result_row(what: str, model: float, baseline: float, better: str = "lower", *,
+               spread: float | None = None, expected: str = "beats") -> dict:
     """One results row: ``what`` was measured, the trained ``model``'s value, the trivial
-    ``baseline``'s value on the same images, and which direction is ``better``."""
+    ``baseline``'s value on the same images, and which direction is ``better``.
+
+    ``spread`` is the model value's uncertainty (for example the standard error over the
+    held-out photos), shown as "value ± spread". ``expected="loses"`` marks a row that the
+    lesson means to lose (a model shown failing on purpose): the table says so instead of
+    changing the baseline to one it can beat.
+    """
     if better not in ("lower", "higher"):
         raise ValueError(f"better must be 'lower' or 'higher', got {better!r}.")
+    if expected not in ("beats", "loses"):
+        raise ValueError(f"expected must be 'beats' or 'loses', got {expected!r}.")
     if not isinstance(what, str) or not what.strip():
         raise ValueError("A results row needs a non-empty description ('what').")
     model, baseline = float(model), float(baseline)
     if not (math.isfinite(model) and math.isfinite(baseline)):
         raise ValueError(f"{what}: the model ({model}) and baseline ({baseline}) must be finite numbers.")
-    return {"what": what, "model": model, "baseline": baseline, "better": better}
+    if spread is not None:
+        spread = float(spread)
+        if not (math.isfinite(spread) and spread >= 0):
+            raise ValueError(f"{what}: the spread must be a finite number >= 0, got {spread}.")
+    return {"what": what, "model": model, "baseline": baseline, "better": better,
+            "spread": spread, "expected": expected}
 
 
 def beats(row: Mapping) -> bool:
@@ -81,13 +95,22 @@ def _distinct(model: float, baseline: float, digits: int) -> tuple[str, str]:
         digits += 1
 
 
+def _verdict_text(row: Mapping) -> str:
+    won = beats(row)
+    if row.get("expected", "beats") == "loses":
+        return "loses, as the lesson expects" if not won else "**beats the baseline** (the lesson expected a loss)"
+    return "**beats the baseline**" if won else "loses to the baseline"
+
+
 def results_markdown(rows: Sequence[Mapping], digits: int = 2) -> str:
-    """The rows as a Markdown table with a verdict column."""
+    """The rows as a Markdown table with a verdict column (a spread shows as "value ± spread")."""
     lines = ["| result | model | baseline | better | verdict |", "|---|---:|---:|---|---|"]
     for r in rows:
-        verdict = "**beats the baseline**" if beats(r) else "loses to the baseline"
         model, baseline = _distinct(r["model"], r["baseline"], digits)
-        lines.append(f"| {r['what']} | {model} | {baseline} | {r['better']} | {verdict} |")
+        if r.get("spread") is not None:
+            decimals = len(model.split(".")[1]) if "." in model else 0
+            model += f" ± {r['spread']:.{decimals}f}"
+        lines.append(f"| {r['what']} | {model} | {baseline} | {r['better']} | {_verdict_text(r)} |")
     return "\n".join(lines)
 
 
@@ -95,7 +118,8 @@ def show_results(rows: Sequence[Mapping], digits: int = 2) -> list[dict]:
     """Displays the results rows as a table and publishes them for the course runner."""
     from IPython.display import Markdown, display
 
-    rows = [result_row(r["what"], r["model"], r["baseline"], r.get("better", "lower")) for r in rows]
+    rows = [result_row(r["what"], r["model"], r["baseline"], r.get("better", "lower"),
+                       spread=r.get("spread"), expected=r.get("expected", "beats")) for r in rows]
     display(Markdown(results_markdown(rows, digits)))
     display({RESULTS_MIME: {"results": rows}, "text/plain": f"<{len(rows)} results rows>"}, raw=True)
     return rows

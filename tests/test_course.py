@@ -9,6 +9,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from course_tools import course
 from lessons_lib.runtime import REPO_URL
 
+NO_EXTRAS = {"spread": None, "expected": "beats"}  # what a row written without them reads as
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIRS = ["notebooks", "solutions", "exercises"]
 ALL_NOTEBOOKS = sorted(p for d in NOTEBOOK_DIRS for p in (REPO / d).glob("*.ipynb"))
@@ -45,9 +47,9 @@ def test_course_runner_writes_pages_and_goes_on_after_a_failure(tmp_path, capsys
     assert "a_good.html" in index and "FAILED" in index and "2 of 3" in index
     # the rows the notebook published, in order; the malformed ones dropped and counted
     assert results[2]["results"] == [
-        {"what": "SSIM vs the target", "model": 0.8, "baseline": 0.7, "better": "higher"},
-        {"what": "MSE <b>", "model": 0.2, "baseline": 0.1, "better": "lower"},
-        {"what": "PSNR", "model": 20, "baseline": 20, "better": "higher"}]
+        {"what": "SSIM vs the target", "model": 0.8, "baseline": 0.7, "better": "higher"} | NO_EXTRAS,
+        {"what": "MSE <b>", "model": 0.2, "baseline": 0.1, "better": "lower"} | NO_EXTRAS,
+        {"what": "PSNR", "model": 20, "baseline": 20, "better": "higher"} | NO_EXTRAS]
     assert results[2]["malformed_results"] == 4 and results[0]["results"] == []
     assert "beats the baseline" in index and "loses to the baseline" in index and "ties" in index
     assert "MSE &lt;b&gt;" in index and "MSE <b>" not in index
@@ -209,3 +211,19 @@ def test_the_runner_refuses_an_empty_only_and_a_bad_profile_before_running(tmp_p
     err = capsys.readouterr().err
     assert "'fastest' is not a profile" in err and "--profile fast" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_rows_carry_their_spread_and_an_expected_loss_says_so():
+    from lessons_lib.tables import result_row, results_markdown
+
+    meant = result_row("encoder-decoder as specified", 9.0, 7.0, spread=0.25, expected="loses")
+    assert course.valid_row(meant) and meant["spread"] == 0.25
+    text = results_markdown([meant, result_row("unet", 5.0, 7.0, spread=0.1)])
+    assert "9.00 ± 0.25" in text and "loses, as the lesson expects" in text
+    assert "5.00 ± 0.10" in text and "**beats the baseline**" in text
+    assert course._mark(meant) == course.MARKS["expected"]
+    for bad in ({**meant, "spread": -1.0}, {**meant, "spread": float("nan")}, {**meant, "expected": "wins"},
+                {**meant, "extra": 1}):
+        assert not course.valid_row(bad)
+    with pytest.raises(ValueError, match="expected must be"):
+        result_row("x", 1, 2, expected="maybe")
