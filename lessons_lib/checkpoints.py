@@ -2,10 +2,10 @@
 
 A checkpoint (``ckpt_dir/epoch_0003.pt``) holds every model, optimizer, scheduler and
 the gradient scaler, the epoch, the history and the RNG state (Python, NumPy, torch,
-CUDA and the DataLoader's shuffling generator), so a resumed run continues exactly as
-an uninterrupted one would. It is written to a temporary file and renamed into place,
-so a crash never leaves half a checkpoint, and an existing checkpoint is never
-overwritten.
+CUDA and the DataLoader's shuffling generator) of every process of the run, so a resumed
+run continues exactly as an uninterrupted one would. Only the main process writes it, to
+a temporary file renamed into place, so a crash never leaves half a checkpoint, and an
+existing checkpoint is never overwritten.
 
 Checkpoints are bounded: ``keep=2`` keeps the two most recent and the one with the
 best (lowest) validation loss, deleting older ones only once the new one is written
@@ -37,7 +37,7 @@ from .tasks import CheckpointError, Task
 
 __all__ = ["History", "CheckpointError", "checkpoint_path", "list_checkpoints", "latest_checkpoint",
            "save_checkpoint", "prune_checkpoints", "load_checkpoint", "restore", "load_weights",
-           "atomic_save", "best_epoch", "describe_keep", "file_size"]
+           "atomic_save", "best_epoch", "describe_keep", "file_size", "saved_processes"]
 
 CHECKPOINT_FORMAT = "lessons_lib.training/1"
 _CKPT_RE = re.compile(r"^epoch_(\d+)\.pt$")
@@ -256,11 +256,14 @@ def prune_checkpoints(ckpt_dir: str | Path, keep: int, rows: Iterable[Mapping] =
 
 # --------------------------------------------------------------------------- save / restore
 def save_checkpoint(task: Task, ckpt_dir: str | Path, epoch: int, history: History | None = None,
-                    loader=None, keep: int | None = None) -> Path:
+                    loader=None, keep: int | None = None, rng: list[dict] | None = None,
+                    accelerate: dict | None = None) -> Path:
     """Writes ``ckpt_dir/epoch_XXXX.pt`` atomically; never replaces an existing one.
 
     With ``keep`` (a count) the older checkpoints beyond the ``keep`` most recent and
-    the best are deleted, only after the new one is written whole.
+    the best are deleted, only after the new one is written whole. ``rng``: the RNG
+    states of every process of a run on several (default: this process's);
+    ``accelerate``: the run's process count and settings, checked on resume.
     """
     if keep is not None:
         keep = V.count("keep", keep, hint="It is how many of the most recent checkpoints are kept "
@@ -270,8 +273,12 @@ def save_checkpoint(task: Task, ckpt_dir: str | Path, epoch: int, history: Histo
         "epoch": int(epoch),
         "task_state": task.state_dict(),
         "history": list(history.rows) if history is not None else [],
-        "rng": _rng_state(loader),
     }
+    rng = rng or [_rng_state(loader)]
+    state["rng"] = rng[0]  # the main process's, where a single-process run looks
+    if len(rng) > 1:
+        state["rng_processes"] = list(rng)
+    state["accelerate"] = dict(accelerate or {}, processes=len(rng))
     path = checkpoint_path(ckpt_dir, epoch)
     earlier = [e for e in list_checkpoints(ckpt_dir) if e != epoch]
     kept = (f"the earlier checkpoints (up to {checkpoint_path(ckpt_dir, max(earlier)).name})" if earlier
@@ -288,8 +295,18 @@ def _base_lrs(task: Task) -> list[list[float]]:
     return [[g.get("initial_lr", g["lr"]) for g in o.param_groups] for o in task.optimizers.values()]
 
 
-def restore(task: Task, state: dict, loader=None) -> History:
+def saved_processes(state: dict) -> int:
+    """How many processes trained the run a checkpoint comes from (1 for checkpoints before Accelerate)."""
+    return len(state.get("rng_processes") or [state["rng"]])
+
+
+def restore(task: Task, state: dict, loader=None, process: int = 0) -> History:
     """Puts a checkpoint's models, optimizers and RNG state back; returns its history.
+
+    ``process``: this process's index in a run on several. It gets its own saved RNG
+    state; a process the checkpoint's run did not have gets the main process's (and
+    :func:`lessons_lib.training.fit` then reseeds it). The data order is the main
+    process's whatever the process count.
 
     The state may be read on the CPU (what :func:`fit` does): the weights and the optimizer
     state land on the device of the task's models, the RNG states stay on the CPU.
@@ -300,7 +317,10 @@ def restore(task: Task, state: dict, loader=None) -> History:
     asked = _base_lrs(task)
     task.load_state_dict(state["task_state"])
     _keep_new_learning_rates(task, asked)
-    _set_rng_state(state["rng"], loader)
+    states = state.get("rng_processes") or [state["rng"]]
+    own = dict(states[process] if process < len(states) else states[0])
+    own["loader"] = states[0].get("loader", [])
+    _set_rng_state(own, loader)
     return History(state.get("history", []))
 
 

@@ -50,7 +50,12 @@ class Task:
         self.optimizers = dict(optimizers)
         self.schedulers = dict(schedulers or {})
         self.device = torch.device("cpu")
-        self.scaler: torch.amp.GradScaler | None = None
+        self.scaler: torch.amp.GradScaler | None = None  # fp16's, Accelerate's (checkpointed)
+        # Set by fit() for the run: the accelerate.Accelerator and the gradient clipping.
+        self.accelerator = None
+        self.max_grad_norm: float | None = None
+        self._window: dict[str, bool] = {}  # optimizer name -> an accumulation window is open
+        self._bad_loss = False
         # Set by fit() so a divergence message can say where it happened.
         self.position = (0, 0)
 
@@ -86,22 +91,41 @@ class Task:
         weights are touched.
         """
         value = float(loss.detach())
-        if not math.isfinite(value):
-            epoch, step = self.position
-            raise TrainingDiverged(
-                f"The {name} loss became {value} at epoch {epoch}, step {step}: training diverged "
-                f"and stopped before updating the weights. Lower the learning rate (or check the "
-                f"data for NaNs), then run again; with a checkpoint folder it resumes from the "
-                f"last good checkpoint.")
+        acc = self.accelerator
+        several = acc is not None and acc.num_processes > 1
+        if not math.isfinite(value) and not several:
+            self._diverged(name, value)
         opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        if self.scaler is not None and self.scaler.is_enabled():
-            self.scaler.scale(loss).backward(retain_graph=retain_graph)
-            self.scaler.step(opt)
-        else:
+        if acc is None:  # a task stepped by hand, outside fit
+            opt.zero_grad(set_to_none=True)
             loss.backward(retain_graph=retain_graph)
             opt.step()
+            return value
+        if not self._window.get(name):  # a new window: clear what other updates (a GAN's) left
+            getattr(opt, "optimizer", opt).zero_grad(set_to_none=True)
+        self._bad_loss |= not math.isfinite(value)
+        acc.backward(loss, retain_graph=retain_graph)  # / gradient_accumulation_steps; fp16's scaler
+        self._window[name] = not acc.sync_gradients
+        if not acc.sync_gradients:
+            return value
+        params = [p for g in opt.param_groups for p in g["params"]]
+        if several:
+            worst = _average_gradients(acc, params, self._bad_loss)
+            self._bad_loss = False
+            if not math.isfinite(worst):
+                self._diverged(name, worst)
+        if self.max_grad_norm is not None:
+            acc.clip_grad_norm_(params, self.max_grad_norm)
+        opt.step()  # an AcceleratedOptimizer: skips an fp16 step whose gradients overflowed
         return value
+
+    def _diverged(self, name: str, value: float):
+        epoch, step = self.position
+        raise TrainingDiverged(
+            f"The {name} loss became {value} at epoch {epoch}, step {step}: training diverged "
+            f"and stopped before updating the weights. Lower the learning rate (or check the "
+            f"data for NaNs), then run again; with a checkpoint folder it resumes from the "
+            f"last good checkpoint.")
 
     # -- plumbing used by fit()
     def to(self, device: torch.device, channels_last: bool = False) -> "Task":
@@ -162,6 +186,26 @@ class Task:
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.load_extra_state(state.get("extra") or {})
+
+
+def _average_gradients(accelerator, params: list, bad_loss: bool) -> float:
+    """Averages the gradients over the processes in one all-reduce; returns nan when a process's loss was
+    not finite (every process then stops together). A parameter without a gradient in one process
+    counts as zero there; one without a gradient anywhere keeps none.
+
+    This is DDP's arithmetic done at the optimizer step rather than inside backward: it holds for
+    any task however it calls its models (bound methods, a model used twice, unused parameters)."""
+    grads = [p.grad.reshape(-1).float() if p.grad is not None else torch.zeros(p.numel(), device=p.device)
+             for p in params]
+    flags = torch.tensor([float(p.grad is not None) for p in params] + [float(bad_loss)], device=params[0].device)
+    flat = accelerator.reduce(torch.cat([*grads, flags]), "sum")
+    n = accelerator.num_processes
+    sizes = [p.numel() for p in params]
+    parts = flat[:sum(sizes)].div_(n).split(sizes)
+    for p, g, present in zip(params, parts, flat[sum(sizes):-1].tolist()):
+        if present:
+            p.grad = g.view_as(p).to(p.dtype)
+    return float("nan") if flat[-1] > 0 else 0.0
 
 
 def describe_batch(batch) -> str:
@@ -320,7 +364,7 @@ class DiffusionTask(Task):
 
     def training_step(self, batch):
         logs = {"loss": self.optimize(self._loss(batch), "model")}
-        if self.ema_decay is not None:
+        if self.ema_decay is not None and (self.accelerator is None or self.accelerator.sync_gradients):
             n = self.ema_updates
             ema_update(self.models["ema"], self.models["model"], min(self.ema_decay, (1 + n) / (10 + n)))
             self.ema_updates += 1
