@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
-__all__ = ["format_table", "RESULTS_MIME", "result_row", "results_markdown", "show_results"]
+__all__ = ["ClaimFailed", "claim", "format_table", "paired_row", "RESULTS_MIME", "result_row", "results_markdown",
+           "show_results", "significant"]
 
 # The MIME type the course runner looks for in a notebook's outputs.
 RESULTS_MIME = "application/vnd.lessons-results+json"
@@ -81,8 +82,48 @@ def result_row(what: str, model: float, baseline: float, better: str = "lower", 
             "spread": spread, "expected": expected}
 
 
+def paired_row(what: str, model_values, baseline_values, better: str = "lower", *,
+               expected: str = "beats") -> dict:
+    """A results row from per-photo values of the model and of the baseline on the same photos.
+
+    ``model`` and ``baseline`` are the means; ``spread`` is the half-width of the 95 % interval of
+    the mean per-photo difference (1.96 standard errors), so a margin smaller than the spread is
+    a win the held-out photos cannot tell from luck.
+    """
+    import torch  # here, so that reading rows (the course runner) never needs torch
+
+    m = torch.as_tensor(model_values, dtype=torch.float64).flatten()
+    b = torch.as_tensor(baseline_values, dtype=torch.float64).flatten()
+    if m.numel() != b.numel() or m.numel() < 2:
+        raise ValueError(f"{what}: paired_row needs the same photos for the model and the baseline, at least 2 "
+                         f"(got {m.numel()} and {b.numel()} values).")
+    spread = 1.96 * (m - b).std().item() / math.sqrt(m.numel())
+    return result_row(what, m.mean().item(), b.mean().item(), better, spread=spread, expected=expected)
+
+
 def beats(row: Mapping) -> bool:
     return row["model"] < row["baseline"] if row["better"] == "lower" else row["model"] > row["baseline"]
+
+
+def significant(row: Mapping) -> bool:
+    """Whether the margin is larger than the row's spread (True for rows without one)."""
+    return row.get("spread") is None or abs(row["model"] - row["baseline"]) > row["spread"]
+
+
+class ClaimFailed(AssertionError):
+    """A sentence of a lesson that this run's numbers do not support."""
+
+
+def claim(statement: str, holds: bool, evidence: str = "") -> str:
+    """Checks a sentence the lesson states against this run: prints it with a tick when it holds,
+    and stops the notebook (so ``make course`` reports it) when it does not."""
+    evidence = f" ({evidence})" if evidence else ""
+    if not bool(holds):
+        raise ClaimFailed(f"The lesson says: \"{statement}\", but this run does not show it{evidence}. "
+                          "The text and the recipe must be brought back in line before the lesson is published.")
+    line = f"\u2713 {statement}{evidence}"
+    print(line)
+    return line
 
 
 def _distinct(model: float, baseline: float, digits: int) -> tuple[str, str]:
@@ -99,11 +140,14 @@ def _verdict_text(row: Mapping) -> str:
     won = beats(row)
     if row.get("expected", "beats") == "loses":
         return "loses, as the lesson expects" if not won else "**beats the baseline** (the lesson expected a loss)"
+    if won and not significant(row):
+        return "beats the baseline by less than the spread (not significant)"
     return "**beats the baseline**" if won else "loses to the baseline"
 
 
 def results_markdown(rows: Sequence[Mapping], digits: int = 2) -> str:
-    """The rows as a Markdown table with a verdict column (a spread shows as "value ± spread")."""
+    """The rows as a Markdown table with a verdict column (a spread shows as "value ± spread": the
+    95 % interval of the margin, see ``paired_row``)."""
     lines = ["| result | model | baseline | better | verdict |", "|---|---:|---:|---|---|"]
     for r in rows:
         model, baseline = _distinct(r["model"], r["baseline"], digits)

@@ -1,0 +1,43 @@
+"""Results rows with their spread, and claims checked against the run."""
+import math
+
+import numpy as np
+import pytest
+
+from lessons_lib import tables
+
+
+def test_paired_row_spread_is_the_95_percent_interval_of_the_mean_difference():
+    rng = np.random.default_rng(0)
+    baseline = rng.uniform(10, 20, 400)
+    model = baseline - 1.0 + rng.normal(0, 2.0, 400)
+    row = tables.paired_row("Delta E", model, baseline)
+    diff = model - baseline
+    assert math.isclose(row["model"], model.mean()) and math.isclose(row["baseline"], baseline.mean())
+    assert math.isclose(row["spread"], 1.96 * diff.std(ddof=1) / math.sqrt(400), rel_tol=1e-9)
+    assert tables.significant(row) and "**beats the baseline**" in tables.results_markdown([row])
+
+
+def test_a_win_inside_the_spread_is_marked_not_significant():
+    rng = np.random.default_rng(1)
+    baseline = rng.uniform(10, 20, 30)
+    model = baseline + rng.normal(-0.05, 3.0, 30)
+    row = tables.paired_row("Delta E", model, baseline)
+    if not tables.beats(row):  # make it a narrow win whatever the draw
+        model = model - 2 * (row["model"] - row["baseline"])
+        row = tables.paired_row("Delta E", model, baseline)
+    assert tables.beats(row) and not tables.significant(row)
+    assert "not significant" in tables.results_markdown([row])
+
+
+def test_paired_row_refuses_unpaired_values():
+    with pytest.raises(ValueError, match="same photos"):
+        tables.paired_row("x", [1.0, 2.0, 3.0], [1.0, 2.0])
+
+
+def test_claim_prints_when_it_holds_and_stops_the_notebook_when_not(capsys):
+    tables.claim("the colour-only network beats keep-the-gray", 5.0 < 7.0, "5.0 against 7.0")
+    assert "\u2713 the colour-only network beats keep-the-gray (5.0 against 7.0)" in capsys.readouterr().out
+    with pytest.raises(tables.ClaimFailed, match="does not show it .9.0 against 7.0."):
+        tables.claim("the colour-only network beats keep-the-gray", 9.0 < 7.0, "9.0 against 7.0")
+    assert issubclass(tables.ClaimFailed, AssertionError)
