@@ -16,7 +16,14 @@ each row ``{"what": str, "model": number, "baseline": number, "better": "lower"|
 (several such outputs are concatenated in order). The runner collects them from the
 executed notebook into ``results.json`` (per notebook, ``results`` and the number of
 ``malformed_results`` it dropped) and shows them in ``index.html``, each row marked
-"beats" or "loses" (or "ties") against its baseline.
+"beats" or "loses" (or "ties") against its baseline; a row with ``"expected": "loses"`` that loses is
+marked as the loss the lesson expects, never as a win, and a ``spread`` shows as "value ± spread".
+
+The course site: when the notebooks have run, the same run folder gets ``run.json`` (profile,
+release, commit, date) and ``site/``, a static site of the executed lessons built by
+``course_tools.site`` (MkDocs Material + mkdocs-jupyter, offline); when Chromium is installed it
+is then opened headless (``course_tools.site.check``): ``site-check.json`` and screenshots of the
+home page, a lesson and an exercise land beside it. ``--no-site`` skips both.
 """
 from __future__ import annotations
 
@@ -207,11 +214,15 @@ def _css(row: dict) -> str:
     return "expected" if _mark(row) == MARKS["expected"] else verdict(row)
 
 
+def _model_text(row: dict) -> str:
+    return f"{row['model']:.4g}" + (f" &plusmn; {row['spread']:.2g}" if row.get("spread") is not None else "")
+
+
 def _results_html(r: Result) -> str:
     if not r.results and not r.malformed_results:
         return ""
     items = "".join(
-        f"<tr class='{_css(row)}'><td>{html.escape(row['what'])}</td><td>{row['model']:.4g}</td>"
+        f"<tr class='{_css(row)}'><td>{html.escape(row['what'])}</td><td>{_model_text(row)}</td>"
         f"<td>{row['baseline']:.4g}</td><td>{row['better']} is better</td><td>{_mark(row)}</td></tr>"
         for row in r.results)
     note = (f"<p class='bad'>{r.malformed_results} malformed results row(s) dropped (each needs what, model, "
@@ -220,7 +231,7 @@ def _results_html(r: Result) -> str:
             f"<th>baseline</th><th></th><th></th></tr>{items}</table>{note}</td></tr>")
 
 
-def write_index(out: Path, results: list[Result], profile: str) -> None:
+def write_index(out: Path, results: list[Result], profile: str, site_note: str = "") -> None:
     rows = "\n".join(
         f"<tr><td><a href='{html.escape(r.name)}.html'>{html.escape(r.name)}</a></td>"
         f"<td>{'ok' if r.ok else 'FAILED'}</td><td>{r.seconds:.0f} s</td>"
@@ -233,11 +244,13 @@ def write_index(out: Path, results: list[Result], profile: str) -> None:
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Course run</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em 1em;text-align:left}}
 .beats td:last-child{{color:#080}} .loses td:last-child{{color:#b00;font-weight:bold}}
+.expected td:last-child{{color:#8a5a00}}
 .bad{{color:#b00}}</style>
 </head>
 <body><h1>Image transformation with deep learning: executed notebooks</h1>
 <p>Profile <b>{profile}</b>, run on {stamp}. {sum(r.ok for r in results)} of {len(results)} notebooks
 ran cleanly.</p>
+{site_note}
 <table><tr><th>notebook</th><th>status</th><th>time</th><th>error</th><th>source</th></tr>
 {rows}
 </table></body></html>
@@ -282,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds one cell may run (default: 600 fast, 7200 full)")
     parser.add_argument("--overwrite", action="store_true",
                         help="allow writing into a non-empty --out folder")
+    parser.add_argument("--no-site", action="store_true",
+                        help="skip the course site (OUT/site/) and its browser check")
     args = parser.parse_args(argv)
 
     if args.profile:
@@ -319,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
               "you can write to.", file=sys.stderr)
         return 2
 
+    started = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     read = {path: read_notebook(path) for path in notebooks}  # every one, before hours of running
     print(f"Running {len(notebooks)} notebooks, profile '{profile}', into {out}/", flush=True)
     broken = [(path, why) for path, (nb, why) in read.items() if nb is None]
@@ -343,8 +359,56 @@ def main(argv: list[str] | None = None) -> int:
         write_index(out, results, profile)  # a readable index even if the run is stopped
     failed = [r.name for r in results if not r.ok]
     print(f"Done: {len(results) - len(failed)} of {len(results)} notebooks ran cleanly. "
-          f"Open {out / 'index.html'}" + (f". Failed: {', '.join(failed)}" if failed else "."))
-    return 1 if failed else 0
+          f"Open {out / 'index.html'}" + (f". Failed: {', '.join(failed)}" if failed else "."), flush=True)
+    site_ok = True
+    if not args.no_site:
+        site_ok = publish_site(out, results, profile, started)
+    return 1 if failed or not site_ok else 0
+
+
+def publish_site(out: Path, results: list[Result], profile: str, started: str) -> bool:
+    """OUT/run.json, OUT/site/ and, with Chromium, its browser check; False when either failed."""
+    from course_tools.site import SiteError, build_site, run_facts, search_word
+    from course_tools.site.check import SiteCheckError, check_site, find_chromium
+
+    run = run_facts(repo_root(), profile, started)
+    atomic_write(out / "run.json", json.dumps(run, indent=2))
+    print("Building the course site ...", end=" ", flush=True)
+    try:
+        built = build_site(out, run=run)
+    except SiteError as err:
+        print(f"FAILED: {err}", flush=True)
+        write_index(out, results, profile, f"<p class='bad'>The course site could not be built: "
+                                           f"{html.escape(str(err))}</p>")
+        return False
+    print(f"{built.pages} pages, {built.megabytes:.1f} MB in {built.seconds:.0f} s: {built.site / 'index.html'}",
+          flush=True)
+    note = "<p><b><a href='site/index.html'>The course site of this run</a></b>"
+    chromium = find_chromium()
+    if chromium is None:
+        print("  Chromium is not installed, so the site was not opened in a browser (apt-get install chromium).")
+        write_index(out, results, profile, note + "</p>")
+        return True
+    print("Opening it in headless Chromium ...", end=" ", flush=True)
+    try:
+        report = check_site(built.site, out / "site-check", chromium=chromium, search_word=search_word(built))
+    except SiteCheckError as err:
+        print(f"FAILED: {err}", flush=True)
+        why = html.escape(str(err))
+        write_index(out, results, profile, f"{note}</p><p class='bad'>Browser check failed: {why}</p>")
+        return False
+    problems = report["problems"]
+    print(f"{'ok' if not problems else f'{len(problems)} problem(s)'}: {report['pages']} pages, "
+          f"{report['links_checked']} links, {report['requests']} requests "
+          f"({len(report['off_machine'])} off the machine) in {report['seconds']:.0f} s; screenshots in "
+          f"{out / 'site-check'}/", flush=True)
+    for problem in problems[:20]:
+        print(f"  {problem}", flush=True)
+    verdict_text = "no problems" if not problems else f"{len(problems)} problems, see site-check/report.json"
+    write_index(out, results, profile, f"{note} (checked in headless Chromium: {verdict_text}; "
+                                       "<a href='site-check/home.png'>screenshot</a>).</p>")
+    return not problems
+
 
 
 if __name__ == "__main__":
