@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def publish_site(out: Path, results: list[Result], profile: str, started: str) -> bool:
     """OUT/run.json, OUT/site/ and, with Chromium, its browser check; False when either failed."""
-    from course_tools.site import SiteError, build_site, run_facts, search_word
+    from course_tools.site import SiteError, build_site, run_facts, search_target
     from course_tools.site.check import SiteCheckError, check_site, find_chromium
 
     run = run_facts(repo_root(), profile, started)
@@ -391,7 +391,7 @@ def publish_site(out: Path, results: list[Result], profile: str, started: str) -
         return True
     print("Opening it in headless Chromium ...", end=" ", flush=True)
     try:
-        report = check_site(built.site, out / "site-check", chromium=chromium, search_word=search_word(built))
+        report = check_site(built.site, out / "site-check", chromium=chromium, **search_target(built))
     except SiteCheckError as err:
         print(f"FAILED: {err}", flush=True)
         why = html.escape(str(err))

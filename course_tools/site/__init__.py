@@ -205,7 +205,7 @@ def _mkdocs_config(course: dict, docs: Path, site: Path, lessons: list[dict], ex
         "extra": {"polyfills": ["assets/iframe-worker/shim.js"], "generator": False},
         "markdown_extensions": ["admonition", "attr_list", "md_in_html", "tables", {"toc": {"permalink": True}}],
         "plugins": ["search", "offline",
-                    {"mkdocs-jupyter": {"execute": False, "include_source": False, "ignore_h1_titles": False,
+                    {"mkdocs-jupyter": {"execute": False, "include_source": False, "ignore_h1_titles": True,
                                         "toc_depth": 3, "custom_mathjax_url": MATHJAX_URL,
                                         "include_requirejs": False}}],
         "nav": [{"Home": "index.md"},
@@ -309,11 +309,12 @@ def build_site(run_dir: Path, *, repo: Path | None = None, exercises_dir: Path |
     return SiteBuild(site, time.perf_counter() - start, pages, size, lessons, exercises)
 
 
-def search_word(built: SiteBuild) -> str | None:
-    """The word the browser check searches for: lesson 3's (course.toml), else the first lesson's."""
-    lessons = [lesson for lesson in built.lessons if lesson.get("page")]
+def search_target(built: SiteBuild) -> dict:
+    """What the browser check searches for and must find: lesson 3's word (course.toml) and its page, else
+    the first lesson's; as keyword arguments of check_site."""
+    lessons = [lesson for lesson in built.lessons if lesson.get("page") and lesson.get("search_word")]
     lesson = next((x for x in lessons if x["number"] == 3), lessons[0] if lessons else None)
-    return (lesson["search_word"] or None) if lesson else None
+    return {"search_word": lesson["search_word"], "search_page": lesson["page"]} if lesson else {}
 
 
 def _quiet_env() -> dict:

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from course_tools.site import SiteError, build_site, search_word
+from course_tools.site import SiteError, build_site, search_target
 from course_tools.site.check import SiteCheckError, check_site
 
 
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.check:
         return 0
     try:
-        report = check_site(built.site, args.run_dir / "site-check", search_word=search_word(built))
+        report = check_site(built.site, args.run_dir / "site-check", **search_target(built))
     except SiteCheckError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

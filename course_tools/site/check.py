@@ -1,6 +1,7 @@
 """Open the course site in headless Chromium, as a student would, and say what is wrong with it.
 
-    report = check_site(site_dir, out_dir, search_word="RePaint")
+    report = check_site(site_dir, out_dir, search_word="RePaint",
+                        search_page="lessons/03_diffusion_inpainting.html")
 
 * **Every internal link resolves**: every ``href``/``src`` of every page (anchors, images, scripts,
   styles) that stays inside the site names a file that exists, and a ``#fragment`` an id on that page.
@@ -10,7 +11,8 @@
   the loopback address is a problem. The browser also resolves no host name, so nothing could leave anyway.
 * **The home page renders every lesson card with its thumbnail** (each ``<img>`` decoded, non-empty).
 * **Formulas are typeset**: MathJax finishes on every notebook page, and no formula shows a TeX error.
-* **Search works**: ``search_word`` typed into the search box finds a page (``search_hits`` lists them).
+* **Search works**: ``search_word`` typed into the search box finds ``search_page`` (``search_hits`` lists
+  what it found).
 * **Screenshots**: ``home.png`` (the whole home page), ``lesson.png`` and ``exercise.png`` (their first
   screens), and ``report.json``, in ``out_dir``.
 
@@ -202,11 +204,14 @@ SEARCH_HITS = """Array.from(document.querySelectorAll('.md-search-result__item a
 
 
 def check_site(site: Path, out_dir: Path, *, chromium: str | None = None, search_word: str | None = None,
-               lesson_page: str | None = None, exercise_page: str | None = None) -> dict:
+               search_page: str | None = None, lesson_page: str | None = None,
+               exercise_page: str | None = None) -> dict:
     """Check the site in headless Chromium; write screenshots and report.json into ``out_dir``.
 
-    Returns the report: ``problems`` (empty when all is well), ``requests`` (every URL the pages asked
-    for), ``off_machine``, ``cards``, ``formulas`` per page, ``search_hits``, ``links_checked``, ``seconds``."""
+    ``search_page`` (site-relative, e.g. ``lessons/03_diffusion_inpainting.html``): a page the search
+    for ``search_word`` must find. Returns the report: ``problems`` (empty when all is well), ``requests``
+    (how many URLs the pages asked for), ``off_machine``, ``cards``, ``formulas`` per page,
+    ``search_hits``, ``links_checked``, ``seconds``."""
     start = time.perf_counter()
     site = Path(site).resolve()
     out_dir = Path(out_dir)
@@ -260,6 +265,10 @@ def check_site(site: Path, out_dir: Path, *, chromium: str | None = None, search
                 _collect(browser.events, "search", requested, report)
                 if not report["search_hits"]:
                     problems.append(f"search: typing {search_word!r} into the search box found nothing")
+                elif search_page and not any(urlsplit(hit["href"]).path.endswith("/" + search_page)
+                                             for hit in report["search_hits"]):
+                    problems.append(f"search: typing {search_word!r} found {len(report['search_hits'])} hits, "
+                                    f"none on {search_page}")
         finally:
             browser.close()
     report["requests"] = len(requested)

@@ -57,10 +57,10 @@ def results_table(rows: list[dict]) -> str:
         rel = f" ({100 * gain / abs(row['baseline']):+.1f} %)" if row["baseline"] else ""
         body.append(f"<tr class='{css}'><td>{_esc(row['what'])}</td><td class='num'>{model}</td>"
                     f"<td class='num'>{_number(row['baseline'], d)}</td>"
-                    f"<td class='num'>{gain:+.{d}f}{rel}</td><td>{row['better']} is better</td>"
+                    f"<td class='num'>{gain:+.{d}f}{rel}</td><td>{row['better']}</td>"
                     f"<td class='verdict'>{text}</td></tr>")
     return ("<table class='results'><thead><tr><th>result</th><th>model</th><th>baseline</th>"
-            "<th>margin</th><th></th><th>verdict</th></tr></thead><tbody>" + "".join(body) + "</tbody></table>")
+            "<th>margin</th><th>better</th><th>verdict</th></tr></thead><tbody>" + "".join(body) + "</tbody></table>")
 
 
 def lesson_card(lesson: dict) -> str:
@@ -82,9 +82,10 @@ def lesson_card(lesson: dict) -> str:
                  f"<img src='assets/colab-badge.svg' alt='Open in Colab' width='117' height='20'></a>")
     links.append(f"Exercises: {exercises}" if exercises else "No graded exercise goes with this lesson.")
     return (f"<div class='lesson-card{'' if lesson['ok'] else ' failed'}' id='lesson-{lesson['number']}'>\n"
-            f"<div class='thumb'>{thumb}</div>\n<div class='body'>\n<h3>{heading}</h3>\n"
+            f"<div class='head'><div class='thumb'>{thumb}</div>\n<div class='body'>\n<h3>{heading}</h3>\n"
             f"<p class='objective'>{_esc(lesson['objective'])}</p>\n{status}"
-            f"{results_table(lesson['results'])}\n<p class='links'>{' &middot; '.join(links)}</p>\n</div>\n</div>\n")
+            f"<p class='links'>{' &middot; '.join(links)}</p>\n</div></div>\n"
+            f"{results_table(lesson['results'])}\n</div>\n")
 
 
 def home_page(course: dict, run: dict, lessons: list[dict], exercises: list[dict], total_lessons: int) -> str:
@@ -103,6 +104,7 @@ def home_page(course: dict, run: dict, lessons: list[dict], exercises: list[dict
         for e in exercises)
     return f"""---
 title: Home
+hide: [toc]
 ---
 # {_esc(course['title'])}
 
