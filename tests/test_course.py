@@ -29,7 +29,8 @@ def test_course_runner_writes_pages_and_goes_on_after_a_failure(tmp_path, capsys
     _write(src, "b_bad", "raise ValueError('broken on purpose')")
     _write(src, "c_after", "import matplotlib.pyplot as plt\nplt.plot([1, 2]);", PUBLISH_RESULTS)
     out = tmp_path / "out"
-    code = course.main(["--notebooks", str(src), "--out", str(out), "--profile", "fast", "--timeout", "60"])
+    code = course.main(["--notebooks", str(src), "--out", str(out), "--profile", "fast", "--timeout", "60",
+                        "--no-site"])
     printed = capsys.readouterr().out
     assert code == 1
     assert "[1/3] a_good.ipynb ... ok" in printed and "[2/3] b_bad.ipynb ... FAILED" in printed
@@ -181,7 +182,8 @@ def test_a_broken_notebook_is_named_up_front_reported_and_the_others_run(tmp_pat
     _write(src, "d_after", "print('after ran')")
     before = {p.name: p.read_bytes() for p in src.iterdir()}
     out = tmp_path / "out"
-    code = course.main(["--notebooks", str(src), "--out", str(out), "--profile", "fast", "--timeout", "60"])
+    code = course.main(["--notebooks", str(src), "--out", str(out), "--profile", "fast", "--timeout", "60",
+                        "--no-site"])
     printed = capsys.readouterr().out
     assert code == 1
     head = printed.split("[1/4]")[0]  # said before anything ran
