@@ -107,7 +107,7 @@ __all__ = ["Task", "SupervisedTask", "VAETask", "DiffusionTask", "fit", "History
            "TrainingDiverged", "CheckpointError", "checkpoint_path", "list_checkpoints",
            "latest_checkpoint", "save_checkpoint", "prune_checkpoints", "best_epoch", "load_checkpoint",
            "restore", "load_weights", "kl_divergence", "vae_loss", "ema_update", "atomic_write_text",
-           "atomic_save", "CHECKPOINT_FORMAT", "KEEP", "MIXED_PRECISION"]
+           "atomic_save", "CHECKPOINT_FORMAT", "KEEP", "MIXED_PRECISION", "main_process", "wait_for_main"]
 
 #: Checkpoints fit keeps by default: the two most recent (one to fall back on should the
 #: latest be damaged) and the best by validation loss. A CycleGAN checkpoint is ~350 MB.
@@ -115,6 +115,20 @@ KEEP = 2
 
 #: What ``fit(mixed_precision=...)`` takes (Accelerate's names).
 MIXED_PRECISION = ("no", "fp16", "bf16")
+
+
+# --------------------------------------------------------------------------- several processes
+def main_process() -> bool:
+    """Whether this is the process that writes results and prints: the only one, or rank 0 under
+    ``accelerate launch`` / ``notebook_launcher`` (read from the launch's environment, so asking
+    sets nothing up)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def wait_for_main() -> None:
+    """Under a launch, every process waits here until all arrive (e.g. while the main one tests)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
 
 
 # --------------------------------------------------------------------------- the loop
@@ -234,11 +248,12 @@ def _accelerator(asked: torch.device | None, task: Task, mixed_precision, amp, a
     cpu = kind == "cpu" or not placed
     fresh = not PartialState._shared_state
     single = PartialState._shared_state.get("num_processes", 1) == 1
-    if AcceleratorState._shared_state and single:
+    if AcceleratorState._shared_state:
         state = AcceleratorState()
-        if state.mixed_precision != precision or state.device.type != ("cpu" if cpu else kind):
-            # One process, another run's settings: Accelerate's own tests clear the state so.
-            AcceleratorState._reset_state(reset_partial_state=True)
+        if state.mixed_precision != precision or (single and state.device.type != ("cpu" if cpu else kind)):
+            # Another run's settings in this process: Accelerate's own tests clear the state so. The
+            # process group of a launch (PartialState) stays; a single process may change its device.
+            AcceleratorState._reset_state(reset_partial_state=single)
     accelerator = Accelerator(cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=accumulation,
                               dataloader_config=DataLoaderConfiguration(split_batches=True),
                               step_scheduler_with_optimizer=False)

@@ -231,7 +231,7 @@ def train(name: str, photos: torch.Tensor, out_dir: str | Path, epochs: int = 10
     val_loader = (data.make_loader(colorization_pairs(val_photos), batch_size=batch_size, shuffle=False)
                   if val_photos is not None and len(val_photos) else None)
     ckpt_dir = Path(out_dir) / name
-    if saved != config:
+    if saved != config and training.main_process():  # under accelerate launch: written once
         with V.writing(_config_path(out_dir, name)):
             atomic_write_text(_config_path(out_dir, name), json.dumps(config, indent=1))
     history = training.fit(task, loader, epochs, val_loader=val_loader, ckpt_dir=ckpt_dir, device=device,
@@ -420,11 +420,17 @@ def compare(names: Sequence[str], photos: torch.Tensor, out_dir: str | Path, val
     for name in names:
         model, _ = train(name, train_photos, out_dir, epochs, batch_size, lr, latent_dim, width, seed, device,
                          steps_per_epoch=steps_per_epoch, progress=progress)
+        if not training.main_process():  # under accelerate launch every process trains, the main one tests
+            training.wait_for_main()
+            continue
         rec = test(name, val_photos, out_dir, epochs, steps, num_images, seed, device, lpips, overwrite,
                    model=model)
+        training.wait_for_main()
         results[name] = rec["model"]
         results["gray baseline"] = rec["gray"]
         target_colour = rec["target_colorfulness"]
+    if not training.main_process():
+        return {"results": None, "target_colorfulness": None, "n_val": n_val}
     table = {k: results[k] for k in [*names, "gray baseline"]}
     evaluation.save_results(table, out_dir, "comparison", target_colour, overwrite)
     return {"results": table, "target_colorfulness": target_colour, "n_val": n_val}
@@ -555,25 +561,28 @@ def run(argv: Sequence[str] | None = None) -> dict:
             _check_fits(name, args.latent_dim, args.width, device)
     elif len(names) > 1:
         _check_free(_result_files(names, args.out, True), args.overwrite)
-    print(f"profile {get_profile()}, device {device}")
+    main = training.main_process()  # under accelerate launch: the one that tests, writes and prints
+    if main:
+        print(f"profile {get_profile()}, device {device}")
     if args.command == "compare":
         photos = load_photos(args.data, args.image_size, "train", args.limit, args.seed)
         out = compare(names, photos, args.out, args.val_fraction, args.epochs, args.batch_size,
                       args.learning_rate, args.latent_dim, args.width, args.seed, args.steps, args.num_images,
                       device, args.steps_per_epoch, overwrite=args.overwrite)
-        print(evaluation.results_table(out["results"], out["target_colorfulness"]))
+        if main:
+            print(evaluation.results_table(out["results"], out["target_colorfulness"]))
         return out
     split = "train" if args.mode == "train" else "test"
     photos = load_photos(args.data, args.image_size, split, args.limit, args.seed)
     results = {}
     for name in names:
         if args.mode == "train":
-            on_epoch = _wandb_logger(args, name) if args.wandb else None
+            on_epoch = _wandb_logger(args, name) if args.wandb and main else None
             _, history = train(name, photos, args.out, args.epochs, args.batch_size, args.learning_rate,
                                args.latent_dim, args.width, args.seed, device, on_epoch=on_epoch,
                                steps_per_epoch=args.steps_per_epoch, keep=args.keep_checkpoints)
             results[name] = dict(history)
-        else:
+        elif main:  # testing is not split between processes: the main one does it
             rec = test(name, photos, args.out, args.weights, args.steps, args.num_images, args.seed, device,
                        overwrite=args.overwrite, **sizes,
                        temperature=args.temperature if MODELS[name].kind == "diffusion" else None)
@@ -581,6 +590,8 @@ def run(argv: Sequence[str] | None = None) -> dict:
             results[name] = rec
             print(evaluation.results_table({name: rec["model"], "gray baseline": rec["gray"]},
                                           rec["target_colorfulness"]))
+    if args.mode == "test" and not main:
+        return results
     if args.mode == "test" and len(names) > 1:
         table = {n: results[n]["model"] for n in names}
         table["gray baseline"] = results[names[-1]]["gray"]
