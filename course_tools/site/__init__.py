@@ -189,6 +189,15 @@ def _copy_mathjax(dest: Path) -> None:
     (dest / "config" / "course.js").write_text(MATHJAX_CONFIG)
 
 
+def _copy_lab_css(dest: Path) -> None:
+    """mkdocs-jupyter's JupyterLab stylesheet, linked once by every notebook page (see hooks.py)."""
+    import mkdocs_jupyter
+
+    dest.mkdir(parents=True)
+    shutil.copy2(Path(mkdocs_jupyter.__file__).parent / "templates" / "mkdocs_html" / "assets" / "index.css",
+                 dest / "index.css")
+
+
 def _mkdocs_config(course: dict, docs: Path, site: Path, lessons: list[dict], exercises: list[dict]) -> dict:
     return {
         "site_name": course["title"],
@@ -200,7 +209,8 @@ def _mkdocs_config(course: dict, docs: Path, site: Path, lessons: list[dict], ex
                   "palette": {"primary": "indigo", "accent": "indigo"},
                   "features": ["navigation.footer", "navigation.sections", "navigation.top", "toc.follow",
                                "search.highlight", "search.suggest", "content.code.copy"]},
-        "extra_css": ["assets/course.css"],
+        "extra_css": ["assets/jupyter/index.css", "assets/course.css"],
+        "hooks": [str(HERE / "hooks.py")],
         # Material's offline plugin would load this shim (search from file://) from a CDN: ours is local.
         "extra": {"polyfills": ["assets/iframe-worker/shim.js"], "generator": False},
         "markdown_extensions": ["admonition", "attr_list", "md_in_html", "tables", {"toc": {"permalink": True}}],
@@ -251,10 +261,12 @@ def build_site(run_dir: Path, *, repo: Path | None = None, exercises_dir: Path |
         assets = docs / "assets"
         shutil.copytree(HERE / "assets", assets)
         _copy_mathjax(assets / "mathjax")
+        _copy_lab_css(assets / "jupyter")
 
         ex_nbs = {p.stem: nbformat.read(p, as_version=4) for p in sorted(exercises_dir.glob("*.ipynb"))}
         exercises = [{"notebook": stem, "title": notebook_title(nb) or stem, "page": f"exercises/{stem}.html",
-                      "lessons": []} for stem, nb in ex_nbs.items()]
+                      "lessons": [_number(entry["notebook"]) for entry in course["lessons"]
+                                  if stem in entry.get("exercises", [])]} for stem, nb in ex_nbs.items()]
         ex_by_name = {e["notebook"]: e for e in exercises}
 
         lessons = []
@@ -279,15 +291,10 @@ def build_site(run_dir: Path, *, repo: Path | None = None, exercises_dir: Path |
                     thumbnail(png, assets / "thumbs" / f"{r['name']}.png")
                     lesson["thumb"] = f"assets/thumbs/{r['name']}.png"
                 nbformat.write(_lesson_copy(nb, lesson["exercises"]), docs / "lessons" / f"{r['name']}.ipynb")
-            for e in lesson["exercises"]:
-                e["lessons"].append(lesson["number"])
             lessons.append(lesson)
         lesson_of = {lesson["number"]: lesson for lesson in lessons}
-        for e in exercises:
-            goes_with = [lesson_of[n] for n in e["lessons"]] + [
-                {"title": f"lesson {_number(entry['notebook'])}"} for entry in course["lessons"]
-                if e["notebook"] in entry.get("exercises", []) and entry["notebook"] not in {x["notebook"]
-                                                                                             for x in lessons}]
+        for e in exercises:  # its lessons: linked when this run has their page
+            goes_with = [lesson_of.get(n) or {"title": f"lesson {n}"} for n in e["lessons"]]
             nbformat.write(_exercise_copy(ex_nbs[e["notebook"]], exercises_dir / f"{e['notebook']}.ipynb",
                                           goes_with), docs / "exercises" / f"{e['notebook']}.ipynb")
 

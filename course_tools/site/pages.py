@@ -99,7 +99,7 @@ def home_page(course: dict, run: dict, lessons: list[dict], exercises: list[dict
                if len(lessons) < total_lessons else "")
     cards = "\n".join(lesson_card(lesson) for lesson in lessons)
     ex_items = "\n".join(
-        f"- [{_esc(e['title'])}]({e['page']})"
+        f"- [{_esc(e['title'])}](exercises/{e['notebook']}.ipynb)"
         + (f": goes with {', '.join(f'lesson {n}' for n in e['lessons'])}" if e["lessons"] else "")
         for e in exercises)
     return f"""---
