@@ -2,19 +2,20 @@
 
 Everything works on RGB tensors in [0, 1], shape (N, 3, H, W); the ImageNet
 normalisation VGG expects happens inside :class:`~lessons_lib.models.vgg.VGGFeatures`
-(the frozen VGG19 whose features every loss here is measured in). In the fast
-profile, offline, that VGG19 is a narrow network with fixed random weights: see
-:mod:`lessons_lib.models.vgg`. Notebook 6 writes ``gram_matrix``, ``content_loss``,
-``style_loss`` and ``adain`` in its own cells; the copies here are what the other
-code and the tests use (a test checks the two agree).
+(the frozen VGG19 whose features every loss here is measured in): ImageNet's VGG19 in
+the full profile, the course's own trained feature network in the fast one (see
+:mod:`lessons_lib.models.vgg`). Notebook 6 writes ``gram_matrix``, ``content_loss``,
+``style_loss``, ``total_variation`` and ``adain`` in its own cells; the copies here are
+what the other code and the tests use (a test checks the two agree).
 
 Measures for notebook 6's results rows, each against a trivial baseline on held-out photos:
 
+* style (Gatys and AdaIN): :func:`patch_swd`, a sliced Wasserstein distance between
+  the local pixel patches of the result and of the style image. It uses no network, so
+  it cannot be won by matching the very features the method optimised; the baseline is
+  a plain colour transfer (:func:`colour_transfer`), which moves the palette only;
 * super-resolution: PSNR against bicubic (:func:`sr_scores`); the perceptual net on
-  the VGG-feature distance, where bicubic is the baseline too;
-* AdaIN: the AdaIN objective itself (:func:`adain_objective`: content distance to the
-  AdaIN target + style-statistics distance) of the decoded image against a plain
-  colour transfer, the same moment matching done on pixels (:func:`colour_transfer`).
+  the VGG-feature distance, where bicubic is the baseline too.
 """
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ __all__ = [
     "gram_matrix", "content_loss", "style_loss", "as_image", "prepare_pair", "StyleTransferResult",
     "style_transfer", "channel_stats", "adain", "AdaINDecoder", "AdaINStyleTransfer", "adain_objective",
     "adain_losses", "AdaINTask", "colour_transfer", "adain_scores", "PerceptualLoss", "make_sr_pairs",
-    "bicubic", "feature_distance", "sr_scores", "SRNet", "course_sr_net", "course_adain",
+    "bicubic", "feature_distance", "sr_scores", "SRNet", "course_sr_net", "course_adain", "total_variation",
+    "patch_swd", "mean_se",
 ]
 
 
@@ -74,6 +76,12 @@ def style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, 
         w = 1.0 if weights is None else weights.get(name, 1.0)
         total = total + w * F.mse_loss(g, target.expand_as(g))
     return total
+
+
+def total_variation(image: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of neighbouring pixels (down and across): small for smooth images."""
+    return ((image[..., 1:, :] - image[..., :-1, :]) ** 2).mean() + \
+        ((image[..., :, 1:] - image[..., :, :-1]) ** 2).mean()
 
 
 # --------------------------------------------------------------------------- inputs
@@ -210,7 +218,7 @@ class StyleTransferResult:
 
 
 def style_transfer(content, style, steps: int = 50, alpha: float = 1.0, beta: float = 1e5,
-                   optimizer: str = "lbfgs", lr: float | None = None,
+                   tv_weight: float = 0.0, optimizer: str = "lbfgs", lr: float | None = None,
                    content_layers: Sequence[str] = CONTENT_LAYERS,
                    style_layers: Sequence[str] = STYLE_LAYERS,
                    extractor: VGGFeatures | None = None, init: str = "content",
@@ -219,12 +227,13 @@ def style_transfer(content, style, steps: int = 50, alpha: float = 1.0, beta: fl
     """Gatys et al. (2016): optimise the pixels so content and style losses both fall.
 
     Loss = ``alpha`` * content loss (``content_layers``) + ``beta`` * style loss
-    (``style_layers``); the network is frozen, only the image changes. With Gram
+    (``style_layers``) + ``tv_weight`` * :func:`total_variation` (which smooths away the
+    pixel-level speckle that feature losses leave); the network is frozen, only the image changes. With Gram
     matrices normalised by C*H*W, alpha:beta around 1:1e5 balances the two.
     ``optimizer``: "lbfgs" (one iteration with a line search per step; few steps needed)
     or "adam" (``lr`` default 0.02). ``init``: "content" (start from the content
     image) or "noise". ``history`` holds the unweighted losses at the start of each
-    step and, last, those of the result (``steps + 1`` entries).
+    step and, last, those of the result (``steps + 1`` entries): content, style, tv, total.
     """
     from tqdm.auto import tqdm
 
@@ -233,6 +242,7 @@ def style_transfer(content, style, steps: int = 50, alpha: float = 1.0, beta: fl
     V.count("steps (optimisation steps)", steps)
     V.number("alpha (content weight)", alpha, 0.0, hint="Try alpha=1, beta=1e5.")
     V.number("beta (style weight)", beta, 0.0, hint="Try alpha=1, beta=1e5.")
+    V.number("tv_weight (total-variation weight)", tv_weight, 0.0, hint="Try 0 or 10.")
     if lr is not None:
         V.number("lr", lr, 0.0, low_open=True, hint="Leave it out for the optimizer's default.")
     V.optional_count("snapshot_every", snapshot_every)
@@ -262,7 +272,7 @@ def style_transfer(content, style, steps: int = 50, alpha: float = 1.0, beta: fl
     else:
         opt = torch.optim.Adam([image], lr=lr or 0.02)
 
-    history: dict[str, list[float]] = {"content": [], "style": [], "total": []}
+    history: dict[str, list[float]] = {"content": [], "style": [], "tv": [], "total": []}
 
     first = [True]
 
@@ -272,14 +282,15 @@ def style_transfer(content, style, steps: int = 50, alpha: float = 1.0, beta: fl
         feats = extractor(image)
         lc = sum(content_loss(feats[k], content_targets[k]) for k in content_layers)
         ls = style_loss(feats, style_targets)
-        total = alpha * lc + beta * ls
+        tv = total_variation(image)
+        total = alpha * lc + beta * ls + tv_weight * tv
         if not torch.isfinite(total):
             raise FloatingPointError(
                 f"The style-transfer loss became {float(total)} after {len(history['total'])} steps. "
                 "Lower the learning rate (lr), use optimizer='adam', or reduce beta.")
         total.backward()
         if first[0]:
-            for k, v in zip(("content", "style", "total"), (lc, ls, total), strict=True):
+            for k, v in zip(("content", "style", "tv", "total"), (lc, ls, tv, total), strict=True):
                 history[k].append(float(v.detach()))
             first[0] = False
         return total
@@ -388,6 +399,57 @@ def adain_scores(model: AdaINStyleTransfer, contents: torch.Tensor, styles: torc
     return {name: {k: v / len(contents) for k, v in row.items()} for name, row in sums.items()}
 
 
+# --------------------------------------------------------------------------- judging style
+def _projected_patches(images: torch.Tensor, patch: int, count: int, dirs: torch.Tensor,
+                       gen: torch.Generator) -> torch.Tensor:
+    """``count`` random ``patch`` x ``patch`` patches of each image, projected on ``dirs``: (N, count, K)."""
+    n, c, h, w = images.shape
+    top = torch.randint(h - patch + 1, (count, 1), generator=gen)
+    left = torch.randint(w - patch + 1, (count, 1), generator=gen)
+    offsets = torch.arange(patch)
+    index = ((top + offsets.repeat_interleave(patch)) * w + left + offsets.repeat(patch)).flatten()
+    cols = images.reshape(n, c, h * w)[..., index].reshape(n, c, count, patch * patch)
+    return torch.einsum("ncqp,cpk->nqk", cols, dirs.view(c, patch * patch, -1))
+
+
+@torch.no_grad()
+def patch_swd(images: torch.Tensor, styles: torch.Tensor, patch: int = 7, scales: Sequence[int] = (1, 2, 4),
+              projections: int = 64, count: int = 2048, seed: int = 0) -> torch.Tensor:
+    """How far each image's local look is from its style image's: (N,), lower = closer.
+
+    The sliced Wasserstein distance between the distributions of ``patch`` x ``patch``
+    RGB patches of ``images[i]`` and of ``styles[i]`` (or ``styles[0]`` for all), at each of
+    ``scales`` (the images area-downsampled by that factor), averaged over the scales:
+    the patches are projected on ``projections`` random unit directions, the projections
+    sorted, and the sorted lists compared (root mean square), which is the exact 1-D
+    Wasserstein-2 distance along each direction. It sees colour, edges and texture at the
+    patch's scale, and no network at all: a method cannot win it by matching the features
+    it was optimised in. Directions and patch positions are fixed by ``seed``.
+    """
+    if images.dim() != 4 or styles.dim() != 4 or styles.shape[0] not in (1, images.shape[0]):
+        raise ValueError(f"patch_swd needs (N, 3, H, W) images and 1 or N styles, got {tuple(images.shape)} "
+                         f"and {tuple(styles.shape)}.")
+    gen = torch.Generator().manual_seed(seed)
+    images, styles = images.float().cpu(), styles.float().cpu().expand(len(images), -1, -1, -1)
+    out = torch.zeros(len(images))
+    for s in scales:
+        a = F.avg_pool2d(images, s) if s > 1 else images
+        b = F.avg_pool2d(styles, s) if s > 1 else styles
+        dirs = torch.randn(3 * patch * patch, projections, generator=gen)
+        dirs = dirs / dirs.norm(dim=0, keepdim=True)
+        pa = _projected_patches(a, patch, count, dirs, gen).sort(1).values
+        pb = _projected_patches(b, patch, count, dirs, gen).sort(1).values
+        out += ((pa - pb) ** 2).mean(dim=(1, 2)).sqrt() / len(scales)
+    return out
+
+
+def mean_se(values) -> tuple[float, float]:
+    """(mean, standard error of the mean) of a 1-D tensor or list of numbers."""
+    v = torch.as_tensor(values, dtype=torch.float64).flatten()
+    se = float(v.std() / len(v) ** 0.5) if len(v) > 1 else 0.0
+    return float(v.mean()), se
+
+
 # --------------------------------------------------------------------------- perceptual loss, SR
 class PerceptualLoss(nn.Module):
     """Johnson et al.'s feature reconstruction loss: MSE between VGG features.
@@ -451,26 +513,30 @@ def feature_distance(a: torch.Tensor, b: torch.Tensor, extractor: VGGFeatures) -
 
 @torch.no_grad()
 def sr_scores(nets: Mapping[str, nn.Module], high_res: torch.Tensor, extractor: VGGFeatures,
-              scale: int = 4, batch: int = 128) -> dict[str, dict[str, float]]:
+              scale: int = 4, batch: int = 128, per_image: bool = False) -> dict[str, dict]:
     """PSNR (dB), SSIM and VGG-feature distance of bicubic and each net on ``high_res`` photos.
 
-    Returns {"bicubic": {...}, name: {...}}: means over the photos.
+    Returns {"bicubic": {...}, name: {...}}: means over the photos, or with ``per_image``
+    a (N,) tensor per measure (for spreads and paired differences).
     """
     from .metrics import psnr, ssim
 
     methods = {"bicubic": lambda x: bicubic(x, scale),
                **{name: (lambda x, n=net: n.eval()(x).clamp(0, 1)) for name, net in nets.items()}}
     device = extractor.mean.device
-    totals = {name: {"PSNR": 0.0, "SSIM": 0.0, "feature distance": 0.0} for name in methods}
+    values: dict[str, dict[str, list]] = {name: {"PSNR": [], "SSIM": [], "feature distance": []} for name in methods}
     for i in range(0, len(high_res), batch):
         hr = high_res[i:i + batch].to(device)
         low, _ = make_sr_pairs(hr, scale)
         for name, method in methods.items():
             out = method(low)
-            totals[name]["PSNR"] += float(psnr(out, hr, reduction="none").sum())
-            totals[name]["SSIM"] += float(ssim(out, hr, reduction="none").sum())
-            totals[name]["feature distance"] += float(feature_distance(out, hr, extractor).sum())
-    return {name: {k: v / len(high_res) for k, v in row.items()} for name, row in totals.items()}
+            values[name]["PSNR"].append(psnr(out, hr, reduction="none").cpu())
+            values[name]["SSIM"].append(ssim(out, hr, reduction="none").cpu())
+            values[name]["feature distance"].append(feature_distance(out, hr, extractor).cpu())
+    per = {name: {k: torch.cat(v) for k, v in row.items()} for name, row in values.items()}
+    if per_image:
+        return per
+    return {name: {k: float(v.mean()) for k, v in row.items()} for name, row in per.items()}
 
 
 # --------------------------------------------------------------------------- course weights

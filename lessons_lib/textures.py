@@ -1,11 +1,15 @@
-"""Procedurally generated colour textures: style images the course makes itself.
+"""Style images and photos for notebook 6, all available offline.
 
 Style transfer needs a few strongly patterned "paintings". Rather than downloading
-artworks, the course draws them from formulas, so they exist offline and in CI::
+artworks, the course draws them from formulas, or colours scikit-image's bundled
+photographs of real textures (brick, grass, gravel) with a palette::
 
-    style = textures.texture("waves", size=64)   # (3, 64, 64) in [0, 1]
+    style = textures.texture("waves", size=64)         # (3, 64, 64) in [0, 1], drawn
+    wall = textures.real_texture("brick", size=128)    # a real texture, coloured
 
-Every texture is deterministic for a given ``seed``.
+and takes its content photos and super-resolution photos from scikit-image's (and
+matplotlib's) bundled colour photographs, with a fixed split into photos to train on
+and photos held out (:func:`photo_crops`). Everything is deterministic for a ``seed``.
 """
 from __future__ import annotations
 
@@ -13,9 +17,12 @@ import math
 
 import torch
 
-__all__ = ["TEXTURES", "texture", "textures", "style_bank"]
+__all__ = ["TEXTURES", "REAL_TEXTURES", "texture", "textures", "real_texture", "style_bank", "style_images", "PHOTOS",
+           "photo", "photo_crops"]
 
 TEXTURES = ("waves", "stripes", "checker", "dots", "marble", "mosaic")
+#: scikit-image's photographs of real textures (grayscale; coloured by a palette here).
+REAL_TEXTURES = ("brick", "grass", "gravel")
 
 
 def _grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,3 +100,88 @@ def style_bank(split: str = "train", size: int = 32) -> torch.Tensor:
     if split not in seeds:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     return torch.cat([textures(size=size, seed=s) for s in seeds[split]])
+
+
+def real_texture(name: str, size: int = 128, seed: int = 0) -> torch.Tensor:
+    """A photographed texture (3, size, size) in [0, 1]: scikit-image's ``name`` (one of
+    :data:`REAL_TEXTURES`), a random crop of half its side, its gray levels mapped through
+    a random palette of ``seed`` (a dark, two middle and a light colour)."""
+    from skimage import data as skdata
+
+    if name not in REAL_TEXTURES:
+        raise ValueError(f"Unknown real texture {name!r}. Choose one of: {', '.join(REAL_TEXTURES)}.")
+    gen = torch.Generator().manual_seed(seed)
+    gray = torch.from_numpy(getattr(skdata, name)().astype("float32") / 255)
+    side = min(gray.shape) // 2
+    top, left = (int(torch.randint(0, n - side + 1, (1,), generator=gen)) for n in gray.shape)
+    crop = gray[top:top + side, left:left + side][None, None]
+    crop = torch.nn.functional.interpolate(crop, size=(size, size), mode="area")[0, 0]
+    crop = (crop - crop.min()) / (crop.max() - crop.min()).clamp(min=1e-6)   # full contrast
+    palette = torch.rand(4, 3, generator=gen)
+    palette[0] *= 0.3
+    palette[-1] = 0.6 + 0.4 * palette[-1]
+    return _palette(crop, palette).clamp(0, 1)
+
+
+def style_images(split: str = "train", size: int = 64) -> torch.Tensor:
+    """Every style image of a split, (N, 3, size, size): the drawn textures of :func:`style_bank`
+    (48 for "train", 12 for "test") and the photographed ones of :func:`real_texture` (3 textures
+    in 8 palettes for "train", 2 others for "test"); training and held-out palettes never overlap."""
+    seeds = {"train": range(0, 8), "test": range(100, 102)}
+    if split not in seeds:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    real = torch.stack([real_texture(n, size, seed=s) for s in seeds[split] for n in REAL_TEXTURES])
+    return torch.cat([style_bank(split, size), real])
+
+
+# --------------------------------------------------------------------------- photos
+#: Bundled colour photos: (source, name). "train" photos teach the networks; "test" photos
+#: are held out (whole photos, never cropped for training).
+PHOTOS = {"train": (("skimage", "astronaut"), ("skimage", "rocket"), ("skimage", "hubble_deep_field"),
+                    ("skimage", "immunohistochemistry"), ("skimage", "coffee")),
+          "test": (("skimage", "chelsea"), ("matplotlib", "grace_hopper.jpg"), ("skimage", "retina"))}
+
+
+def photo(source: str, name: str) -> torch.Tensor:
+    """One bundled colour photo (3, H, W) in [0, 1]: scikit-image's ``skimage.data.<name>()``
+    or matplotlib's sample file ``name`` (both ship with the libraries; no download)."""
+    import numpy as np
+
+    if source == "skimage":
+        from skimage import data as skdata
+
+        arr = getattr(skdata, name)()
+    elif source == "matplotlib":
+        from matplotlib import cbook
+        from PIL import Image
+
+        with cbook.get_sample_data(name) as fh:
+            arr = np.asarray(Image.open(fh).convert("RGB"))
+    else:
+        raise ValueError(f"source must be 'skimage' or 'matplotlib', got {source!r}.")
+    arr = np.array(arr[..., :3])  # a writable copy
+    return torch.from_numpy(arr).permute(2, 0, 1).float() / 255
+
+
+def photo_crops(split: str, n: int, size: int = 64, seed: int = 0, min_side: int | None = None) -> torch.Tensor:
+    """``n`` square crops (N, 3, size, size) of the ``split`` photos (see :data:`PHOTOS`), in
+    turn from each photo, at random places and scales (a side of ``min_side``, default
+    ``size``, up to half the photo's shorter side), area-downsampled, half mirrored."""
+    if split not in PHOTOS:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    if n < 1:
+        raise ValueError(f"n must be a positive number of crops, got {n}.")
+    photos = [photo(*p) for p in PHOTOS[split]]
+    gen = torch.Generator().manual_seed(seed + (0 if split == "train" else 7919))
+    out = torch.empty(n, 3, size, size)
+    for i in range(n):
+        img = photos[i % len(photos)]
+        _, h, w = img.shape
+        lo = min(min_side or size, min(h, w) // 2)
+        side = int(torch.randint(lo, min(h, w) // 2 + 1, (1,), generator=gen))
+        top = int(torch.randint(0, h - side + 1, (1,), generator=gen))
+        left = int(torch.randint(0, w - side + 1, (1,), generator=gen))
+        crop = torch.nn.functional.interpolate(img[None, :, top:top + side, left:left + side], size=(size, size),
+                                               mode="area", antialias=False)[0]
+        out[i] = crop.flip(-1) if torch.rand(1, generator=gen) < 0.5 else crop
+    return out.clamp(0, 1)
