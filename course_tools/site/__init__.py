@@ -213,7 +213,8 @@ def _mkdocs_config(course: dict, docs: Path, site: Path, lessons: list[dict], ex
         "hooks": [str(HERE / "hooks.py")],
         # Material's offline plugin would load this shim (search from file://) from a CDN: ours is local.
         "extra": {"polyfills": ["assets/iframe-worker/shim.js"], "generator": False},
-        "markdown_extensions": ["admonition", "attr_list", "md_in_html", "tables", {"toc": {"permalink": True}}],
+        "markdown_extensions": ["admonition", "attr_list", "md_in_html", "tables", {"toc": {"permalink": True}},
+                                "pymdownx.highlight", "pymdownx.superfences"],
         "plugins": ["search", "offline",
                     {"mkdocs-jupyter": {"execute": False, "include_source": False, "ignore_h1_titles": True,
                                         "toc_depth": 3, "custom_mathjax_url": MATHJAX_URL,

@@ -143,8 +143,23 @@ def _section(text: str, heading: str) -> str:
     return match.group(1).strip() if match else ""
 
 
+_ITEM = re.compile(r"\s*(?:[-*]|\d+\.) ")
+
+
+def _python_markdown_indents(text: str) -> str:
+    """GitHub nests a list or a code fence under an item at 2 spaces and starts a list right under a
+    paragraph; Python-Markdown needs 4 spaces and a blank line before the list."""
+    out = []
+    for line in text.splitlines():
+        if _ITEM.match(line) and out and out[-1].strip() and not _ITEM.match(out[-1]):
+            out.append("")
+        out.append(" " * (2 * (len(line) - len(line.lstrip(" ")))) + line.lstrip(" ") if line.strip() else line)
+    return "\n".join(out)
+
+
 def instructors_page(readme: Path) -> str:
     text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    text = _python_markdown_indents(text)
     parts = ["# For instructors", ""]
     body = _section(text, "For instructors")
     if body:
