@@ -13,11 +13,11 @@ setup:
 	@bash scripts/setup_env.sh
 
 course: setup
-	$(PY) -m course_tools.course $(ARGS)
+	LESSONS_CLAIMS=strict $(PY) -m course_tools.course $(ARGS)
 
 test: setup
 	$(PY) -m ruff check .
-	LESSONS_PROFILE=fast MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+	LESSONS_PROFILE=fast LESSONS_CLAIMS=strict MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
 		$(PY) -m pytest --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
 
 # Retrain the course weights shipped in lessons_lib/weights/ (see course_tools/train_weights.py).

@@ -115,14 +115,30 @@ class ClaimFailed(AssertionError):
 
 
 def claim(statement: str, holds: bool, evidence: str = "") -> str:
-    """Checks a sentence the lesson states against this run: prints it with a tick when it holds,
-    and stops the notebook (so ``make course`` reports it) when it does not."""
+    """Checks a sentence the lesson states against this run's numbers.
+
+    When it holds, prints it with a tick. When it does not, the run contradicts the text: with
+    ``LESSONS_CLAIMS=strict`` (set by ``make course`` and ``make test``, so a lesson is never
+    published with a sentence its run contradicts) this raises ``ClaimFailed``; otherwise (a
+    student's own run, perhaps on other photos) it prints the sentence with a cross and a warning,
+    and the notebook goes on.
+    """
+    import os
+    import warnings
+
     evidence = f" ({evidence})" if evidence else ""
-    if not bool(holds):
-        raise ClaimFailed(f"The lesson says: \"{statement}\", but this run does not show it{evidence}. "
-                          "The text and the recipe must be brought back in line before the lesson is published.")
-    line = f"\u2713 {statement}{evidence}"
+    if bool(holds):
+        line = f"\u2713 {statement}{evidence}"
+        print(line)
+        return line
+    message = f"The lesson says: \"{statement}\", but this run does not show it{evidence}."
+    if os.environ.get("LESSONS_CLAIMS", "").strip().lower() == "strict":
+        raise ClaimFailed(message + " The text and the recipe must be brought back in line before the lesson "
+                          "is published.")
+    line = f"\u2717 {statement}{evidence}: not in this run"
     print(line)
+    warnings.warn(message + " Your photos, device or settings may differ from the course's; the numbers above "
+                  "are what this run measured.", stacklevel=2)
     return line
 
 
