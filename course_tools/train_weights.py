@@ -15,6 +15,13 @@ held-out photos, and records in the manifest what it trained, with which command
 data, for how long, and the held-out metrics beside the baseline's. It prints the same.
 Recipes live in ``course_tools/recipes/`` (one module per lesson), each a dict
 ``RECIPES = {name: function() -> Trained}``.
+
+On several GPUs (or CPU processes) it runs under Accelerate, unchanged::
+
+    accelerate launch -m course_tools.train_weights --only zoo/unet --overwrite
+
+Every process trains (each recipe's ``training.fit`` splits the batches between them); the
+main process alone writes the weights and the manifest and prints.
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-RECIPE_MODULES = ("zoo", "inpainting", "style", "translation")
+RECIPE_MODULES = ("zoo", "inpainting", "features", "style", "translation")
 
 
 @dataclass
@@ -106,18 +113,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(todo))
         return 0
     data = _check_data()
-    if args.only is not None:
+    from lessons_lib.training import main_process, wait_for_main
+
+    main = main_process()  # under accelerate launch: the process that writes and prints
+    if args.only is not None and main:
         print(f"--only {args.only!r} selects {len(todo)} recipe{'s' if len(todo) > 1 else ''}: "
               f"{', '.join(todo)}", flush=True)
     shipped = course_weights.manifest()["weights"]
     command = "python -m course_tools.train_weights" + (f" --only {args.only}" if args.only else "")
     for name, recipe in todo.items():
         if name in shipped and not args.overwrite:
-            print(f"{name}: shipped already (pass --overwrite to retrain)")
+            if main:
+                print(f"{name}: shipped already (pass --overwrite to retrain)")
             continue
         start = time.perf_counter()
         trained = recipe()
         seconds = time.perf_counter() - start
+        if not main:
+            wait_for_main()
+            continue
         info = {"command": command, "data": data, "epochs": trained.epochs, "seconds": round(seconds, 1),
                 "config": trained.config, "metrics": trained.metrics, **trained.extra}
         record = course_weights.save_state(name, trained.state, info, overwrite=args.overwrite)
@@ -125,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: {trained.epochs} epochs in {seconds / 60:.1f} min; held-out {m['what']}: "
               f"{m['model']:.3f} vs baseline {m['baseline']:.3f} ({m['better']} is better); "
               f"{record['bytes'] / 1e6:.2f} MB", flush=True)
+        wait_for_main()
     return 0
 
 

@@ -556,6 +556,10 @@ def run(argv=None) -> dict:
         results = train_inpainters(photos, methods, epochs=args.epochs, batch_size=args.batch_size,
                                    width=args.width, seed=args.seed, ckpt_root=out)
         return {m: dict(r[1]) for m, r in results.items()}
+    from .training import main_process
+
+    if not main_process():  # under accelerate launch, testing is the main process's alone
+        return {}
     tasks = {m: _load_task(m, args, out) for m in methods}  # weights first: a wrong epoch fails at once
     photos = load_photos(args.data, args.image_size, split, args.limit, args.seed)
     mask = M.center_box(len(photos), tuple(photos.shape[-2:]))
