@@ -138,8 +138,8 @@ def style_images(split: str = "train", size: int = 64) -> torch.Tensor:
 #: Bundled colour photos: (source, name). "train" photos teach the networks; "test" photos
 #: are held out (whole photos, never cropped for training).
 PHOTOS = {"train": (("skimage", "astronaut"), ("skimage", "rocket"), ("skimage", "hubble_deep_field"),
-                    ("skimage", "immunohistochemistry"), ("skimage", "coffee")),
-          "test": (("skimage", "chelsea"), ("matplotlib", "grace_hopper.jpg"), ("skimage", "retina"))}
+                    ("skimage", "immunohistochemistry"), ("skimage", "retina")),
+          "test": (("skimage", "chelsea"), ("matplotlib", "grace_hopper.jpg"), ("skimage", "coffee"))}
 
 
 def photo(source: str, name: str) -> torch.Tensor:
