@@ -498,3 +498,32 @@ def test_a_finished_run_rerun_says_so_and_changes_nothing(tmp_path, capsys):
     assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in task.model.state_dict().items())
     assert hist2["train_loss"] == hist["train_loss"]
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == files
+
+
+# --------------------------------------------------------------------------- Accelerate's settings
+def test_accumulation_clipping_and_precision_settings(tmp_path):
+    """Two batches of 4 accumulated step like one batch of 8 (no dropout: Linear); clipping caps
+    the step; a resumed run may not change the accumulation; fp16 needs CUDA."""
+    data = TensorDataset(torch.rand(16, 4), torch.rand(16, 2))
+
+    def run(batch, accumulate, ckpt_dir=None, **kw):
+        torch.manual_seed(0)
+        task = training.SupervisedTask(nn.Linear(4, 2), optimizer=None, lr=0.1)
+        task.optimizers["model"] = torch.optim.SGD(task.model.parameters(), lr=0.1)
+        training.fit(task, make_loader(data, batch, shuffle=False), 1, gradient_accumulation_steps=accumulate,
+                     ckpt_dir=ckpt_dir, progress=False, **kw)
+        return task.model.weight.detach().clone()
+
+    assert torch.allclose(run(4, 2), run(8, 1), atol=1e-6)
+    torch.manual_seed(0)
+    start = nn.Linear(4, 2).weight.detach()
+    clipped = run(8, 1, max_grad_norm=1e-3)
+    assert (clipped - start).norm() <= 0.1 * 1e-3 * 2 * 1.01  # lr x max norm, two steps
+    run(8, 1, ckpt_dir=tmp_path)
+    with pytest.raises(training.CheckpointError, match="gradient_accumulation_steps=1; this run asks for 2"):
+        torch.manual_seed(0)
+        task = training.SupervisedTask(nn.Linear(4, 2))
+        training.fit(task, make_loader(data, 8), 2, gradient_accumulation_steps=2, ckpt_dir=tmp_path, progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="mixed_precision='fp16' needs a CUDA GPU"):
+            training.fit(training.SupervisedTask(nn.Linear(4, 2)), make_loader(data, 8), 1, mixed_precision="fp16")
