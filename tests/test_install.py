@@ -64,7 +64,8 @@ def test_the_install_line_installs_the_release_in_a_fresh_environment(tmp_path):
     local = line.replace(REPO_URL, "file://localhost" + repo.as_posix())
     assert local != line and local.startswith("%pip install ")
     venv = tmp_path / "colab"
-    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    # Without its own pip (ensurepip alone takes seconds): this checkout's pip installs into it (--python).
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
     py = venv / "bin" / "python"
     # Colab preinstalls torch, numpy and the rest: this environment sees ours, read-only, as Colab's.
     purelib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -74,7 +75,8 @@ def test_the_install_line_installs_the_release_in_a_fresh_environment(tmp_path):
     args = re.findall(r'"[^"]*"|\S+', local[len("%pip "):])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LESSONS_"))}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    done = subprocess.run([py, "-m", "pip", *[a.strip('"') for a in args]], cwd=tmp_path, env=env,
+    pip = [sys.executable, "-m", "pip", "--python", str(py)]
+    done = subprocess.run([*pip, *[a.strip('"') for a in args]], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     # From a folder without the checkout, so the installed copy is the one imported.
