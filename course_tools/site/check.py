@@ -22,8 +22,11 @@ needs no browser download: Debian's ``chromium`` package (``apt-get install chro
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -113,7 +116,7 @@ class _Browser:
              "--disable-sync", "--disable-extensions", "--disable-default-apps", "--mute-audio",
              "--host-resolver-rules=MAP * ~NOTFOUND", "--remote-debugging-port=0",
              f"--user-data-dir={self.profile}", f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         port_file = self.profile / "DevToolsActivePort"
         deadline = time.monotonic() + 60
         while not (port_file.is_file() and len(port_file.read_text().splitlines()) >= 2):
@@ -179,13 +182,27 @@ class _Browser:
         try:
             if getattr(self, "ws", None):
                 self.ws.close()
-        finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        finally:  # the browser and its helper processes (its own process group), before its profile is removed
+            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, sig)
+                try:
+                    self.proc.wait(timeout=wait)
+                except subprocess.TimeoutExpired:
+                    continue
+                deadline = time.monotonic() + wait
+                while _group_alive(self.proc.pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if not _group_alive(self.proc.pid):
+                    break
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 MATHJAX_DONE = ("!window.MathJax || !MathJax.Hub || (MathJax.Hub.queue && MathJax.Hub.queue.pending === 0"
@@ -212,6 +229,8 @@ def check_site(site: Path, out_dir: Path, *, chromium: str | None = None, search
     for ``search_word`` must find. Returns the report: ``problems`` (empty when all is well), ``requests``
     (how many URLs the pages asked for), ``off_machine``, ``cards``, ``formulas`` per page,
     ``search_hits``, ``links_checked``, ``seconds``."""
+    import websocket
+
     start = time.perf_counter()
     site = Path(site).resolve()
     out_dir = Path(out_dir)
@@ -227,7 +246,7 @@ def check_site(site: Path, out_dir: Path, *, chromium: str | None = None, search
               "off_machine": [], "failed_loads": [], "cards": [], "formulas": {}, "search_word": search_word,
               "search_hits": [], "screenshots": {}}
     requested = set()
-    with tempfile.TemporaryDirectory(prefix="site-check-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="site-check-", ignore_cleanup_errors=True) as tmp:
         browser = _Browser(chromium, Path(tmp))
         try:
             for page in pages:
@@ -269,6 +288,8 @@ def check_site(site: Path, out_dir: Path, *, chromium: str | None = None, search
                                              for hit in report["search_hits"]):
                     problems.append(f"search: typing {search_word!r} found {len(report['search_hits'])} hits, "
                                     f"none on {search_page}")
+        except (OSError, ValueError, websocket.WebSocketException) as err:  # a browser that died or hung
+            raise SiteCheckError(f"Chromium stopped answering ({type(err).__name__}: {err}).") from None
         finally:
             browser.close()
     report["requests"] = len(requested)
@@ -305,5 +326,11 @@ def _search(browser: _Browser, site: Path, word: str) -> list[dict]:
     browser.js("(() => { const t = document.querySelector('label[for=\"__search\"]');"
                " const i = document.querySelector('.md-search__input'); if (t) t.click(); i.focus(); return 1; })()")
     browser.call("Input.insertText", session=True, text=word)
-    hits = browser.wait_for(f"(() => {{ const h = {SEARCH_HITS}; return h.length ? h : null; }})()", 20) or []
-    return hits
+    deadline = time.monotonic() + 40
+    while True:  # typed before the search index was ready? Material searches again on the next keystroke
+        hits = browser.wait_for(f"(() => {{ const h = {SEARCH_HITS}; return h.length ? h : null; }})()", 4)
+        if hits or time.monotonic() > deadline:
+            return hits or []
+        browser.js("(() => { const i = document.querySelector('.md-search__input'); i.focus();"
+                   " for (const k of ['keydown', 'keyup']) i.dispatchEvent(new KeyboardEvent(k, {key: 'End',"
+                   " bubbles: true})); i.dispatchEvent(new Event('input', {bubbles: true})); return 1; })()")
