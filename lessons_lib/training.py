@@ -496,7 +496,14 @@ def _fit(task: Task, loader, epochs: int, accelerator, asked, n_steps: int, *, v
             _own_random_stream(accelerator.process_index)
     task.optimizers = {k: accelerator.prepare_optimizer(o, device_placement=place) for k, o in task.optimizers.items()}
     task.accelerator = accelerator
-    train = accelerator.prepare_data_loader(loader, device_placement=place)
+    sharded = isinstance(loader, torch.utils.data.DataLoader)
+    if not sharded and n_proc > 1:
+        raise ValueError(f"Training on {n_proc} processes splits the batches of a torch DataLoader; the loader "
+                         f"given is a {type(loader).__name__}. Wrap the data in a DataLoader "
+                         f"(lessons_lib.data.make_loader does).")
+    # Accelerate's loader: this process's share of each batch, on its device; any other iterable is used as it is.
+    train = accelerator.prepare_data_loader(loader, device_placement=place) if sharded else loader
+    moved = place and sharded
 
     label = desc or type(task).__name__
     size_said = False
@@ -513,7 +520,7 @@ def _fit(task: Task, loader, epochs: int, accelerator, asked, n_steps: int, *, v
                 if step == 1:
                     task.check_batch(batch)
                 task.position = (epoch, step)
-                if not place or channels_last:
+                if not moved or channels_last:
                     batch = _to_device(batch, device, channels_last)
                 with accelerator.accumulate(), accelerator.autocast():
                     logs = task.training_step(batch)
