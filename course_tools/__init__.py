@@ -2,7 +2,8 @@
 
     python -m course_tools.exercises   generate exercises/ from solutions/ (or --check it)
     python -m course_tools.grading     grade a folder of submitted notebooks in a bubblewrap sandbox
-    python -m course_tools.course      run every lesson notebook and write an HTML index
+    python -m course_tools.course      run every lesson notebook and write an HTML index and the course site
+    python -m course_tools.site        (re)build a run's course site, --check opens it in headless Chromium
 
 They live in the repository beside ``lessons_lib`` and are run from a checkout; their
 folders default to the checkout that holds the current directory (or, failing that, the
