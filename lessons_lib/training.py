@@ -479,6 +479,11 @@ def _fit(task: Task, loader, epochs: int, accelerator, asked, n_steps: int, *, v
                          f"an equal share of every batch, so that the run does the same maths on any number of "
                          f"processes). Use a batch size that is a multiple of {n_proc}, e.g. "
                          f"{batch_size + n_proc - batch_size % n_proc}.")
+    sharded = isinstance(loader, torch.utils.data.DataLoader)
+    if not sharded and n_proc > 1:
+        raise ValueError(f"Training on {n_proc} processes splits the batches of a torch DataLoader; the loader "
+                         f"given is a {type(loader).__name__}. Wrap the data in a DataLoader "
+                         f"(lessons_lib.data.make_loader does).")
     channels_last = device.type == "cuda" if channels_last is None else bool(channels_last)
     task.to(device, channels_last=channels_last)
     task.scaler = accelerator.scaler
@@ -496,11 +501,6 @@ def _fit(task: Task, loader, epochs: int, accelerator, asked, n_steps: int, *, v
             _own_random_stream(accelerator.process_index)
     task.optimizers = {k: accelerator.prepare_optimizer(o, device_placement=place) for k, o in task.optimizers.items()}
     task.accelerator = accelerator
-    sharded = isinstance(loader, torch.utils.data.DataLoader)
-    if not sharded and n_proc > 1:
-        raise ValueError(f"Training on {n_proc} processes splits the batches of a torch DataLoader; the loader "
-                         f"given is a {type(loader).__name__}. Wrap the data in a DataLoader "
-                         f"(lessons_lib.data.make_loader does).")
     # Accelerate's loader: this process's share of each batch, on its device; any other iterable is used as it is.
     train = accelerator.prepare_data_loader(loader, device_placement=place) if sharded else loader
     moved = place and sharded
