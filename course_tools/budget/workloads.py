@@ -18,7 +18,7 @@ from .assumptions import (
     MEASURE_BATCH,
 )
 from .items import Item, Row, batches, inference, row, training
-from .measure import Cost, images, measure, measure_forward, measure_task, photos
+from .measure import Cost, images, measure, measure_forward, measure_sampling, measure_task, photos
 from .notebooks import MissingCount, notebook_picks
 
 SCORE_BATCH = 256   # the batch of the notebooks' scoring and evaluation loops
@@ -143,8 +143,9 @@ def notebook_02() -> Row:
     for name in MODELS:
         torch.manual_seed(0)
         model = build_model(name, latent_dim=latent, width=width).eval()
-        cost = measure_forward(lambda model=model: evaluation.colorize(model, gray, SCORE_BATCH, steps_sampling,
-                                                                       torch.Generator().manual_seed(0)))
+        cost = measure_sampling(lambda n, model=model: evaluation.colorize(model, gray, SCORE_BATCH, n,
+                                                                           torch.Generator().manual_seed(0)),
+                                steps_sampling)
         items.append(scored(f"evaluate {name} (trained here and course weights)", cost, test_images, 2))
         if name == "unetddim":
             diffusion_eval = cost

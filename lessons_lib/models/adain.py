@@ -10,12 +10,14 @@
   ``residual=True`` (the course's recipe for short budgets) the decoder paints a
   correction on top of the same AdaIN done on pixels (each colour channel given the
   style's mean and std): an untrained model then already transfers the palette, and
-  training only has to add what colour statistics cannot (texture, strokes). The
-  paper's decoder (``residual=False``) must learn the whole image from features, which
-  takes GPU-hours.
+  training only has to add what colour statistics cannot (texture, strokes). Its
+  correction is scaled by ``alpha`` like everything else, so ``alpha = 0`` returns the
+  content image exactly (the pixel AdaIN at alpha 0 is the content, and nothing is
+  added). The paper's decoder (``residual=False``) must learn the whole image from
+  features, which takes GPU-hours.
 
-``width`` is the channel count of VGG's first block (64 for VGG19, 16 for the fast
-profile's narrow random VGG); the decoder's levels have 8x, 4x, 2x and 1x ``width``.
+``width`` is the channel count of VGG's first block (64 for VGG19, 16 for the course's
+feature network); the decoder's levels have 8x, 4x, 2x and 1x ``width``.
 """
 from __future__ import annotations
 
@@ -128,5 +130,5 @@ class AdaINStyleTransfer(nn.Module):
         t = adain(self.encoder(content)["relu4_1"], self.encoder(style)["relu4_1"], alpha)
         out = self.decoder(t)
         if self.residual:
-            out = out + adain(content, style, alpha, eps=1e-5).clamp(0, 1)
+            out = alpha * out + adain(content, style, alpha, eps=1e-5).clamp(0, 1)
         return (out, t) if return_target else out
