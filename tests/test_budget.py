@@ -113,8 +113,8 @@ def test_every_name_the_budget_reads_is_in_the_notebook(key):
               "04": ["SIZE", "STEPS", "BORDER", "LOW", "upscale.overlap"],
               "05": ["STEPS", "SIZE", "INSTRUCTIONS", "guidance_grid.image_guidance_scales",
                      "guidance_grid.guidance_scales"],
-              "06": ["SIZE", "STEPS", "GRID_SIZE", "GRID_STEPS", "BETAS", "ADAIN_SIZE", "N_CONTENT", "ADAIN_EPOCHS",
-                     "SR_SIZE", "fit.epochs"],
+              "06": ["FEATURES", "SIZE", "STEPS", "GRID_SIZE", "GRID_STEPS", "BETAS", "JUDGE_PAIRS", "JUDGE_STEPS",
+                     "ADAIN_SIZE", "N_CONTENT", "ADAIN_EPOCHS", "SR_SIZE", "N_SR_TRAIN", "N_SR_TEST", "fit.epochs"],
               "07": ["SIZE", "NGF", "BLOCKS", "EPOCHS", "DECAY", "LAMBDA_IDENTITY", "LAMBDA_LUMINANCE", "COLOUR_PATH",
                      "CycleGANTask.lr", "CycleGANTask.pool_size", "UNetGenerator.ngf"]}[key]
     p = B.notebook_picks(key)
@@ -156,3 +156,21 @@ def test_the_cache_returns_the_same_rows_and_misses_on_any_change(tmp_path, monk
         cache.cached_budget()
     assert len(calls) == 4
     assert len(list((tmp_path / ".cache" / "budget").glob("*.json"))) == 1   # the stale entries are removed
+
+
+def test_a_sampler_is_counted_exactly_from_two_and_three_steps():
+    import torch
+
+    from course_tools.budget.measure import images, measure_forward, measure_sampling
+    from lessons_lib import evaluation
+    from lessons_lib.models.colorizers import build_model
+
+    gray = images(2, 16, 1)
+    for name in ("unetddim", "unetddpm"):
+        model = build_model(name, width=8).eval()
+
+        def sample(n, model=model):
+            return evaluation.colorize(model, gray, 2, n, torch.Generator().manual_seed(0))
+
+        counted, measured = measure_sampling(sample, 7), measure_forward(lambda: sample(7))
+        assert (counted.flops, counted.ops) == (measured.flops, measured.ops), name

@@ -88,6 +88,18 @@ def measure_forward(fn: Callable[[], Any], images: int = MEASURE_BATCH) -> Cost:
         return measure(fn, images)
 
 
+def measure_sampling(fn: Callable[[int], Any], steps: int, images: int = MEASURE_BATCH) -> Cost:
+    """:func:`measure_forward` of a sampler ``fn(num_inference_steps)`` over ``steps`` steps, without
+    running them all under the counter: the first and last steps may differ from the others, every
+    step between them repeats the same calls, so ``cost(n) = cost(2) + (n - 2) (cost(3) - cost(2))``,
+    exactly (tests/test_budget.py checks it against a measured run)."""
+    if steps <= 3:
+        return measure_forward(lambda: fn(steps), images)
+    two, three = measure_forward(lambda: fn(2), images), measure_forward(lambda: fn(3), images)
+    return Cost(two.flops + (steps - 2) * (three.flops - two.flops), two.ops + (steps - 2) * (three.ops - two.ops),
+                max(two.saved, three.saved))
+
+
 def images(n: int, size: int, channels: int = 3, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
     """A batch of ``n`` random images in [low, high] (always the same: FLOPs do not depend on pixels)."""
     g = torch.Generator().manual_seed(0)
