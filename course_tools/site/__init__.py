@@ -46,6 +46,7 @@ RESULTS_MIME = "application/vnd.lessons-results+json"
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 THUMB_WIDTH = 480
+THUMB_ASPECT = 1.6  # widest thumbnail kept, width / height
 # MathJax 2 (what nbconvert's templates configure), typeset with the STIX web fonts it ships.
 MATHJAX_URL = "../assets/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe,course"
 MATHJAX_CONFIG = """MathJax.Hub.Config({
@@ -93,6 +94,15 @@ def run_facts(repo: Path, profile: str, when: str) -> dict:
     return {"profile": profile, "release": COURSE_RELEASE, "commit": _git_commit(repo), "date": when}
 
 
+def _printed_profile(run_dir: Path) -> str | None:
+    """The profile the executed notebooks' setup cells printed ("profile : fast"), if they agree."""
+    found = set()
+    for path in run_dir.glob("*.ipynb"):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found |= set(re.findall(r"profile\s*:\s*(fast|full)\b", text))
+    return found.pop() if len(found) == 1 else None
+
+
 def notebook_title(nb) -> str:
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -123,6 +133,8 @@ def thumbnail(png: bytes, dest: Path) -> None:
     from PIL import Image
 
     image = Image.open(io.BytesIO(png)).convert("RGB")
+    if image.width > THUMB_ASPECT * image.height:  # a long strip of small pictures: its first ones, legible
+        image = image.crop((0, 0, round(THUMB_ASPECT * image.height), image.height))
     if image.width > THUMB_WIDTH:
         image = image.resize((THUMB_WIDTH, round(image.height * THUMB_WIDTH / image.width)), Image.LANCZOS)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -249,8 +261,9 @@ def build_site(run_dir: Path, *, repo: Path | None = None, exercises_dir: Path |
     if run is None:
         try:
             run = json.loads((run_dir / "run.json").read_text())
-        except (OSError, ValueError):
-            run = run_facts(repo, "unknown", time.strftime("%Y-%m-%d %H:%M"))
+        except (OSError, ValueError):  # a run from before run.json: the notebooks printed their profile
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime((run_dir / "results.json").stat().st_mtime))
+            run = run_facts(repo, _printed_profile(run_dir) or "unknown", when)
     course = load_course()
     by_name = {entry["notebook"]: entry for entry in course["lessons"]}
     site = run_dir / "site"

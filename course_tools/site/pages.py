@@ -94,7 +94,9 @@ def home_page(course: dict, run: dict, lessons: list[dict], exercises: list[dict
     on_cpu = " on a CPU" if profile == "fast" else ""
     banner = (f'!!! info "These pages were produced by the {profile} profile{on_cpu}"\n'
               f"    **What it shows:** {_esc(words.get('shows', ''))}.\n\n"
-              f"    **What it does not show:** {_esc(words.get('does_not_show', ''))}.\n")
+              f"    **What it does not show:** {_esc(words.get('does_not_show', ''))}.\n") if words else (
+              '!!! warning "The profile that produced these pages is not recorded"\n'
+              "    Run `make course` again to record it.\n")
     partial = (f"\n*This run holds {len(lessons)} of the course's {total_lessons} lessons.*\n"
                if len(lessons) < total_lessons else "")
     cards = "\n".join(lesson_card(lesson) for lesson in lessons)
