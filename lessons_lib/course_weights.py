@@ -32,8 +32,8 @@ __all__ = ["WEIGHTS_DIR", "MANIFEST", "WeightsError", "manifest", "entry", "load
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
-# What the repository may carry in all (COURSE.md: 30 MB at most).
-MAX_TOTAL_BYTES = 30 * 1000 * 1000
+# What the repository may carry in all (COURSE.md: 60 MB at most).
+MAX_TOTAL_BYTES = 60 * 1000 * 1000
 
 
 class WeightsError(RuntimeError):
