@@ -8,7 +8,8 @@
 * :class:`Pix2PixTask` and :class:`CycleGANTask`: :class:`lessons_lib.training.Task`
   subclasses, so :func:`lessons_lib.training.fit` trains them with progress bars,
   checkpoints (pool and learning-rate schedule included) and resume.
-* Data: paired edges -> photo from any photo set (scikit-image's Canny), unpaired
+* Data: paired label maps -> scenes (:mod:`lessons_lib.scenes`), edges -> photo from any photo
+  set (scikit-image's Canny), unpaired
   domains (horse2zebra in the full profile; an offline pair the course makes in the
   fast profile), and unpaired folders of your own.
 
@@ -40,7 +41,7 @@ __all__ = [
     "pix2pix_generator_loss", "ImagePool", "LinearDecay", "linear_decay_scheduler",
     "Pix2PixTask", "CycleGANTask", "canny_edges", "EdgePairs", "hue_rotate", "UnpairedImages",
     "offline_domains", "unpaired_folders", "horse2zebra", "unpaired_domains", "HUE_DEGREES",
-    "median_photo", "pix2pix_scores", "cyclegan_scores", "colour_distance",
+    "pix2pix_scores", "picture_scores", "cyclegan_scores", "colour_distance",
     "course_pix2pix", "course_cyclegan",
 ]
 
@@ -200,41 +201,50 @@ class Pix2PixTask(Task):
     """pix2pix on batches ``(input, target)`` in [-1, 1]: one D update, then one G update.
 
     D is conditional: it judges (input, output) pairs. G's loss is GAN + ``lambda_l1`` x L1.
+    ``discriminator=None`` trains the generator on L1 alone (the paper's "L1" column: no GAN term),
+    with the same optimizer and logs (``g_gan`` is then 0).
     ``n_epochs``/``n_epochs_decay``: the linear learning-rate schedule (None: constant).
     """
 
     batch_parts = ("inputs", "targets")
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, lr: float = 2e-4,
+    def __init__(self, generator: nn.Module, discriminator: nn.Module | None, lr: float = 2e-4,
                  lambda_l1: float = LAMBDA_L1, gan_mode: str = "vanilla",
                  n_epochs: int | None = None, n_epochs_decay: int = 0):
-        opt_g, opt_d = _adam(generator.parameters(), lr), _adam(discriminator.parameters(), lr)
+        models, optimizers = {"generator": generator}, {"generator": _adam(generator.parameters(), lr)}
+        if discriminator is not None:
+            models["discriminator"] = discriminator
+            optimizers["discriminator"] = _adam(discriminator.parameters(), lr)
         schedulers = None
         if n_epochs is not None:
-            schedulers = {"generator": linear_decay_scheduler(opt_g, n_epochs, n_epochs_decay),
-                          "discriminator": linear_decay_scheduler(opt_d, n_epochs, n_epochs_decay)}
-        super().__init__({"generator": generator, "discriminator": discriminator},
-                         {"generator": opt_g, "discriminator": opt_d}, schedulers)
+            schedulers = {k: linear_decay_scheduler(o, n_epochs, n_epochs_decay) for k, o in optimizers.items()}
+        super().__init__(models, optimizers, schedulers)
         gan_loss(torch.zeros(1), True, gan_mode)  # validates the mode now, not mid-training
         self.lambda_l1, self.gan_mode = lambda_l1, gan_mode
 
     def training_step(self, batch):
         x, y = batch
-        g, d = self.models["generator"], self.models["discriminator"]
+        g, d = self.models["generator"], self.models.get("discriminator")
         fake = g(x)
+        if d is None:  # L1 alone: what the GAN term is compared against
+            l1 = F.l1_loss(fake, y)
+            loss = self.optimize(self.lambda_l1 * l1, "generator")
+            return {"g_loss": loss, "g_gan": 0.0, "l1": float(l1.detach()) / 2}
         d_loss = discriminator_loss(d(x, y), d(x, fake.detach()), self.gan_mode)
         logs = {"d_loss": self.optimize(d_loss, "discriminator")}
         _requires_grad([d], False)
         losses = pix2pix_generator_loss(d(x, fake), fake, y, self.lambda_l1, self.gan_mode)
         logs["g_loss"] = self.optimize(losses["loss"], "generator")
         _requires_grad([d], True)
-        logs["g_gan"], logs["l1"] = float(losses["gan"].detach()), float(losses["l1"].detach())
+        # L1 logged in [0, 1] image units (half the [-1, 1] difference), like the validation and the tables.
+        logs["g_gan"], logs["l1"] = float(losses["gan"].detach()), float(losses["l1"].detach()) / 2
         return logs
 
     def validation_step(self, batch):
+        """L1 in [0, 1] image units (half the [-1, 1] difference), as the results table reports it."""
         x, y = batch
         fake = self.models["generator"](x)
-        return {"loss": float(F.mse_loss(fake, y)), "l1": float(F.l1_loss(fake, y))}
+        return {"loss": float(F.mse_loss(fake, y)), "l1": float(F.l1_loss(fake, y)) / 2}
 
 
 class CycleGANTask(Task):
@@ -490,30 +500,40 @@ def unpaired_domains(size: int | None = None, n: int | None = None, profile: str
 
 
 # --------------------------------------------------------------------------- measures
-def median_photo(photos: torch.Tensor) -> torch.Tensor:
-    """The per-pixel median of (N, 3, H, W) photos: the single picture with the lowest L1
-    error to a photo you cannot see (pix2pix's baseline: a guess that ignores the edges)."""
-    return photos.median(dim=0).values
-
-
 @torch.no_grad()
-def pix2pix_scores(generator: nn.Module, photos: torch.Tensor, train_photos: torch.Tensor,
-                   sigma: float = 1.0, batch: int = 128) -> dict[str, float]:
-    """Mean absolute error (photos in [0, 1]) of edges -> photo on held-out ``photos``.
+def pix2pix_scores(generator: nn.Module, labels: torch.Tensor, targets: torch.Tensor,
+                   batch: int = 128) -> dict[str, float]:
+    """A pix2pix generator on held-out pairs: ``labels`` and ``targets`` (N, 3, H, W) in [0, 1].
 
-    {"pix2pix": the generator's, "median photo": the median training photo's}.
+    * ``error``: the mean absolute error to the real target in [0, 1] units, and ``error_se`` its
+      standard error over the N images;
+    * ``sharpness``: the outputs' fine detail (:func:`lessons_lib.scenes.high_frequency_energy`) as a
+      fraction of the real targets' (1 = as much as the real pictures; a blurry average is far below),
+      and ``sharpness_se``.
     """
+    from .scenes import high_frequency_energy
+
     generator.eval()
     device = next(generator.parameters()).device
-    guess = median_photo(train_photos).to(device)
-    err = {"pix2pix": 0.0, "median photo": 0.0}
-    for i in range(0, len(photos), batch):
-        real = photos[i:i + batch].to(device)
-        edges = to_signed(1.0 - canny_edges(real, sigma)).to(device)
-        fake = (generator(edges).clamp(-1, 1) + 1) / 2
-        err["pix2pix"] += float((fake - real).abs().mean(dim=(1, 2, 3)).sum())
-        err["median photo"] += float((guess - real).abs().mean(dim=(1, 2, 3)).sum())
-    return {k: v / len(photos) for k, v in err.items()}
+    out = torch.cat([to_unit(generator(to_signed(labels[i:i + batch].to(device))).clamp(-1, 1)).cpu()
+                     for i in range(0, len(labels), batch)])
+    return {**_mean_se("error", (out - targets).abs().mean(dim=(1, 2, 3))),
+            **_mean_se("sharpness", high_frequency_energy(out) / high_frequency_energy(targets).mean())}
+
+
+def picture_scores(pictures: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """:func:`pix2pix_scores` for ready pictures, such as a baseline's (one picture is broadcast)."""
+    from .scenes import high_frequency_energy
+
+    pictures = pictures.expand_as(targets)
+    return {**_mean_se("error", (pictures - targets).abs().mean(dim=(1, 2, 3))),
+            **_mean_se("sharpness", high_frequency_energy(pictures) / high_frequency_energy(targets).mean())}
+
+
+def _mean_se(name: str, values: torch.Tensor) -> dict[str, float]:
+    n = len(values)
+    se = float(values.std() / math.sqrt(n)) if n > 1 else 0.0
+    return {name: float(values.mean()), f"{name}_se": se}
 
 
 def colour_distance(x: torch.Tensor, y: torch.Tensor, directions: int = 32, seed: int = 0) -> float:
@@ -583,17 +603,19 @@ def cyclegan_scores(g_ab: nn.Module, photos: torch.Tensor, degrees: float = HUE_
 
 
 # --------------------------------------------------------------------------- course weights
-def course_pix2pix() -> tuple[nn.Module, dict]:
-    """The course's trained pix2pix generator (edges -> photo, 32 px), eval mode, and its
-    manifest entry."""
+def course_pix2pix(which: str = "gan") -> tuple[nn.Module, dict]:
+    """A course pix2pix generator (label map -> scene, 64 px), eval mode, and its manifest entry:
+    ``which="gan"`` the L1 + GAN one (``translation/pix2pix``), ``"l1"`` the same U-Net on L1 alone
+    (``translation/pix2pix-l1``)."""
     from . import course_weights
     from .models.pix2pix import UNetGenerator
 
-    state, info = course_weights.load_state("translation/pix2pix")
+    names = {"gan": "translation/pix2pix", "l1": "translation/pix2pix-l1"}
+    if which not in names:
+        raise ValueError(f"which must be 'gan' (L1 + GAN) or 'l1' (L1 alone), got {which!r}.")
+    state, info = course_weights.load_state(names[which])
     generator = UNetGenerator(**info["config"]["generator"])
-    if generator.residual:
-        generator.set_base(state["base"])
-    course_weights.load_into(generator, state, "translation/pix2pix")
+    course_weights.load_into(generator, state, names[which])
     return generator.eval(), info
 
 
