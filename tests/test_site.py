@@ -8,6 +8,7 @@ import contextlib
 import html
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -59,11 +60,16 @@ def run(tmp_path_factory):
     src = tmp_path_factory.mktemp("notebooks")
     for name in LESSONS:
         _lesson(src, name)
-    out = tmp_path_factory.mktemp("course") / "run"
+    parent = tmp_path_factory.mktemp("course")
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        code = course.main(["--notebooks", str(src), "--out", str(out), "--profile", "fast", "--timeout", "120"])
-    return out, code, printed.getvalue()
+    here = os.getcwd()
+    os.chdir(parent)  # a relative --out, as make course's
+    try:
+        with contextlib.redirect_stdout(printed):
+            code = course.main(["--notebooks", str(src), "--out", "run", "--profile", "fast", "--timeout", "120"])
+    finally:
+        os.chdir(here)
+    return parent / "run", code, printed.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -251,7 +251,7 @@ def build_site(run_dir: Path, *, repo: Path | None = None, exercises_dir: Path |
     from course_tools.site.pages import home_page, instructors_page
 
     start = time.perf_counter()
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # mkdocs reads a relative site_dir from its config file's folder
     repo = Path(repo) if repo else repo_root()
     exercises_dir = Path(exercises_dir) if exercises_dir else repo / "exercises"
     try:
