@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 
 from .assumptions import (
-    CIFAR10_TEST,
     CIFAR10_TRAIN,
     CUDA_CONTEXT_BYTES,
     HORSE2ZEBRA_TRAIN_A,
@@ -205,24 +204,26 @@ def notebook_03() -> Row:
 # --------------------------------------------------------------------------- notebook 6
 def notebook_06() -> Row:
     from lessons_lib import style
-    from lessons_lib.models.vgg import FULL_WIDTH, VGGFeatures
+    from lessons_lib.models.vgg import VGGFeatures
     from lessons_lib.training import SupervisedTask
 
     p = notebook_picks("06")
+    if p.one("FEATURES") != "imagenet":
+        raise MissingCount("notebook 06: the full profile no longer uses ImageNet's VGG19; update the budget.")
     size, steps = p.one("SIZE"), p.one("STEPS")
     grid_size, grid_steps, betas = p.one("GRID_SIZE"), p.one("GRID_STEPS"), p.one("BETAS")
-    styles = 2   # the grid's two textures, "waves" and "checker"
+    pairs, judge_steps = p.one("JUDGE_PAIRS"), p.one("JUDGE_STEPS")
+    styles = 2   # the grid's two styles
     adain_size, n_content, adain_epochs = p.one("ADAIN_SIZE"), p.one("N_CONTENT"), p.one("ADAIN_EPOCHS")
-    sr_size = p.one("SR_SIZE")
+    sr_size, n_sr_train, n_sr_test = p.one("SR_SIZE"), p.one("N_SR_TRAIN"), p.one("N_SR_TEST")
     adain_batch, sr_batch = p.all("make_loader.batch_size", 2)
     sr_epochs = p.one("fit.epochs")
-    if any(limit is not None for limit in p.all("colour_images.limit")):   # SR training and the test photos
-        raise MissingCount("notebook 06: the SR training or scoring no longer uses every photo; update the budget.")
 
     def vgg(layers):
-        return VGGFeatures(layers, pretrained=False, width=FULL_WIDTH, verbose=False)
+        # Random weights at the full width: the same FLOPs as ImageNet's VGG19, without a download.
+        return VGGFeatures(layers, weights="random", width=64, verbose=False)
 
-    # Gatys: one closure evaluation (features, content + style loss, backward to the pixels), measured
+    # Gatys: one closure evaluation (features, content + style + TV loss, backward to the pixels), measured
     # at 64 px and scaled by the pixel count (every layer's work is proportional to it).
     extractor = vgg(style.STYLE_LAYERS + style.CONTENT_LAYERS)
     ref = 64
@@ -234,7 +235,8 @@ def notebook_06() -> Row:
 
     def closure():
         f = extractor(image)
-        loss = style.content_loss(f["relu4_2"], content) + 1e5 * style.style_loss(f, grams)
+        loss = style.content_loss(f["relu4_2"], content) + 1e5 * style.style_loss(f, grams) \
+            + style.total_variation(image)
         loss.backward()
         loss.item()
 
@@ -243,7 +245,9 @@ def notebook_06() -> Row:
     items = []
     for what, side, n_steps, runs in ((f"Gatys {steps} L-BFGS steps at {size} px", size, steps, 1),
                                       (f"alpha/beta grid: {styles} x {len(betas)} runs of {grid_steps} steps at "
-                                       f"{grid_size} px", grid_size, grid_steps, styles * len(betas))):
+                                       f"{grid_size} px", grid_size, grid_steps, styles * len(betas)),
+                                      (f"judged pairs: {pairs} runs of {judge_steps} steps at {size} px", size,
+                                       judge_steps, pairs)):
         scale = (side / ref) ** 2
         evals = LBFGS_EVALS_PER_STEP * n_steps * runs
         items.append(Item(what, c.flops * scale * evals, c.ops * evals, "fp32",
@@ -255,7 +259,7 @@ def notebook_06() -> Row:
                         lambda n: [photos(n, adain_size), photos(n, adain_size)])
     items += training(f"AdaIN decoder: {adain_epochs} epochs x {adain_steps // adain_epochs} steps, batch "
                       f"{adain_batch}", cost, adain_batch, adain_steps, adain_epochs, checkpoints=True)
-    sr_steps = batches(CIFAR10_TRAIN, sr_batch) * sr_epochs
+    sr_steps = batches(n_sr_train, sr_batch) * sr_epochs
     for name in ("pixel MSE", "perceptual"):
         def make(name=name):
             net = style.SRNet(scale=4, width=32, blocks=4)
@@ -266,18 +270,18 @@ def notebook_06() -> Row:
         cost = measure_task(make, lambda n: [photos(n, sr_size // 4), photos(n, sr_size)])
         items += training(f"SR ({name}): {sr_epochs} epochs x {sr_steps // sr_epochs} steps, batch {sr_batch}",
                           cost, sr_batch, sr_steps, sr_epochs)
-    # Scoring on every held-out photo: two AdaIN models (decoder + objective), four SR nets + VGG distance.
+    # Scoring: the AdaIN model on the figure's and the judged pairs, four SR nets + the feature distance.
     torch.manual_seed(0)
     model = style.AdaINStyleTransfer(vgg(style.ADAIN_STYLE_LAYERS), residual=True).eval()
-    x = photos(MEASURE_BATCH, adain_size)
-    score = measure_forward(lambda: style.adain_losses(model, x, x))
+    x = photos(MEASURE_BATCH, size)
+    score = measure_forward(lambda: model(x, x))
     distance = vgg(style.DISTANCE_LAYERS)
-    d = measure_forward(lambda: distance(x))
+    d = measure_forward(lambda: distance(photos(MEASURE_BATCH, sr_size)))
     net = style.SRNet(scale=4, width=32, blocks=4).eval()
     sr = measure_forward(lambda: net(photos(MEASURE_BATCH, sr_size // 4)))
-    items += [scored(f"AdaIN scores, 2 models x {CIFAR10_TEST} photos", score, CIFAR10_TEST, 2),
-              scored(f"SR scores, 4 nets x {CIFAR10_TEST} photos", sr, CIFAR10_TEST, 4),
-              scored("VGG feature distance of 5 SR outputs", d, CIFAR10_TEST, 10)]
+    items += [scored(f"AdaIN on {pairs + 9} pairs at {size} px", score, pairs + 9, 1),
+              scored(f"SR scores, 4 nets x {n_sr_test} crops", sr, n_sr_test, 4),
+              scored(f"VGG feature distance of 5 SR outputs x {n_sr_test} crops", d, n_sr_test, 10)]
     return row("06", items, cifar_bytes() + torchvision_bytes("vgg19"))
 
 
