@@ -34,6 +34,7 @@ import html
 import json
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -196,7 +197,7 @@ def run_notebook(path: Path, out: Path, timeout: int, nb=None) -> Result:
 
 
 def _first_line_of(err: Exception) -> str:
-    lines = [ln for ln in str(err).splitlines() if ln.strip()]
+    lines = [ln for ln in re.sub(r"\x1b\[[0-9;]*m", "", str(err)).splitlines() if ln.strip()]  # no colours
     tail = [ln for ln in lines if "Error" in ln or "Exception" in ln]
     return (tail[-1] if tail else (lines[-1] if lines else repr(err)))[:300]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from course_tools.course import MARKS, verdict
 
 _esc = html.escape
+ANSI = r"\x1b\[[0-9;]*m"  # terminal colours in a traceback's text
 
 
 def mark(row: dict) -> tuple[str, str]:
@@ -73,7 +74,7 @@ def lesson_card(lesson: dict) -> str:
     title = _esc(lesson["title"])
     heading = f"<a href='{page}'>{title}</a>" if page else title
     status = ("" if lesson["ok"] else f"<p class='bad'><b>This notebook failed in this run:</b> "
-                                      f"{_esc(lesson['error'])}</p>")
+                                      f"{_esc(re.sub(ANSI, '', lesson['error']))}</p>")
     exercises = ", ".join(f"<a href='{e['page']}'>{_esc(e['title'])}</a>" for e in lesson["exercises"])
     links = []
     if page:
