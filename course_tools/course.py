@@ -180,6 +180,7 @@ def run_notebook(path: Path, out: Path, timeout: int, nb=None) -> Result:
         # Figures must be drawn inline into the pages: a non-interactive MPLBACKEND
         # (Agg, as tests use) would swallow them.
         env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+        env["LESSONS_CLAIMS"] = "strict"  # a sentence its run contradicts fails the notebook (tables.claim)
         with open(workdir / "kernel.log", "w") as kernel_log:
             client.execute(stderr=kernel_log, env=env)
     except CellExecutionError as err:
