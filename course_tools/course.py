@@ -204,16 +204,24 @@ def _first_line_of(err: Exception) -> str:
 
 
 MARKS = {"beats": "&#10003; beats the baseline", "loses": "&#10007; loses to the baseline",
-         "ties": "= ties with the baseline", "expected": "&#10007; loses, as the lesson expects"}
+         "ties": "= ties with the baseline", "expected": "&#10007; loses, as the lesson expects",
+         "within": "~ beats the baseline by less than the spread (not significant)"}
+
+
+def significant(row: dict) -> bool:
+    """Whether the margin is larger than the row's spread (lessons_lib.tables.significant)."""
+    return row.get("spread") is None or abs(row["model"] - row["baseline"]) > row["spread"]
 
 
 def _mark(row: dict) -> str:
     v = verdict(row)
-    return MARKS["expected"] if v == "loses" and row.get("expected") == "loses" else MARKS[v]
+    if v == "loses" and row.get("expected") == "loses":
+        return MARKS["expected"]
+    return MARKS["within"] if v == "beats" and not significant(row) else MARKS[v]
 
 
 def _css(row: dict) -> str:
-    return "expected" if _mark(row) == MARKS["expected"] else verdict(row)
+    return {MARKS["expected"]: "expected", MARKS["within"]: "within"}.get(_mark(row), verdict(row))
 
 
 def _model_text(row: dict) -> str:
@@ -246,7 +254,7 @@ def write_index(out: Path, results: list[Result], profile: str, site_note: str =
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Course run</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em 1em;text-align:left}}
 .beats td:last-child{{color:#080}} .loses td:last-child{{color:#b00;font-weight:bold}}
-.expected td:last-child{{color:#8a5a00}}
+.expected td:last-child{{color:#8a5a00}} .within td:last-child{{color:#666;font-style:italic}}
 .bad{{color:#b00}}</style>
 </head>
 <body><h1>Image transformation with deep learning: executed notebooks</h1>

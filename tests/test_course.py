@@ -229,3 +229,13 @@ def test_rows_carry_their_spread_and_an_expected_loss_says_so():
         assert not course.valid_row(bad)
     with pytest.raises(ValueError, match="expected must be"):
         result_row("x", 1, 2, expected="maybe")
+
+
+def test_a_win_inside_the_spread_is_not_marked_as_a_win():
+    from course_tools.site import pages
+
+    narrow = {"what": "x", "model": 9.9, "baseline": 10.0, "better": "lower", "spread": 0.3, "expected": "beats"}
+    clear = {**narrow, "spread": 0.05}
+    assert course._mark(narrow) == course.MARKS["within"] and course._css(narrow) == "within"
+    assert pages.mark(narrow) == ("within", course.MARKS["within"])
+    assert course._mark(clear) == course.MARKS["beats"] and pages.mark(clear)[0] == "beats"

@@ -10,7 +10,7 @@ import html
 import re
 from pathlib import Path
 
-from course_tools.course import MARKS, verdict
+from course_tools.course import MARKS, significant, verdict
 
 _esc = html.escape
 ANSI = r"\x1b\[[0-9;]*m"  # terminal colours in a traceback's text
@@ -24,6 +24,8 @@ def mark(row: dict) -> tuple[str, str]:
             return "expected", MARKS["expected"]
         if v == "beats":
             return "beats", "&#10003; beats the baseline (the lesson expected a loss)"
+    if v == "beats" and not significant(row):
+        return "within", MARKS["within"]
     return v, MARKS[v]
 
 
