@@ -15,14 +15,10 @@ setup:
 course: setup
 	$(PY) -m course_tools.course $(ARGS)
 
-# The suite runs in TEST_WORKERS processes (pytest-xdist), one test file at a time each, one torch thread each
-# (tests/conftest.py): on 2 cores the notebooks' kernels, sandboxes and subprocesses overlap instead of queueing.
-# TEST_WORKERS=0 runs everything in one process.
-TEST_WORKERS ?= 2
 test: setup
 	$(PY) -m ruff check .
 	LESSONS_PROFILE=fast LESSONS_CLAIMS=strict MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-		$(PY) -m pytest --nbval-lax -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+		$(PY) -m pytest --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
 
 # Retrain the course weights shipped in lessons_lib/weights/ (see course_tools/train_weights.py).
 weights: setup

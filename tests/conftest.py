@@ -9,10 +9,6 @@ os.environ.setdefault("LESSONS_PROFILE", "fast")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# Under pytest-xdist (make test) every worker, and every notebook kernel it starts, computes on one
-# thread: the workers share the cores, and two threads each would only fight over them.
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Notebooks (run by nbval) and helpers write checkpoints and results here, never into
 # the repository, and a test run never resumes what an earlier run left behind.

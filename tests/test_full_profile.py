@@ -66,6 +66,9 @@ def test_the_notebook_runs_in_the_full_profile_offline(mirrors, notebook, tmp_pa
             cell.source = cell.source.replace("MY_PHOTO = None", f"MY_PHOTO = {str(photo)!r}")
     run_env = {k: v for k, v in os.environ.items() if k not in ("LESSONS_DATA_DIR",)}  # download, as Colab does
     run_env |= env | {"LESSONS_OUTPUT_DIR": str(tmp_path / "outputs")}
+    # The rehearsal trains for a step or two, so a lesson's claims about what training achieves cannot
+    # hold here: they print a cross and warn instead of stopping (make test judges them in the fast profile).
+    run_env["LESSONS_CLAIMS"] = "warn"
     NotebookClient(nb, timeout=900, kernel_name="python3",
                    resources={"metadata": {"path": str(notebook.parent)}}).execute(env=run_env)
     text = _outputs(nb)
