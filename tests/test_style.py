@@ -82,7 +82,10 @@ def test_the_weights_are_chosen_explicitly_and_the_fast_profile_never_downloads(
     with pytest.raises(ValueError, match="weights must be one of"):
         style.VGGFeatures(["relu1_1"], weights="vgg", verbose=False)
     # Asking for the real weights offline says what to do, instead of failing in a download.
+    # Hermetic: an empty torch cache, and no trunk kept in memory by an earlier test that loaded seeded weights.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    vgg_module._trunk.cache_clear()
     with pytest.raises(registry.DownloadUnavailable, match="VGG19 weights.*offline"):
         style.VGGFeatures(["relu1_1"], weights="imagenet")
 
