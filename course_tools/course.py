@@ -43,6 +43,7 @@ from pathlib import Path
 from course_tools import repo_root
 from lessons_lib.files import atomic_write
 from lessons_lib.runtime import PROFILE_ENV, get_profile
+from lessons_lib.tables import significant
 
 RESULTS_MIME = "application/vnd.lessons-results+json"
 ROW_KEYS = {"what", "model", "baseline", "better"}
@@ -206,11 +207,6 @@ def _first_line_of(err: Exception) -> str:
 MARKS = {"beats": "&#10003; beats the baseline", "loses": "&#10007; loses to the baseline",
          "ties": "= ties with the baseline", "expected": "&#10007; loses, as the lesson expects",
          "within": "~ beats the baseline by less than the spread (not significant)"}
-
-
-def significant(row: dict) -> bool:
-    """Whether the margin is larger than the row's spread (lessons_lib.tables.significant)."""
-    return row.get("spread") is None or abs(row["model"] - row["baseline"]) > row["spread"]
 
 
 def _mark(row: dict) -> str:

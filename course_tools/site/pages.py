@@ -10,7 +10,8 @@ import html
 import re
 from pathlib import Path
 
-from course_tools.course import MARKS, significant, verdict
+from course_tools.course import MARKS, verdict
+from lessons_lib.tables import significant
 
 _esc = html.escape
 ANSI = r"\x1b\[[0-9;]*m"  # terminal colours in a traceback's text
