@@ -20,7 +20,7 @@ many more than D images): compare methods on the same image count.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 import torch.nn as nn
@@ -30,7 +30,7 @@ from . import registry
 from .metrics import frechet_distance
 
 __all__ = ["FEATURE_EXTRACTORS", "InceptionUnavailable", "InceptionFeatures", "RandomConvFeatures",
-           "PixelFeatures", "get_feature_extractor", "extract_features", "frechet_distance_images"]
+           "PixelFeatures", "get_feature_extractor", "extract_features", "frechet_distance_images", "frechet_distances"]
 
 FEATURE_EXTRACTORS = ("inception", "random-conv", "pixels")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -171,3 +171,13 @@ def frechet_distance_images(images_a: torch.Tensor, images_b: torch.Tensor,
     """
     extractor = get_feature_extractor(features) if isinstance(features, str) else features
     return frechet_distance(extract_features(images_a, extractor), extract_features(images_b, extractor))
+
+
+def frechet_distances(reference: torch.Tensor, candidates: Mapping[str, torch.Tensor],
+                      features: Callable | str = "inception") -> dict[str, float]:
+    """Frechet distance of each candidate image set to one reference set: the reference's
+    features are extracted once (with Inception at 299 px, the costly part), not once a method."""
+    extractor = get_feature_extractor(features) if isinstance(features, str) else features
+    ref = extract_features(reference, extractor)
+    return {name: frechet_distance(ref, extract_features(images.to(reference), extractor))
+            for name, images in candidates.items()}

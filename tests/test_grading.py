@@ -34,7 +34,7 @@ from course_tools.intake import prepare_notebook
 REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS, EXERCISES = REPO / "solutions", REPO / "exercises"
 EX1 = "ex1_vae_compression.ipynb"
-TIMEOUT = 40
+TIMEOUT = 25   # about five times what an honest notebook takes here, kernel start included
 MARKER = "lessons-redteam-marker"
 
 # Without a working sandbox these tests are skipped on a developer's machine, but CI (which
@@ -145,7 +145,7 @@ for path in TARGETS + found:
         continue
     for cell in nb.get("cells", []):
         src = "".join(cell.get("source", ""))
-        if "class VAECompressionAnalyzer" in src and "BEGIN SOLUTION" in src:
+        if "class VAECompression" + "Analyzer" in src and "BEGIN " + "SOLUTION" in src:   # not this cell itself
             exec(src)
             break
 try:
@@ -482,6 +482,9 @@ def test_attacks_on_the_judgement_score_nothing(graded):
         rows = _rows(graded, name)
         assert all(r["status"] != "passed" for r in rows.values()), name
         assert sum(float(r["max_points"]) for r in rows.values()) == 10  # tampered points changed nothing
+    # The search for solutions finished (it did not run out of time) and found none: the blank's own error.
+    assert all(r["status"] == "error" and "NotImplementedError" in r["reason"]
+               for r in _rows(graded, "steals").values())
 
 
 def test_nothing_outside_the_sandbox_changed_or_heard(graded):

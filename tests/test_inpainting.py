@@ -229,6 +229,9 @@ def test_frechet_distance_matches_scipy_with_pluggable_features():
     b = rng.normal(size=(150, 12)) @ rng.normal(size=(12, 12)) * 0.5 + 0.3
     assert frechet_distance(a, b) == pytest.approx(_scipy_frechet(a, b), rel=1e-6)
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
+    # Fewer images than feature dimensions (Inception's 2048 with a few hundred photos): still scipy's value.
+    few_a, few_b = rng.normal(size=(20, 64)), rng.normal(size=(30, 64)) * 1.5 + 0.1
+    assert frechet_distance(few_a, few_b) == pytest.approx(_scipy_frechet(few_a, few_b), rel=1e-6)
     # Any callable images -> (N, D) plugs in.
     g = torch.Generator().manual_seed(0)
     imgs_a, imgs_b = torch.rand(64, 3, 16, 16, generator=g), torch.rand(64, 3, 16, 16, generator=g) ** 2
@@ -237,6 +240,10 @@ def test_frechet_distance_matches_scipy_with_pluggable_features():
         ours = frechet.frechet_distance_images(imgs_a, imgs_b, extractor)
         assert ours == pytest.approx(_scipy_frechet(fa, fb), rel=1e-4, abs=1e-8)
         assert ours > 0
+    # Several methods against one reference: the same values as one pair at a time.
+    many = frechet.frechet_distances(imgs_a, {"b": imgs_b, "a": imgs_a}, frechet.PixelFeatures(2))
+    assert many["b"] == pytest.approx(frechet.frechet_distance_images(imgs_a, imgs_b, frechet.PixelFeatures(2)))
+    assert many["a"] == pytest.approx(0.0, abs=1e-8)
     # The random conv features are fixed by their seed.
     assert torch.equal(frechet.RandomConvFeatures(4, seed=1)(imgs_a), frechet.RandomConvFeatures(4, seed=1)(imgs_a))
     with pytest.raises(ValueError, match=r"must return \(N, D\)"):
