@@ -15,10 +15,15 @@ setup:
 course: setup
 	$(PY) -m course_tools.course $(ARGS)
 
+# Two pytest-xdist workers: one often waits on a kernel's start, a subprocess or a sandbox while the other
+# computes. tests/conftest.py keeps what must run together in one group and sends the longest groups first.
+# TEST_WORKERS=0 runs everything in this one process.
+TEST_WORKERS ?= 2
 test: setup
 	$(PY) -m ruff check .
 	LESSONS_PROFILE=fast LESSONS_CLAIMS=strict MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-		$(PY) -m pytest --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
+		$(PY) -m pytest --nbval-lax -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder \
+		$(PYTEST_ARGS)
 
 # Retrain the course weights shipped in lessons_lib/weights/ (see course_tools/train_weights.py).
 weights: setup
