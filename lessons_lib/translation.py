@@ -502,14 +502,15 @@ def unpaired_domains(size: int | None = None, n: int | None = None, profile: str
 # --------------------------------------------------------------------------- measures
 @torch.no_grad()
 def pix2pix_scores(generator: nn.Module, labels: torch.Tensor, targets: torch.Tensor,
-                   batch: int = 128) -> dict[str, float]:
+                   batch: int = 128) -> dict:
     """A pix2pix generator on held-out pairs: ``labels`` and ``targets`` (N, 3, H, W) in [0, 1].
 
     * ``error``: the mean absolute error to the real target in [0, 1] units, and ``error_se`` its
       standard error over the N images;
     * ``sharpness``: the outputs' fine detail (:func:`lessons_lib.scenes.high_frequency_energy`) as a
       fraction of the real targets' (1 = as much as the real pictures; a blurry average is far below),
-      and ``sharpness_se``.
+      and ``sharpness_se``;
+    * ``error_values`` and ``sharpness_values``: the per-image values, in the order of ``labels``.
     """
     from .scenes import high_frequency_energy
 
@@ -521,7 +522,7 @@ def pix2pix_scores(generator: nn.Module, labels: torch.Tensor, targets: torch.Te
             **_mean_se("sharpness", high_frequency_energy(out) / high_frequency_energy(targets).mean())}
 
 
-def picture_scores(pictures: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+def picture_scores(pictures: torch.Tensor, targets: torch.Tensor) -> dict:
     """:func:`pix2pix_scores` for ready pictures, such as a baseline's (one picture is broadcast)."""
     from .scenes import high_frequency_energy
 
@@ -530,10 +531,11 @@ def picture_scores(pictures: torch.Tensor, targets: torch.Tensor) -> dict[str, f
             **_mean_se("sharpness", high_frequency_energy(pictures) / high_frequency_energy(targets).mean())}
 
 
-def _mean_se(name: str, values: torch.Tensor) -> dict[str, float]:
+def _mean_se(name: str, values: torch.Tensor) -> dict:
+    """The mean, its standard error, and the per-image values (for ``tables.paired_row``)."""
     n = len(values)
     se = float(values.std() / math.sqrt(n)) if n > 1 else 0.0
-    return {name: float(values.mean()), f"{name}_se": se}
+    return {name: float(values.mean()), f"{name}_se": se, f"{name}_values": values.detach().cpu()}
 
 
 def colour_distance(x: torch.Tensor, y: torch.Tensor, directions: int = 32, seed: int = 0) -> float:

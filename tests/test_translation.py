@@ -360,6 +360,8 @@ def test_scores_against_their_baselines():
     assert m["error"] == pytest.approx(float((median - targets).abs().mean()), rel=1e-5)
     per_image = (median - targets).abs().mean(dim=(1, 2, 3))
     assert m["error_se"] == pytest.approx(float(per_image.std() / math.sqrt(6)), rel=1e-5)
+    assert torch.allclose(m["error_values"], per_image) and m["sharpness_values"].shape == (6,)
+    assert float(m["sharpness_values"].mean()) == pytest.approx(m["sharpness"], rel=1e-5)
 
 
 @pytest.fixture(scope="module")
