@@ -51,8 +51,8 @@ _GROUPS = {
 # archive check reads the downloads of the half that fetches both archives.
 _REHEARSAL_HALVES = {"02": "b", "03": "b", "06": "b"}
 # Seconds one group takes alone on 2 cores (make test --durations=0), rounded: the order of hand-out.
-_LONGEST_FIRST = ["rehearsal-b", "rehearsal-a", "sandboxes", "notebooks/02_colorization_zoo.ipynb",
-                  "notebooks/03_diffusion_inpainting.ipynb", "notebooks/01_cifar10_colorization.ipynb",
+_LONGEST_FIRST = ["rehearsal-b", "sandboxes", "rehearsal-a", "notebooks/02_colorization_zoo.ipynb",
+                  "notebooks/01_cifar10_colorization.ipynb", "notebooks/03_diffusion_inpainting.ipynb",
                   "notebooks/06_style_transfer.ipynb", "tests/test_budget.py", "notebooks/07_pix2pix_cyclegan.ipynb",
                   "tests/test_site.py", "tests/test_accelerate.py", "notebooks/04_stable_diffusion_editing.ipynb",
                   "tests/test_install.py", "notebooks/05_instruct_pix2pix.ipynb"]
