@@ -169,8 +169,7 @@ def frechet_distance_images(images_a: torch.Tensor, images_b: torch.Tensor,
     ``features``: a callable images -> (N, D), or a name for :func:`get_feature_extractor`
     (built once here and used for both sets).
     """
-    extractor = get_feature_extractor(features) if isinstance(features, str) else features
-    return frechet_distance(extract_features(images_a, extractor), extract_features(images_b, extractor))
+    return frechet_distances(images_a, {"b": images_b}, features)["b"]
 
 
 def frechet_distances(reference: torch.Tensor, candidates: Mapping[str, torch.Tensor],

@@ -406,8 +406,10 @@ def _checked_features(features) -> torch.Tensor:
 
 def feature_statistics(features: torch.Tensor | np.ndarray):
     """Mean vector and (unbiased) covariance matrix of (N, D) features, in float64."""
-    mu, factor = _covariance_factor(features)
-    return mu, factor.T @ factor
+    f = _checked_features(features)
+    mu = f.mean(dim=0)
+    centred = f - mu
+    return mu, centred.T @ centred / (f.shape[0] - 1)
 
 
 def _covariance_factor(features) -> tuple[torch.Tensor, torch.Tensor]:

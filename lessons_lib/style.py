@@ -41,7 +41,7 @@ __all__ = [
     "style_transfer", "channel_stats", "adain", "AdaINDecoder", "AdaINStyleTransfer", "adain_objective",
     "adain_losses", "AdaINTask", "colour_transfer", "adain_scores", "PerceptualLoss", "make_sr_pairs",
     "bicubic", "feature_distance", "sr_scores", "SRNet", "course_sr_net", "course_adain", "total_variation",
-    "patch_swd", "mean_se",
+    "patch_swd",
 ]
 
 
@@ -441,13 +441,6 @@ def patch_swd(images: torch.Tensor, styles: torch.Tensor, patch: int = 7, scales
         pb = _projected_patches(b, patch, count, dirs, gen).sort(1).values
         out += ((pa - pb) ** 2).mean(dim=(1, 2)).sqrt() / len(scales)
     return out
-
-
-def mean_se(values) -> tuple[float, float]:
-    """(mean, standard error of the mean) of a 1-D tensor or list of numbers."""
-    v = torch.as_tensor(values, dtype=torch.float64).flatten()
-    se = float(v.std() / len(v) ** 0.5) if len(v) > 1 else 0.0
-    return float(v.mean()), se
 
 
 # --------------------------------------------------------------------------- perceptual loss, SR

@@ -82,6 +82,15 @@ def result_row(what: str, model: float, baseline: float, better: str = "lower", 
             "spread": spread, "expected": expected}
 
 
+def mean_se(values) -> tuple[float, float]:
+    """(mean, standard error of the mean) of per-photo values (a 1-D tensor or a list of numbers)."""
+    import torch  # here, so that reading rows (the course runner) never needs torch
+
+    v = torch.as_tensor(values, dtype=torch.float64).flatten()
+    se = float(v.std() / math.sqrt(len(v))) if len(v) > 1 else 0.0
+    return float(v.mean()), se
+
+
 def paired_row(what: str, model_values, baseline_values, better: str = "lower", *,
                expected: str = "beats") -> dict:
     """A results row from per-photo values of the model and of the baseline on the same photos.
@@ -97,7 +106,7 @@ def paired_row(what: str, model_values, baseline_values, better: str = "lower", 
     if m.numel() != b.numel() or m.numel() < 2:
         raise ValueError(f"{what}: paired_row needs the same photos for the model and the baseline, at least 2 "
                          f"(got {m.numel()} and {b.numel()} values).")
-    spread = 1.96 * (m - b).std().item() / math.sqrt(m.numel())
+    spread = 1.96 * mean_se(m - b)[1]
     return result_row(what, m.mean().item(), b.mean().item(), better, spread=spread, expected=expected)
 
 

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from . import registry
+from . import registry, tables
 from . import validate as V
 from .data import data_root
 from .downloads import fetch_archive
@@ -533,9 +533,8 @@ def picture_scores(pictures: torch.Tensor, targets: torch.Tensor) -> dict:
 
 def _mean_se(name: str, values: torch.Tensor) -> dict:
     """The mean, its standard error, and the per-image values (for ``tables.paired_row``)."""
-    n = len(values)
-    se = float(values.std() / math.sqrt(n)) if n > 1 else 0.0
-    return {name: float(values.mean()), f"{name}_se": se, f"{name}_values": values.detach().cpu()}
+    mean, se = tables.mean_se(values)
+    return {name: mean, f"{name}_se": se, f"{name}_values": values.detach().cpu()}
 
 
 def colour_distance(x: torch.Tensor, y: torch.Tensor, directions: int = 32, seed: int = 0) -> float:

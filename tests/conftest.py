@@ -50,7 +50,7 @@ _GROUPS = {
 # The full-profile rehearsal in two halves of about the same length, each with its own mirrors; the
 # archive check reads the downloads of the half that fetches both archives.
 _REHEARSAL_HALVES = {"02": "b", "03": "b", "06": "b"}
-# Seconds one group takes alone on 2 cores (make test --durations=0), rounded: the order of hand-out.
+# The order of hand-out: the groups that take longest alone on 2 cores (make test --durations=0) first.
 _LONGEST_FIRST = ["rehearsal-b", "sandboxes", "rehearsal-a", "notebooks/02_colorization_zoo.ipynb",
                   "notebooks/01_cifar10_colorization.ipynb", "notebooks/03_diffusion_inpainting.ipynb",
                   "notebooks/06_style_transfer.ipynb", "tests/test_budget.py", "notebooks/07_pix2pix_cyclegan.ipynb",

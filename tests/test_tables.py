@@ -49,3 +49,8 @@ def test_a_students_run_that_contradicts_a_claim_warns_and_goes_on(capsys, monke
     with pytest.warns(UserWarning, match="this run does not show it"):
         line = tables.claim("the network beats the gray", False, "9.0 against 7.0")
     assert line.startswith("\u2717") and "not in this run" in capsys.readouterr().out
+
+
+def test_mean_se_is_the_mean_and_its_standard_error():
+    mean, se = tables.mean_se([1.0, 2.0, 3.0])
+    assert mean == 2.0 and se == pytest.approx(1 / 3 ** 0.5)

@@ -24,7 +24,7 @@ import torch
 from torch.nn import functional as F
 
 from course_tools.train_weights import Trained
-from lessons_lib import data, style, textures, training
+from lessons_lib import data, style, tables, textures, training
 from lessons_lib.runtime import seed_everything
 
 SR_NET = {"scale": 4, "width": 32, "blocks": 4}
@@ -62,7 +62,7 @@ def _sr_metrics(net, test) -> dict:
     per = {k: {"PSNR": psnr(o, test, reduction="none"), "SSIM": ssim(o, test, reduction="none"),
                "patch SWD": style.patch_swd(o, test)} for k, o in outs.items()}
     scores = {k: {m: float(v.mean()) for m, v in row.items()} for k, row in per.items()}
-    spread = {m: style.mean_se(per["net"][m] - per["bicubic"][m])[1] for m in per["net"]}
+    spread = {m: tables.mean_se(per["net"][m] - per["bicubic"][m])[1] for m in per["net"]}
     return scores, spread
 
 
@@ -114,7 +114,7 @@ def adain_decoder() -> Trained:
         out = torch.cat([model(test[i:i + 8], held_out_styles[i:i + 8]).clamp(0, 1) for i in range(0, len(test), 8)])
     judge = style.patch_swd(out, held_out_styles)
     baseline = style.patch_swd(style.colour_transfer(test, held_out_styles), held_out_styles)
-    (m, m_se), (b, _), (_, d_se) = style.mean_se(judge), style.mean_se(baseline), style.mean_se(judge - baseline)
+    (m, m_se), (b, _), (_, d_se) = tables.mean_se(judge), tables.mean_se(baseline), tables.mean_se(judge - baseline)
     metrics = {"what": f"AdaIN at {ADAIN_SIZE * 2} px: patch sliced Wasserstein distance to the style, held-out "
                "photos and styles", "model": m, "baseline": b, "better": "lower",
                "baseline_name": "colour transfer (AdaIN on pixels)", "spread": d_se}
