@@ -110,12 +110,26 @@ def lessons_lib_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]).resolve()
 
 
-def _python_roots() -> list[Path]:
-    """The folders that make up this Python environment (venv and base installation)."""
-    roots = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
-    roots.add(Path(sys.executable).resolve().parent.parent)
-    roots = {r for r in roots if r != Path("/") and r.is_dir()}
-    return sorted(r for r in roots if not any(o != r and o in r.parents for o in roots))
+def _python_roots() -> list[tuple[Path, Path]]:
+    """The folders that make up this Python environment (venv and base installation), as
+    (folder on the host, where the sandbox sees it) pairs.
+
+    A folder reached through a symbolic link (a virtual environment or home folder behind
+    a link, common on shared machines) is shown at both its real path and the path Python
+    knows it by: ``sys.executable``, ``PATH`` and ``.pth`` files spell it the latter way.
+    """
+    spelled = [Path(p).absolute() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)]
+    spelled.append(Path(sys.executable).absolute().parent.parent)
+    spelled.append(Path(sys.executable).resolve().parent.parent)
+    pairs = {}
+    for dest in spelled:
+        host = dest.resolve()
+        if host != Path("/") and host.is_dir():
+            pairs.setdefault(dest, host)
+            pairs.setdefault(host, host)
+    def inside(d, o):  # d comes with o's binding: below it, and the same folder there
+        return o != d and o in d.parents and pairs[o] / d.relative_to(o) == pairs[d]
+    return sorted((h, d) for d, h in pairs.items() if not any(inside(d, o) for o in pairs))
 
 
 def _ancestors(path: Path) -> list[str]:
@@ -140,8 +154,7 @@ def _mount_args(job_dir: Path, limits: Limits, as_root: bool) -> list[str]:
             args += ["--symlink", os.readlink(host), str(host)]
         elif host.is_dir():
             args += ["--ro-bind", str(host), str(host)]
-    for root in _python_roots() + [lessons_lib_dir()]:
-        dest = root if root != lessons_lib_dir() else Path(LESSONS) / "lessons_lib"
+    for root, dest in _python_roots() + [(lessons_lib_dir(), Path(LESSONS) / "lessons_lib")]:
         if str(dest).startswith(("/usr/", "/bin/", "/lib")) and root == dest:
             continue  # already visible through /usr or the library folders
         for parent in _ancestors(dest):  # bwrap would make them 0700; the sandbox user must pass
@@ -277,6 +290,11 @@ def probe(limits: Limits = Limits(timeout=60.0, memory_mb=2048)) -> tuple[bool, 
             how = "as root, dropping to an unprivileged uid" if os.geteuid() == 0 else "in a user namespace"
             return True, f"{version or 'bubblewrap'}, {how}"
         why = (res.stderr.strip().splitlines() or [f"exit status {res.returncode}"])[-1]
+        if "execvp" in why:  # the sandbox was made; what it shows of this Python environment is not enough
+            return False, (f"bubblewrap cannot start this Python inside its sandbox ({why}); the sandbox shows "
+                           f"the folders {', '.join(str(d) for _, d in _python_roots())} of this environment. "
+                           "Run the grader with the Python of a virtual environment or installation whose "
+                           "files are all inside those folders")
         return False, (f"bubblewrap is installed but cannot create its sandbox here ({why}); on a desktop "
                        "Linux, unprivileged user namespaces may be switched off (e.g. Ubuntu 24.04's "
                        "kernel.apparmor_restrict_unprivileged_userns); run the grader as root, or allow them")

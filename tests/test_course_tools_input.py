@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -180,6 +182,8 @@ def test_too_little_memory_for_the_source_is_blamed_on_memory_mb(tmp_path, capsy
 
 @needs_bwrap
 def test_hidden_blank_and_padded_submissions_are_graded_or_reported(tmp_path):
+    """Run as on a shared machine: the grader's Python environment and the home folder are reached
+    through symbolic links (the sandbox must start the interpreter by the path Python knows it by)."""
     subs = tmp_path / "subs"
     _put(SOLVED, subs / ".carol" / EX1)
     _put(SOLVED, subs / "  " / EX1)
@@ -187,7 +191,15 @@ def test_hidden_blank_and_padded_submissions_are_graded_or_reported(tmp_path):
     (subs / "fay" / EX1).write_text(json.dumps(_padded(5000)))   # a correct answer after 5,000 blank cells
     before = _snapshot(subs)
     out = tmp_path / "out"
-    assert grading.main([str(subs), "--out", str(out), "--workers", "2", "--timeout", "90"]) == 0
+    env_link, home_link = tmp_path / "linked-env", tmp_path / "linked-home"
+    env_link.symlink_to(Path(sys.executable).absolute().parent.parent, target_is_directory=True)
+    (tmp_path / "home").mkdir()
+    home_link.symlink_to(tmp_path / "home", target_is_directory=True)
+    python = env_link / "bin" / Path(sys.executable).name
+    run = subprocess.run([str(python), "-m", "course_tools.grading", str(subs), "--out", str(out), "--workers", "2",
+                          "--timeout", "90"], cwd=REPO, capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, HOME=str(home_link), PYTHONPATH=str(REPO)))
+    assert run.returncode == 0, run.stderr[-2000:]
     with open(out / "scores_wide.csv", newline="") as f:
         wide = {row["student"]: float(row["total"]) for row in csv.DictReader(f)}
     assert wide == {"(blank name: 2 spaces)": 10.0, "fay": 10.0}
