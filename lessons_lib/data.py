@@ -28,7 +28,7 @@ from .images import IMAGE_SUFFIXES, load_image, pil_to_tensor, rgb_to_gray, to_s
 from .runtime import cache_dir, get_profile
 
 __all__ = ["DATA_ENV", "data_root", "ImageFolderDataset", "TensorImages", "CifarBatches", "cifar10",
-           "sample_photos", "colour_images", "ColorizationPairs", "split", "make_loader"]
+           "sample_photos", "colour_images", "load_photos", "ColorizationPairs", "split", "make_loader", "stack"]
 
 DATA_ENV = "LESSONS_DATA_DIR"
 CIFAR_SUBSET = "cifar10-subset"
@@ -274,6 +274,35 @@ def colour_images(split_name: str = "train", size: int = 32, profile: str | None
         idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:limit]
         ds = Subset(ds, sorted(idx.tolist()))
     return ds
+
+
+def load_photos(source: str | Path | None = None, size: int = 32, split: str = "train",
+                limit: int | None = None, seed: int = 0, multiple_of: int = 1) -> torch.Tensor:
+    """Colour photos (N, 3, size, size) in [0, 1] from a folder, ``"cifar10"`` or the profile default
+    (:func:`colour_images`), as one tensor: what the command lines train and test on.
+
+    ``split`` ("train"/"test") matters for CIFAR-10 and the default set only: a folder is
+    used whole. ``limit`` keeps a fixed random subset. ``multiple_of``: the models' need (a
+    network that halves the size three times takes multiples of 8), checked here, once.
+    """
+    V.count("image size", size, 8)
+    V.optional_count("limit (the number of images to use)", limit,
+                     hint="Leave it out (None) to use every image.")
+    if source is None:
+        ds = colour_images(split, size=size, limit=limit, seed=seed)
+    elif str(source).lower() == "cifar10":
+        ds = colour_images(split, size=size, profile="full", limit=limit, seed=seed)
+    else:
+        ds = ImageFolderDataset(source, size=size)
+        if limit is not None and limit < len(ds):
+            idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:limit]
+            ds = Subset(ds, sorted(idx.tolist()))
+    photos = stack(ds)
+    if photos.shape[-1] % multiple_of or photos.shape[-2] % multiple_of:
+        halvings = multiple_of.bit_length() - 1
+        raise ValueError(f"Image size {tuple(photos.shape[-2:])} is not a multiple of {multiple_of}; the models "
+                         f"halve the size {halvings} times. Use --image_size 32, 64, 128 or 256.")
+    return photos
 
 
 class _Resized(Dataset):

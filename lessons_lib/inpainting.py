@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from . import diffusion as D
 from . import masks as M
 from . import validate as V
+from .adversarial import AdversarialTask, discriminator_loss, gan_adam
 from .images import to_signed, to_unit
 from .models.inpainting import ConvDiscriminator, InpaintUNet, PatchTransformer
 from .models.time_unet import TimeUNet
@@ -162,38 +163,38 @@ class InpaintTask(_MaskRNG, Task):
         return {"loss": float(self._loss(batch))}
 
 
-class AdversarialInpaintTask(_MaskRNG, Task):
+class AdversarialInpaintTask(_MaskRNG, AdversarialTask):
     """Masked MSE plus an adversarial term for the generator: ``masked MSE - lambda log D(G)``.
 
     The discriminator learns real image vs. composite (known pixels + generated hole)
     with binary cross-entropy; ``adv_weight`` is lambda (Context Encoders used 0.001
     beside 0.999 for the reconstruction; 0.01 here, so that the term still shows in
     short training runs). -log D(G) is computed as softplus(-logit), the same value
-    without overflow.
+    without overflow. The update is :class:`lessons_lib.adversarial.AdversarialTask`'s.
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, lr: float = 2e-3,
                  d_lr: float = 2e-4, adv_weight: float = 1e-2, mask_kind: str = "mixed", seed: int = 0):
         super().__init__({"generator": generator, "discriminator": discriminator},
                          {"generator": torch.optim.Adam(generator.parameters(), lr=lr),
-                          "discriminator": torch.optim.Adam(discriminator.parameters(), lr=d_lr,
-                                                            betas=(0.5, 0.999))})
+                          "discriminator": gan_adam(discriminator.parameters(), d_lr)})
         self.adv_weight = adv_weight
         self._init_masks(mask_kind, seed)
 
-    def training_step(self, batch):
+    def generate(self, batch):
         x, mask = self._batch(batch)
-        g, d = self.models["generator"], self.models["discriminator"]
-        fake = composite(g(M.apply_mask(x, mask), mask), x, mask)
-        real_logit, fake_logit = d(x, mask), d(fake.detach(), mask)
-        d_loss = (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
-                  + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))) / 2
-        logs = {"d_loss": self.optimize(d_loss, "discriminator")}
+        return x, mask, composite(self.models["generator"](M.apply_mask(x, mask), mask), x, mask)
+
+    def discriminator_loss(self, batch, fakes):
+        x, mask, fake = fakes
+        d = self.models["discriminator"]
+        return discriminator_loss(d(x, mask), d(fake.detach(), mask), "vanilla")
+
+    def generator_losses(self, batch, fakes):
+        x, mask, fake = fakes
         mse = masked_mse(fake, x, mask)
-        adv = F.softplus(-d(fake, mask)).mean()  # = -log D(fake)
-        logs["g_loss"] = self.optimize(mse + self.adv_weight * adv, "generator")
-        logs["masked_mse"], logs["g_adv"] = float(mse.detach()), float(adv.detach())
-        return logs
+        adv = F.softplus(-self.models["discriminator"](fake, mask)).mean()  # = -log D(fake)
+        return {"loss": mse + self.adv_weight * adv, "masked_mse": mse, "g_adv": adv}
 
     def validation_step(self, batch):
         x, mask = self._batch(batch)
@@ -539,9 +540,9 @@ def run(argv=None) -> dict:
     """The command line without the exit-code handling (raises on bad input)."""
     import json
 
+    from .data import load_photos
     from .figures import save_rows
     from .files import atomic_write_text
-    from .zoo import load_photos
 
     args = build_parser().parse_args(argv)
     methods = _methods(args.methods)
@@ -549,7 +550,7 @@ def run(argv=None) -> dict:
     split = "train" if args.mode == "train" else "test"
     if args.mode == "train":
         _check_resumable(methods, args, out)
-        photos = load_photos(args.data, args.image_size, split, args.limit, args.seed)
+        photos = load_photos(args.data, args.image_size, split, args.limit, args.seed, multiple_of=8)
         if args.batch_size > len(photos):  # every epoch drops the incomplete last batch
             raise ValueError(f"--batch_size {args.batch_size} is more than the {len(photos)} photos to train on: "
                              f"lower --batch_size (or use more photos).")
@@ -561,7 +562,7 @@ def run(argv=None) -> dict:
     if not main_process():  # under accelerate launch, testing is the main process's alone
         return {}
     tasks = {m: _load_task(m, args, out) for m in methods}  # weights first: a wrong epoch fails at once
-    photos = load_photos(args.data, args.image_size, split, args.limit, args.seed)
+    photos = load_photos(args.data, args.image_size, split, args.limit, args.seed, multiple_of=8)
     mask = M.center_box(len(photos), tuple(photos.shape[-2:]))
     outputs = run_inpainters(tasks, photos, mask, num_inference_steps=args.steps, seed=args.seed)
     rows = compare_methods(outputs, photos, mask)

@@ -1,13 +1,14 @@
 """Image-to-image translation: pix2pix (paired) and CycleGAN (unpaired).
 
-* Losses, written out as the papers define them: the GAN loss (``"vanilla"`` binary
-  cross-entropy, or ``"lsgan"`` least squares), pix2pix's L1 term (lambda 100),
-  CycleGAN's cycle-consistency (lambda 10) and identity (0.5 x lambda) losses.
-* :class:`ImagePool`: the history of generated images the CycleGAN discriminators
-  learn from (50 images, as in Shrivastava et al. 2017).
-* :class:`Pix2PixTask` and :class:`CycleGANTask`: :class:`lessons_lib.training.Task`
-  subclasses, so :func:`lessons_lib.training.fit` trains them with progress bars,
-  checkpoints (pool and learning-rate schedule included) and resume.
+* CycleGAN's losses, written out as the paper defines them: cycle-consistency (lambda 10)
+  and identity (0.5 x lambda), and a luminance prior of the course's own. The GAN losses,
+  pix2pix's L1 term (lambda 100), :class:`ImagePool` and the learning-rate decay live in
+  :mod:`lessons_lib.adversarial`, shared with the zoo's GAN and the adversarial inpainter,
+  and are re-exported here under the names lesson 7 teaches.
+* :class:`CycleGANTask` (and :class:`Pix2PixTask`, from :mod:`lessons_lib.adversarial`):
+  :class:`lessons_lib.adversarial.AdversarialTask` subclasses, so
+  :func:`lessons_lib.training.fit` trains them with progress bars, checkpoints (pool and
+  learning-rate schedule included) and resume.
 * Data: paired label maps -> scenes (:mod:`lessons_lib.scenes`), edges -> photo from any photo
   set (scikit-image's Canny), unpaired
   domains (horse2zebra in the full profile; an offline pair the course makes in the
@@ -20,7 +21,6 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -30,14 +30,27 @@ from torch.utils.data import Dataset
 
 from . import registry, tables
 from . import validate as V
+from .adversarial import (  # re-exported: lesson 7 teaches them, the adversarial module keeps them
+    LAMBDA_L1,
+    AdversarialTask,
+    ImagePool,
+    LinearDecay,
+    Pix2PixTask,
+    decay_schedulers,
+    discriminator_loss,
+    gan_adam,
+    gan_loss,
+    linear_decay_scheduler,
+    lsgan_loss,
+    pix2pix_generator_loss,
+)
 from .data import data_root
 from .downloads import fetch_archive
 from .images import rgb_to_gray, to_signed, to_unit
 from .runtime import cache_dir, get_profile
-from .training import Task
 
 __all__ = [
-    "gan_loss", "lsgan_loss", "discriminator_loss", "cycle_loss", "identity_loss", "luminance_loss",
+    "LAMBDA_L1", "gan_loss", "lsgan_loss", "discriminator_loss", "cycle_loss", "identity_loss", "luminance_loss",
     "pix2pix_generator_loss", "ImagePool", "LinearDecay", "linear_decay_scheduler",
     "Pix2PixTask", "CycleGANTask", "canny_edges", "EdgePairs", "hue_rotate", "UnpairedImages",
     "offline_domains", "unpaired_folders", "horse2zebra", "unpaired_domains", "HUE_DEGREES",
@@ -45,7 +58,6 @@ __all__ = [
     "course_pix2pix", "course_cyclegan",
 ]
 
-LAMBDA_L1 = 100.0
 LAMBDA_CYCLE = 10.0
 LAMBDA_IDENTITY = 0.5
 #: The fast profile's domain B is domain A's kind of photo with the hue turned by this much.
@@ -53,28 +65,6 @@ HUE_DEGREES = 150.0
 
 
 # --------------------------------------------------------------------------- losses
-def lsgan_loss(prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
-    """Least-squares GAN loss (Mao et al., 2017): mean((D(x) - label)^2), label 1 or 0."""
-    return ((prediction - (1.0 if target_is_real else 0.0)) ** 2).mean()
-
-
-def gan_loss(prediction: torch.Tensor, target_is_real: bool, mode: str = "lsgan") -> torch.Tensor:
-    """The adversarial loss on discriminator outputs (logits for ``"vanilla"``)."""
-    if mode == "lsgan":
-        return lsgan_loss(prediction, target_is_real)
-    if mode == "vanilla":
-        target = torch.ones_like(prediction) if target_is_real else torch.zeros_like(prediction)
-        return F.binary_cross_entropy_with_logits(prediction, target)
-    raise ValueError(f"GAN loss mode must be 'lsgan' or 'vanilla', got {mode!r}.")
-
-
-def discriminator_loss(real_prediction: torch.Tensor, fake_prediction: torch.Tensor,
-                       mode: str = "lsgan") -> torch.Tensor:
-    """0.5 * (loss on real as real + loss on fake as fake): halved, as in both papers,
-    so the discriminator learns more slowly than the generator."""
-    return 0.5 * (gan_loss(real_prediction, True, mode) + gan_loss(fake_prediction, False, mode))
-
-
 def cycle_loss(real: torch.Tensor, reconstructed: torch.Tensor,
                lambda_cycle: float = LAMBDA_CYCLE) -> torch.Tensor:
     """lambda * mean |x - F(G(x))|: translating there and back must give the input again."""
@@ -101,153 +91,8 @@ def luminance_loss(real: torch.Tensor, translated: torch.Tensor, weight: float) 
     return weight * F.l1_loss((translated * w).sum(dim=1), (real * w).sum(dim=1))
 
 
-def pix2pix_generator_loss(fake_prediction: torch.Tensor, fake: torch.Tensor, target: torch.Tensor,
-                           lambda_l1: float = LAMBDA_L1, mode: str = "vanilla") -> dict[str, torch.Tensor]:
-    """pix2pix's generator objective: fool D, and stay close to the target in L1.
-
-    Returns {"gan", "l1", "loss"} with loss = gan + lambda_l1 * l1.
-    """
-    adv = gan_loss(fake_prediction, True, mode)
-    l1 = F.l1_loss(fake, target)
-    return {"gan": adv, "l1": l1, "loss": adv + lambda_l1 * l1}
-
-
-# --------------------------------------------------------------------------- image pool
-class ImagePool:
-    """A buffer of previously generated images (Shrivastava et al., 2017).
-
-    ``query(images)`` goes through the batch one image at a time: while the pool holds
-    fewer than ``pool_size`` images, the image is stored and returned. Once full, with
-    probability 0.5 a random stored image is returned and replaced by the new one;
-    otherwise the new image is returned and the pool is unchanged. The discriminator
-    thus sees a mix of current and older fakes, which damps oscillation.
-    ``pool_size=0`` turns the pool off. Draws come from a seeded generator, so a run
-    (and a resumed run: see :meth:`state_dict`) is reproducible.
-    """
-
-    def __init__(self, pool_size: int = 50, seed: int = 0):
-        if pool_size < 0:
-            raise ValueError(f"pool_size must be >= 0, got {pool_size}.")
-        self.pool_size = pool_size
-        self.images: list[torch.Tensor] = []
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    @torch.no_grad()
-    def query(self, images: torch.Tensor) -> torch.Tensor:
-        if self.pool_size == 0:
-            return images
-        if self.images and (self.images[0].device, self.images[0].dtype) != (images.device, images.dtype):
-            # A resumed pool is read on the CPU: it joins the fakes' device (and precision).
-            self.images = [im.to(images) for im in self.images]
-        out = []
-        for image in images.detach():
-            if len(self.images) < self.pool_size:
-                self.images.append(image.clone())
-                out.append(image)
-            elif float(torch.rand(1, generator=self.generator)) > 0.5:
-                i = int(torch.randint(0, self.pool_size, (1,), generator=self.generator))
-                out.append(self.images[i].clone())
-                self.images[i] = image.clone()
-            else:
-                out.append(image)
-        return torch.stack(out)
-
-    def state_dict(self) -> dict:
-        return {"pool_size": self.pool_size, "generator": self.generator.get_state(),
-                "images": torch.stack(self.images).cpu() if self.images else torch.empty(0)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.pool_size = int(state["pool_size"])
-        self.generator.set_state(state["generator"].cpu())  # a CPU generator, whatever the device
-        self.images = [im for im in state["images"]] if state["images"].numel() else []
-
-
-# --------------------------------------------------------------------------- learning rate
-class LinearDecay:
-    """Learning-rate factor: 1 for ``n_epochs`` epochs, then linearly towards 0 over
-    ``n_epochs_decay`` more (the CycleGAN/pix2pix schedule). Epochs count from 0.
-
-    factor(e) = 1 - max(0, e + 1 - n_epochs) / (n_epochs_decay + 1)
-    """
-
-    def __init__(self, n_epochs: int, n_epochs_decay: int):
-        if n_epochs < 0 or n_epochs_decay < 0:
-            raise ValueError(f"Epoch counts must be >= 0, got {n_epochs} and {n_epochs_decay}.")
-        self.n_epochs, self.n_epochs_decay = int(n_epochs), int(n_epochs_decay)
-
-    def __call__(self, epoch: int) -> float:
-        return 1.0 - max(0, epoch + 1 - self.n_epochs) / float(self.n_epochs_decay + 1)
-
-
-def linear_decay_scheduler(optimizer: torch.optim.Optimizer, n_epochs: int, n_epochs_decay: int):
-    """A LambdaLR with :class:`LinearDecay` (stepped once per epoch by ``training.fit``)."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, LinearDecay(n_epochs, n_epochs_decay))
-
-
 # --------------------------------------------------------------------------- tasks
-def _adam(params, lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
-
-
-def _requires_grad(modules: Sequence[nn.Module], flag: bool) -> None:
-    for m in modules:
-        m.requires_grad_(flag)
-
-
-class Pix2PixTask(Task):
-    """pix2pix on batches ``(input, target)`` in [-1, 1]: one D update, then one G update.
-
-    D is conditional: it judges (input, output) pairs. G's loss is GAN + ``lambda_l1`` x L1.
-    ``discriminator=None`` trains the generator on L1 alone (the paper's "L1" column: no GAN term),
-    with the same optimizer and logs (``g_gan`` is then 0).
-    ``n_epochs``/``n_epochs_decay``: the linear learning-rate schedule (None: constant).
-    """
-
-    batch_parts = ("inputs", "targets")
-
-    def __init__(self, generator: nn.Module, discriminator: nn.Module | None, lr: float = 2e-4,
-                 lambda_l1: float = LAMBDA_L1, gan_mode: str = "vanilla",
-                 n_epochs: int | None = None, n_epochs_decay: int = 0):
-        models, optimizers = {"generator": generator}, {"generator": _adam(generator.parameters(), lr)}
-        if discriminator is not None:
-            models["discriminator"] = discriminator
-            optimizers["discriminator"] = _adam(discriminator.parameters(), lr)
-        schedulers = None
-        if n_epochs is not None:
-            schedulers = {k: linear_decay_scheduler(o, n_epochs, n_epochs_decay) for k, o in optimizers.items()}
-        super().__init__(models, optimizers, schedulers)
-        gan_loss(torch.zeros(1), True, gan_mode)  # validates the mode now, not mid-training
-        self.lambda_l1, self.gan_mode = lambda_l1, gan_mode
-
-    def training_step(self, batch):
-        x, y = batch
-        g, d = self.models["generator"], self.models.get("discriminator")
-        fake = g(x)
-        if d is None:  # L1 alone: what the GAN term is compared against
-            l1 = F.l1_loss(fake, y)
-            loss = self.optimize(self.lambda_l1 * l1, "generator")
-            return {"g_loss": loss, "g_gan": 0.0, "l1": float(l1.detach()) / 2}
-        d_loss = discriminator_loss(d(x, y), d(x, fake.detach()), self.gan_mode)
-        logs = {"d_loss": self.optimize(d_loss, "discriminator")}
-        _requires_grad([d], False)
-        losses = pix2pix_generator_loss(d(x, fake), fake, y, self.lambda_l1, self.gan_mode)
-        logs["g_loss"] = self.optimize(losses["loss"], "generator")
-        _requires_grad([d], True)
-        # L1 logged in [0, 1] image units (half the [-1, 1] difference), like the validation and the tables.
-        logs["g_gan"], logs["l1"] = float(losses["gan"].detach()), float(losses["l1"].detach()) / 2
-        return logs
-
-    def validation_step(self, batch):
-        """L1 in [0, 1] image units (half the [-1, 1] difference), as the results table reports it."""
-        x, y = batch
-        fake = self.models["generator"](x)
-        return {"loss": float(F.mse_loss(fake, y)), "l1": float(F.l1_loss(fake, y)) / 2}
-
-
-class CycleGANTask(Task):
+class CycleGANTask(AdversarialTask):
     """CycleGAN on batches ``(a, b)`` of unpaired images in [-1, 1].
 
     Models: ``g_ab`` (A -> B), ``g_ba`` (B -> A), ``d_a`` (is it a real A?), ``d_b``.
@@ -255,24 +100,23 @@ class CycleGANTask(Task):
     (``lambda_identity`` x ``lambda_cycle``), and optionally a luminance loss (``lambda_luminance``,
     both directions; 0, the paper's recipe, leaves it out). Discriminators: LSGAN loss on real images
     and on fakes drawn from a 50-image :class:`ImagePool` each. Both generators share one
-    Adam optimizer and both discriminators another, as in the authors' code.
+    Adam optimizer and both discriminators another, as in the authors' code, which also updates the
+    generators first.
     """
 
     batch_parts = ("A images", "B images")
+    discriminators, optimizer_names = ("d_a", "d_b"), ("generators", "discriminators")
+    generator_first = True  # as in the authors' code: G's update, then D's on the pooled fakes
 
     def __init__(self, g_ab: nn.Module, g_ba: nn.Module, d_a: nn.Module, d_b: nn.Module,
                  lr: float = 2e-4, lambda_cycle: float = LAMBDA_CYCLE,
                  lambda_identity: float = LAMBDA_IDENTITY, pool_size: int = 50,
                  n_epochs: int | None = None, n_epochs_decay: int = 0, seed: int = 0,
                  lambda_luminance: float = 0.0):
-        opt_g = _adam(itertools.chain(g_ab.parameters(), g_ba.parameters()), lr)
-        opt_d = _adam(itertools.chain(d_a.parameters(), d_b.parameters()), lr)
-        schedulers = None
-        if n_epochs is not None:
-            schedulers = {"generators": linear_decay_scheduler(opt_g, n_epochs, n_epochs_decay),
-                          "discriminators": linear_decay_scheduler(opt_d, n_epochs, n_epochs_decay)}
-        super().__init__({"g_ab": g_ab, "g_ba": g_ba, "d_a": d_a, "d_b": d_b},
-                         {"generators": opt_g, "discriminators": opt_d}, schedulers)
+        optimizers = {"generators": gan_adam(itertools.chain(g_ab.parameters(), g_ba.parameters()), lr),
+                      "discriminators": gan_adam(itertools.chain(d_a.parameters(), d_b.parameters()), lr)}
+        super().__init__({"g_ab": g_ab, "g_ba": g_ba, "d_a": d_a, "d_b": d_b}, optimizers,
+                         decay_schedulers(optimizers, n_epochs, n_epochs_decay))
         self.lambda_cycle, self.lambda_identity = lambda_cycle, lambda_identity
         self.lambda_luminance = V.number("lambda_luminance", lambda_luminance, 0.0,
                                          hint="0 leaves the luminance loss out (the paper's recipe).")
@@ -289,10 +133,15 @@ class CycleGANTask(Task):
         fake_a = m["g_ba"](b)
         return fake_a, m["g_ab"](fake_a)
 
-    def generator_losses(self, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
-        m = self.models
+    def generate(self, batch):
+        a, b = batch
         fake_b, rec_a = self.translate(a=a)
         fake_a, rec_b = self.translate(b=b)
+        return fake_a, fake_b, rec_a, rec_b
+
+    def generator_losses(self, batch, fakes) -> dict[str, torch.Tensor]:
+        (a, b), m = batch, self.models
+        fake_a, fake_b, rec_a, rec_b = fakes
         losses = {
             "gan_ab": lsgan_loss(m["d_b"](fake_b), True),
             "gan_ba": lsgan_loss(m["d_a"](fake_a), True),
@@ -306,21 +155,14 @@ class CycleGANTask(Task):
             losses["lum_ab"] = luminance_loss(a, fake_b, self.lambda_luminance)
             losses["lum_ba"] = luminance_loss(b, fake_a, self.lambda_luminance)
         losses["loss"] = sum(losses.values())
-        return losses, fake_a, fake_b
+        return losses
 
-    def training_step(self, batch):
-        a, b = batch
-        m = self.models
-        discs = [m["d_a"], m["d_b"]]
-        _requires_grad(discs, False)  # the generator step must not compute D's gradients
-        losses, fake_a, fake_b = self.generator_losses(a, b)
-        logs = {"g_loss": self.optimize(losses["loss"], "generators")}
-        _requires_grad(discs, True)
+    def discriminator_loss(self, batch, fakes) -> torch.Tensor:
+        (a, b), m = batch, self.models
+        fake_a, fake_b = fakes[:2]
         d_a = discriminator_loss(m["d_a"](a), m["d_a"](self.pool_a.query(fake_a)), "lsgan")
         d_b = discriminator_loss(m["d_b"](b), m["d_b"](self.pool_b.query(fake_b)), "lsgan")
-        logs["d_loss"] = self.optimize(d_a + d_b, "discriminators")
-        logs.update({k: float(v.detach()) for k, v in losses.items() if k != "loss"})
-        return logs
+        return d_a + d_b
 
     def validation_step(self, batch):
         a, b = batch

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from . import course_weights, data, evaluation, training, translation
+from . import adversarial, course_weights, data, evaluation, training
 from . import validate as V
 from .files import atomic_write, atomic_write_text
 from .images import rgb_to_gray, to_signed
@@ -62,7 +62,7 @@ def make_task(name: str, model: nn.Module, lr: float = 1e-3) -> training.Task:
         # 0.001 adversarial, about 1000:1) rather than pix2pix's 100 (measured: with 100 the
         # adversarial term paints vivid wrong colours and loses to the gray image, and so does the
         # U-Net generator with 300).
-        return translation.Pix2PixTask(model.generator, model.discriminator, lr=lr / 5, lambda_l1=GAN_LAMBDA_L1)
+        return adversarial.Pix2PixTask(model.generator, model.discriminator, lr=lr / 5, lambda_l1=GAN_LAMBDA_L1)
     if kind == "vae":
         return training.VAETask(model, lr=lr, kl_weight=1e-3)
     if kind == "diffusion":
@@ -76,28 +76,8 @@ def make_task(name: str, model: nn.Module, lr: float = 1e-3) -> training.Task:
 # --------------------------------------------------------------------------- data
 def load_photos(source: str | Path | None = None, size: int = 32, split: str = "train",
                 limit: int | None = None, seed: int = 0) -> torch.Tensor:
-    """Colour photos (N, 3, size, size) in [0, 1] from a folder, ``"cifar10"`` or the profile default.
-
-    ``split`` ("train"/"test") matters for CIFAR-10 and the default set only: a folder is
-    used whole. ``limit`` keeps a fixed random subset.
-    """
-    V.count("image size", size, 8)
-    V.optional_count("limit (the number of images to use)", limit,
-                     hint="Leave it out (None) to use every image.")
-    if source is None:
-        ds = data.colour_images(split, size=size, limit=limit, seed=seed)
-    elif str(source).lower() == "cifar10":
-        ds = data.colour_images(split, size=size, profile="full", limit=limit, seed=seed)
-    else:
-        ds = data.ImageFolderDataset(source, size=size)
-        if limit is not None and limit < len(ds):
-            idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:limit]
-            ds = torch.utils.data.Subset(ds, sorted(idx.tolist()))
-    photos = data.stack(ds)
-    if photos.shape[-1] % 8 or photos.shape[-2] % 8:
-        raise ValueError(f"Image size {tuple(photos.shape[-2:])} is not a multiple of 8; the zoo models "
-                         f"halve the size three times. Use --image_size 32, 64, 128 or 256.")
-    return photos
+    """:func:`lessons_lib.data.load_photos` at a size the zoo models take (they halve it three times)."""
+    return data.load_photos(source, size, split, limit, seed, multiple_of=8)
 
 
 def colorization_pairs(photos: torch.Tensor) -> TensorDataset:

@@ -2,7 +2,7 @@
 
 The discriminator sees the grayscale input beside a colour image (real or generated) and
 scores each patch as real or fake; the generator learns to fool it (binary cross-entropy)
-while an L1 term keeps its colours near the target (see ``translation.Pix2PixTask``).
+while an L1 term keeps its colours near the target (see ``adversarial.Pix2PixTask``).
 ``GANColorizer`` pairs a generator without skips (an encoder-decoder) with the
 discriminator; the ``unetgan`` variant uses the U-Net as generator.
 """
@@ -45,7 +45,7 @@ class EncoderDecoderGenerator(nn.Module):
 class GANColorizer(nn.Module):
     """Generator + discriminator in one module (one state dict, one checkpoint).
 
-    ``forward``/``colorize`` run the generator only; training uses both (``translation.Pix2PixTask``).
+    ``forward``/``colorize`` run the generator only; training uses both (``adversarial.Pix2PixTask``).
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module | None = None):
