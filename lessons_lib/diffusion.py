@@ -53,6 +53,7 @@ def beta_schedule(name: str = "linear", T: int = 1000, beta_start: float = 1e-4,
     cos^2((t/T + s) / (1 + s) * pi/2) with s = 0.008 and each beta capped at 0.999
     (Nichol and Dhariwal, 2021), diffusers' ``"squaredcos_cap_v2"``.
     """
+    V.choice("beta schedule", name, SCHEDULES)
     _check_T(T)
     if name == "linear":
         return torch.linspace(beta_start, beta_end, T, dtype=torch.float32)
@@ -61,7 +62,7 @@ def beta_schedule(name: str = "linear", T: int = 1000, beta_start: float = 1e-4,
             return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
         betas = [min(1 - alpha_bar((i + 1) / T) / alpha_bar(i / T), 0.999) for i in range(T)]
         return torch.tensor(betas, dtype=torch.float32)
-    raise ValueError(f"Unknown beta schedule {name!r}. Use one of: {', '.join(SCHEDULES)}.")
+    raise AssertionError(f"beta schedule {name!r} has no formula")
 
 
 def _check_T(T) -> None:
@@ -438,8 +439,7 @@ def diffusion_loss(model: Callable, x0: torch.Tensor, schedule="linear", loss: s
     With a condition, ``cond_drop_prob`` zeroes it for that fraction of the batch so the
     same model also learns the unconditional prediction (classifier-free guidance).
     """
-    if loss not in LOSSES:
-        raise ValueError(f"Unknown loss {loss!r}. Use one of: {', '.join(LOSSES)}.")
+    V.choice("loss", loss, LOSSES)
     schedule = _as_schedule(schedule)
     n = x0.shape[0]
     if t is None:

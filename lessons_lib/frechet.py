@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import registry
+from . import validate as V
 from .metrics import frechet_distance
 
 __all__ = ["FEATURE_EXTRACTORS", "InceptionUnavailable", "InceptionFeatures", "RandomConvFeatures",
@@ -140,14 +141,14 @@ class PixelFeatures:
 
 def get_feature_extractor(name: str = "inception", device=None, **kwargs) -> Callable:
     """A feature extractor by name: "inception", "random-conv" or "pixels"."""
+    V.choice("feature extractor", name, FEATURE_EXTRACTORS, hint="Or pass any callable images -> (N, D) features.")
     if name == "inception":
         return InceptionFeatures(device=device, **kwargs)
     if name == "random-conv":
         return RandomConvFeatures(device=device, **kwargs)
     if name == "pixels":
         return PixelFeatures(**kwargs)
-    raise ValueError(f"Unknown feature extractor {name!r}. Use one of: {', '.join(FEATURE_EXTRACTORS)}, "
-                     f"or pass any callable images -> (N, D) features.")
+    raise AssertionError(f"feature extractor {name!r} has no builder")
 
 
 def extract_features(images: torch.Tensor, features: Callable | str = "inception") -> torch.Tensor:

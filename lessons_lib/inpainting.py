@@ -210,8 +210,7 @@ def make_task(method: str, image_size: int = 32, width: int = 32, lr: float | No
     Extra keyword arguments go to the model (e.g. ``depth`` for the transformer,
     ``channel_mults`` for the DDPM UNet).
     """
-    if method not in METHODS:
-        raise ValueError(f"Unknown inpainting method {method!r}. Use one of: {', '.join(METHODS)}.")
+    V.choice("inpainting method", method, METHODS)
     torch.manual_seed(seed)
     if method == "unet":
         return InpaintTask(InpaintUNet(width=width, **kwargs), lr=lr or 2e-3, seed=seed)
@@ -396,8 +395,7 @@ def load_course_task(method: str, device=None) -> Task:
     """The task of ``method`` holding the course weights shipped in ``lessons_lib/weights``."""
     from . import course_weights
 
-    if method not in METHODS:
-        raise ValueError(f"Unknown inpainting method {method!r}. Use one of: {', '.join(METHODS)}.")
+    V.choice("inpainting method", method, METHODS)
     state, info = course_weights.load_state(f"inpainting/{method}")
     config = dict(info["config"])
     task = make_task(method, image_size=config.pop("image_size", 32), width=config.pop("width"), **config)

@@ -234,6 +234,7 @@ def make_masks(kind: str, n: int, size=32, seed: int | torch.Generator | None = 
     """``n`` keep-masks of one ``kind`` ("center", "boxes", "strokes", "half"), or "mixed":
     a random kind per image (what the inpainting models train on). They are made on
     ``device`` (default: the generator's, or the CPU for a seed)."""
+    V.choice("mask kind", kind, MASK_KINDS + ("mixed",))
     if kind == "center":  # not random: only the device is taken from the generator
         return center_box(n, size, device=_gen(seed, device).device if isinstance(seed, torch.Generator) else device)
     if kind == "boxes":
@@ -251,7 +252,7 @@ def make_masks(kind: str, n: int, size=32, seed: int | torch.Generator | None = 
         for j, k in enumerate(MASK_KINDS[1:], start=1):
             out = torch.where(kinds == j, make_masks(k, n, size, g), out)
         return out
-    raise ValueError(f"Unknown mask kind {kind!r}. Use one of: {', '.join(MASK_KINDS + ('mixed',))}.")
+    raise AssertionError(f"mask kind {kind!r} has no maker")
 
 
 def apply_mask(images: torch.Tensor, mask: torch.Tensor, fill: float = 0.0) -> torch.Tensor:

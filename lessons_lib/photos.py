@@ -54,8 +54,7 @@ def demo_image(name: str = "astronaut", size: int = 512) -> Image.Image:
     from skimage import data as skdata
 
     loaders = {"astronaut": skdata.astronaut, "chelsea": skdata.chelsea, "coffee": skdata.coffee}
-    if name not in loaders:
-        raise ValueError(f"Unknown demo image {name!r}; choose one of {', '.join(loaders)}.")
+    V.choice("demo image", name, loaders)
     arr = loaders[name]()[..., :3]
     h, w = arr.shape[:2]
     side = min(h, w)

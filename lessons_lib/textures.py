@@ -17,6 +17,8 @@ import math
 
 import torch
 
+from . import validate as V
+
 __all__ = ["TEXTURES", "REAL_TEXTURES", "texture", "textures", "real_texture", "style_bank", "style_images", "PHOTOS",
            "photo", "photo_crops"]
 
@@ -49,8 +51,7 @@ def _smooth_noise(size: int, cells: int, gen: torch.Generator) -> torch.Tensor:
 
 def texture(name: str, size: int = 64, seed: int = 0) -> torch.Tensor:
     """One texture (3, size, size) in [0, 1]. ``name`` is one of :data:`TEXTURES`."""
-    if name not in TEXTURES:
-        raise ValueError(f"Unknown texture {name!r}. Choose one of: {', '.join(TEXTURES)}.")
+    V.choice("texture", name, TEXTURES)
     if size < 8:
         raise ValueError(f"size must be at least 8 pixels, got {size}.")
     gen = torch.Generator().manual_seed(seed)
@@ -108,8 +109,7 @@ def real_texture(name: str, size: int = 128, seed: int = 0) -> torch.Tensor:
     a random palette of ``seed`` (a dark, two middle and a light colour)."""
     from skimage import data as skdata
 
-    if name not in REAL_TEXTURES:
-        raise ValueError(f"Unknown real texture {name!r}. Choose one of: {', '.join(REAL_TEXTURES)}.")
+    V.choice("real texture", name, REAL_TEXTURES)
     gen = torch.Generator().manual_seed(seed)
     gray = torch.from_numpy(getattr(skdata, name)().astype("float32") / 255)
     side = min(gray.shape) // 2

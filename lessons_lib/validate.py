@@ -7,6 +7,7 @@ do, instead of a traceback from deep inside torch, PIL or the file system later 
   :func:`optional_count`, :func:`fraction`;
 * tensors: :func:`value_range` (the documented range of an image batch),
   :func:`image_side` (a documented minimum / maximum size with how to resize);
+* names: :func:`choice` (one of a fixed set, with the nearest name suggested);
 * paths: :func:`output_dir` (a folder that can be created and written to),
   :func:`input_file`;
 * writing: :func:`writing` turns a full disk or a read-only folder during a save into
@@ -27,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["WriteFailed", "number", "count", "optional_count", "fraction", "value_range", "image_side",
+__all__ = ["WriteFailed", "number", "count", "optional_count", "fraction", "value_range", "image_side", "choice",
            "output_dir", "input_file", "writing", "int_arg", "float_arg", "fraction_arg"]
 
 
@@ -64,6 +65,20 @@ def number(name: str, value, low: float | None = None, high: float | None = None
         want = _range_text(low, high, low_open, high_open)
         raise ValueError(f"{name} must be {want}, got {v:g}.{_sp(hint)}")
     return v
+
+
+def choice(what: str, value, choices, also: str = "", hint: str = ""):
+    """``value`` when it is one of ``choices``; else the one "Unknown <what>" message, listing them
+    (``also``: what else is accepted, e.g. "or 'all'") and naming the nearest one."""
+    import difflib
+
+    choices = list(choices)
+    if isinstance(value, str) and value in choices:
+        return value
+    listed = ", ".join(str(c) for c in choices) + (f" ({also})" if also else "")
+    near = difflib.get_close_matches(value, [str(c) for c in choices], n=1) if isinstance(value, str) else []
+    raise ValueError(f"Unknown {what} {value!r}. Choose one of: {listed}."
+                     + (f" Did you mean {near[0]!r}?" if near else "") + _sp(hint))
 
 
 def count(name: str, value, minimum: int = 1, maximum: int | None = None, hint: str = "") -> int:

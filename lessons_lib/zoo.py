@@ -52,7 +52,7 @@ SAMPLING_STEPS = 50
 
 def make_task(name: str, model: nn.Module, lr: float = 1e-3) -> training.Task:
     """The training task for a zoo model: MSE, GAN (BCE + L1), VAE (MSE + 0.001 KL) or diffusion."""
-    kind = MODELS[name].kind if name in MODELS else None
+    kind = MODELS[V.choice("model", name, MODELS)].kind
     if kind == "supervised":
         return training.SupervisedTask(model, lr=lr)
     if kind == "gan":
@@ -70,7 +70,7 @@ def make_task(name: str, model: nn.Module, lr: float = 1e-3) -> training.Task:
         # loss is the regressor's and the denoiser's together (see DiffusionColorizer).
         return training.DiffusionTask(model, model.schedule, lr=lr, loss_fn=model.training_loss,
                                       ema_decay=0.999)
-    raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
+    raise AssertionError(f"no task for the {kind!r} kind of model {name!r}")
 
 
 # --------------------------------------------------------------------------- data
@@ -195,8 +195,7 @@ def train(name: str, photos: torch.Tensor, out_dir: str | Path, epochs: int = 10
           progress: bool = True, keep: int | None = training.KEEP) -> tuple[nn.Module, training.History]:
     """Trains zoo model ``name`` on ``photos`` with checkpoints in ``out_dir/name`` (resumable): the last
     ``keep`` and the best by validation loss are kept (None: every epoch's)."""
-    if name not in MODELS:
-        raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
+    V.choice("model", name, MODELS)
     if len(photos) == 0:
         raise ValueError("There are no training images.")
     _check_train_args(out_dir, epochs, batch_size, lr, latent_dim, width, steps_per_epoch)
@@ -232,8 +231,7 @@ def load_trained(name: str, out_dir: str | Path, epoch: int | None = None, laten
     The sizes come from the run's recorded ``config.json``; ``latent_dim``/``width`` are
     only needed without one (default 256/32), and are refused when they disagree with it.
     """
-    if name not in MODELS:
-        raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
+    V.choice("model", name, MODELS)
     saved = _read_config(out_dir, name) or {}
     latent_dim, width = _recorded_sizes(out_dir, name, saved, latent_dim, width)
     model = build_model(name, latent_dim=latent_dim, width=width)
@@ -279,8 +277,7 @@ def shipped_part(model: nn.Module) -> nn.Module:
 def load_course_model(name: str, device: str | torch.device | None = None) -> nn.Module:
     """Zoo model ``name`` with the course weights shipped in ``lessons_lib/weights``
     (trained by ``make weights`` from the CIFAR-10 subset; see ``course_weights``)."""
-    if name not in MODELS:
-        raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
+    V.choice("model", name, MODELS)
     state, info = course_weights.load_state(f"zoo/{name}")
     config = info["config"]
     model = build_model(name, latent_dim=config["latent_dim"], width=config["width"])
@@ -378,8 +375,7 @@ def compare(names: Sequence[str], photos: torch.Tensor, out_dir: str | Path, val
             lpips="auto", overwrite: bool = False, progress: bool = True) -> dict:
     """Holds out a validation split, trains and tests each model on it, writes the comparison table."""
     for name in names:
-        if name not in MODELS:
-            raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
+        V.choice("model", name, MODELS)
     V.fraction("--val_fraction (the share of images held out for testing)", val_fraction,
                hint="Try 0.1 (one image in ten).")
     _check_train_args(out_dir, epochs, batch_size, lr, latent_dim, width, steps_per_epoch)
@@ -515,8 +511,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     names = list(MODELS) if args.model == "all" or args.command == "compare" else [args.model]
     for name in names:
-        if name not in MODELS:
-            raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)} (or 'all').")
+        V.choice("model", name, MODELS, also="or 'all'")
     for flag in ("batch_size", "epochs", "latent_dim", "steps", "num_images", "image_size", "width"):
         if getattr(args, flag) < 1:
             raise ValueError(f"--{flag} must be a positive number, got {getattr(args, flag)}.")

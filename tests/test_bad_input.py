@@ -418,3 +418,31 @@ def test_masks_and_translation_numbers():
         translation.hue_rotate(torch.rand(1, 3, 8, 8), float("nan"))
     with pytest.raises(ValueError, match="sigma .* must be >= 0"):
         translation.canny_edges(torch.rand(1, 3, 8, 8), sigma=-1)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: V.choice("model", "unte", ["resnet", "unet", "gan"]),
+     "Unknown model 'unte'. Choose one of: resnet, unet, gan. Did you mean 'unet'?"),
+    (lambda: V.choice("model", "zzz", ["resnet", "unet"], also="or 'all'"),
+     "Unknown model 'zzz'. Choose one of: resnet, unet (or 'all')."),
+    (lambda: V.choice("texture", 3, ["stripes"]), "Unknown texture 3. Choose one of: stripes."),
+    (lambda: V.choice("mask kind", ["center"], ["center"]), "Unknown mask kind ['center']. Choose one of: center."),
+])
+def test_an_unknown_name_gets_the_one_message(call, message):
+    with pytest.raises(ValueError) as err:
+        call()
+    assert str(err.value) == message
+
+
+def test_every_named_choice_uses_the_one_message():
+    """The entry points that take a name from a fixed set all answer in validate.choice's words."""
+    from lessons_lib import diffusion, frechet, inpainting, masks, textures, zoo
+    from lessons_lib.editing import specs
+    from lessons_lib.models.colorizers import build_model
+    for call in (lambda: zoo.make_task("unte", None), lambda: build_model("unte"),
+                 lambda: inpainting.make_task("unte"), lambda: diffusion.beta_schedule("cosin"),
+                 lambda: masks.make_masks("centre", 2), lambda: textures.texture("stripe"),
+                 lambda: frechet.get_feature_extractor("pixel"), lambda: specs.task_spec("img2im")):
+        with pytest.raises(ValueError, match=r"^Unknown .* Choose one of: .* Did you mean '"):
+            call()
+    assert V.choice("model", "unet", ["resnet", "unet"]) == "unet"

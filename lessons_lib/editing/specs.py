@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import registry
+from .. import validate as V
 
 __all__ = ["PipelineSpec", "TASKS", "task_spec", "hub_id", "SCHEDULER_CONFIGS", "MODEL_INDEX",
            "task_for_unet", "Published", "PUBLISHED", "published_variants"]
@@ -59,9 +60,7 @@ TASKS: dict[str, PipelineSpec] = {t.name: t for t in [
 
 
 def task_spec(task: str) -> PipelineSpec:
-    if task not in TASKS:
-        raise ValueError(f"Unknown task {task!r}. Choose one of: {', '.join(TASKS)}.")
-    return TASKS[task]
+    return TASKS[V.choice("task", task, TASKS)]
 
 
 def hub_id(task: str) -> str:

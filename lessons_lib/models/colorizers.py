@@ -15,6 +15,7 @@ from typing import Callable
 
 from torch import nn
 
+from .. import validate as V
 from . import gan, resnet, unet, vae
 
 __all__ = ["ZooModel", "MODELS", "build_model"]
@@ -59,8 +60,7 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
 
 def build_model(name: str, latent_dim: int = 256, width: int = 32) -> nn.Module:
     """A freshly initialised zoo model (seed torch first for reproducible weights)."""
-    if name not in MODELS:
-        raise ValueError(f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}.")
+    V.choice("model", name, MODELS)
     if not isinstance(latent_dim, int) or latent_dim < 1:
         raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}.")
     if not isinstance(width, int) or width < 1:
