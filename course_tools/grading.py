@@ -34,7 +34,6 @@ results could only be saved elsewhere, 130 when interrupted (nothing is written 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import queue
 import signal
@@ -73,6 +72,7 @@ from course_tools.judge import (
 from course_tools.report import RESULT_FILES, STATUSES, check_out_dir, commit, render, summary
 from course_tools.sandbox import INSTALL_HINT, Limits, kill_all, probe, run_job
 from course_tools.testcells import parse_test_cell
+from lessons_lib import validate as V
 
 __all__ = ["STATUSES", "RESULT_FILES", "Limits", "load_sources", "grade_folder", "summary", "main"]
 
@@ -435,20 +435,6 @@ def grade_folder(submissions_dir: Path | str, source_dir: Path | str, limits: Li
 
 
 # --------------------------------------------------------------------------- command line
-def _number(kind, low, high, what):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be "
-                                             f"{'a whole number' if kind is int else 'a number'}, "
-                                             f"got {text!r}") from None
-        if not (isinstance(value, int) or math.isfinite(value)) or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{what} must be between {low} and {high}, got {text}")
-        return value
-    return parse
-
-
 def _parser() -> argparse.ArgumentParser:
     root = repo_root()
     p = argparse.ArgumentParser(prog="python -m course_tools.grading",
@@ -459,17 +445,15 @@ def _parser() -> argparse.ArgumentParser:
                                                            "summary.md")
     p.add_argument("--source", type=Path, default=root / "solutions",
                    help="instructor notebooks with the hidden tests (default: %(default)s)")
-    p.add_argument("--timeout", type=_number(float, 1, 86400, "--timeout (seconds per "
-                                                              "notebook)"), default=120.0,
+    p.add_argument("--timeout", type=V.float_arg(1, 86400, example="120"), default=120.0,
                    help="seconds per notebook, kernel start included (default: %(default)s)")
-    p.add_argument("--workers", type=_number(int, 1, 64, "--workers"), default=1,
+    p.add_argument("--workers", type=V.int_arg(1, 2, maximum=64), default=1,
                    help="notebooks graded in parallel (default: %(default)s)")
-    p.add_argument("--memory-mb", type=_number(int, 1024, 2**22, "--memory-mb (address space per process)"),
+    p.add_argument("--memory-mb", type=V.int_arg(1024, 8192, maximum=2**22),
                    default=8192, help="address-space limit per process in MB (default: %(default)s)")
-    p.add_argument("--max-file-mb", type=_number(int, 1, 2**20, "--max-file-mb (largest file a notebook "
-                                                                "writes)"),
+    p.add_argument("--max-file-mb", type=V.int_arg(1, 64, maximum=2**20),
                    default=64, help="largest file a notebook may write, in MB (default: %(default)s)")
-    p.add_argument("--disk-mb", type=_number(int, 16, 2**20, "--disk-mb (private home and /tmp size)"),
+    p.add_argument("--disk-mb", type=V.int_arg(16, 256, maximum=2**20),
                    default=256, help="size of the private home and of /tmp, in MB (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="replace results already in --out")
     p.add_argument("--no-sandbox", action="store_true",

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from lessons_lib.files import atomic_write
+from lessons_lib.tables import markdown_table
 
 __all__ = ["RESULT_FILES", "LONG_COLUMNS", "STATUSES", "csv_cell", "md_cell", "check_out_dir", "render", "commit",
            "summary", "enforcement_notes"]
@@ -159,18 +160,18 @@ def summary(run, source_name: str) -> list[str]:
            f"- source notebooks: {md_cell(source_name)}/ ({', '.join(a.stem for a in a_list)})",
            "- a test cell scores its points when every value it checks equals the expected one; statuses: "
            + ", ".join(STATUSES), "",
-           "## Students", "", "| student | " + " | ".join(md_cell(a.stem) for a in a_list) + " | total |",
-           "|---|" + "---:|" * (len(a_list) + 1)]
-    for s in run.students:
-        cells = [f"{_num(sum(r['points'] for r in rows if r['student'] == s and r['notebook'] == a.name))}/"
-                 f"{_num(a.max_points)}" for a in a_list]
-        md.append(f"| {md_cell(s)} | " + " | ".join(cells) + f" | {_num(totals[s])}/{_num(max_total)} |")
-    md += ["", "## Questions", "", "| question | points | passed | mean |", "|---|---:|---:|---:|"]
+           "## Students", ""]
+    # Cells are escaped here by md_cell (HTML and Markdown too: a student names their own folder).
+    table = [[md_cell(s), *(f"{_num(sum(r['points'] for r in rows if r['student'] == s and r['notebook'] == a.name))}"
+                            f"/{_num(a.max_points)}" for a in a_list), f"{_num(totals[s])}/{_num(max_total)}"]
+             for s in run.students]
+    md.append(markdown_table(["student", *(md_cell(a.stem) for a in a_list), "total"], table, escape=False))
+    table = []
     for _, gid, p in questions:
         q = [r for r in rows if r["grade_id"] == gid]
         mean = sum(r["points"] for r in q) / len(q) if q else 0.0
-        md.append(f"| {md_cell(gid)} | {_num(p)} | {sum(r['status'] == 'passed' for r in q)}/{len(q)} | "
-                  f"{mean:.2f} |")
+        table.append([md_cell(gid), _num(p), f"{sum(r['status'] == 'passed' for r in q)}/{len(q)}", f"{mean:.2f}"])
+    md += ["", "## Questions", "", markdown_table(["question", "points", "passed", "mean"], table, escape=False)]
     md += ["", "## Problems", ""]
     groups: dict[tuple, list[str]] = {}
     for r in rows:
@@ -178,15 +179,15 @@ def summary(run, source_name: str) -> list[str]:
             key = (r["student"], r["notebook"], r["status"], r["reason"])
             groups.setdefault(key, []).append(r["grade_id"])
     if groups:
-        md += ["| student | notebook | questions | status | reason |", "|---|---|---|---|---|"]
         count = {a.name: len(a.points) for a in a_list}
+        table = []
         for (student, notebook, status, reason), ids in groups.items():
             stem = Path(notebook).stem + "_"
             which = (f"all {len(ids)}" if len(ids) == count[notebook]
                      else ", ".join(i[len(stem):] if i.startswith(stem) else i for i in ids))
-            md.append(f"| {md_cell(student)} | {md_cell(Path(notebook).stem)} | {md_cell(which)} | {status} "
-                      f"| "
-                      f"{md_cell(reason)} |")
+            table.append([md_cell(student), md_cell(Path(notebook).stem), md_cell(which), status, md_cell(reason)])
+        md.append(markdown_table(["student", "notebook", "questions", "status", "reason"], table, align="lllll",
+                                 escape=False))
     else:
         md.append("None: every test cell that ran passed.")
     missing: dict[str, list[str]] = {}

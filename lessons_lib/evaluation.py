@@ -23,7 +23,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from . import metrics
+from . import metrics, tables
 from . import validate as V
 from .files import atomic_write_text
 from .images import rgb_to_gray, to_signed, to_unit
@@ -156,15 +156,11 @@ def results_table(results: Mapping[str, Mapping], target_colorfulness: float | N
     real = f"{target_colorfulness:.2f}" if target_colorfulness is not None else "n/a"
     arrows = {k: (" (higher better)" if HIGHER_IS_BETTER[k] else " (lower better)")
               if k in HIGHER_IS_BETTER else f" (real photos: {real})" for k in METRICS}
-    lines = ["| model | " + " | ".join(LABELS[k] + arrows[k] for k in METRICS) + " |",
-             "|---|" + "---:|" * len(METRICS)]
+    rows = []
     for name, r in results.items():
-        cells = []
-        for k in METRICS:
-            text = _fmt(r.get(k), k)
-            cells.append(f"**{text}**" if name in best[k] else text)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        texts = [_fmt(r.get(k), k) for k in METRICS]
+        rows.append([name, *(f"**{t}**" if name in best[k] else t for k, t in zip(METRICS, texts))])
+    return tables.markdown_table(["model", *(LABELS[k] + arrows[k] for k in METRICS)], rows) + "\n"
 
 
 def results_csv(results: Mapping[str, Mapping]) -> str:

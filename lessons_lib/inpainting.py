@@ -372,15 +372,17 @@ def _check_finite_output(method: str, out: torch.Tensor) -> None:
 
 def markdown_table(rows: list[dict]) -> str:
     """The rows of :func:`compare_methods` as a Markdown table, best PSNR in bold."""
-    lines = ["| method | masked-region PSNR (dB) | std | vs naive fill (dB) |", "|---|---:|---:|---:|"]
+    from .tables import markdown_table
+
     best = max(r["masked_psnr"] for r in rows)
+    cells = []
     for r in rows:
         psnr = f"{r['masked_psnr']:.2f}"
         if r["masked_psnr"] == best:
             psnr = f"**{psnr}**"
         std = "n/a" if r["masked_psnr_std"] is None else f"{r['masked_psnr_std']:.2f}"  # one image: no spread
-        lines.append(f"| {r['method']} | {psnr} | {std} | {r['gain_over_naive']:+.2f} |")
-    return "\n".join(lines)
+        cells.append([r["method"], psnr, std, f"{r['gain_over_naive']:+.2f}"])
+    return markdown_table(["method", "masked-region PSNR (dB)", "std", "vs naive fill (dB)"], cells)
 
 
 # --------------------------------------------------------------------------- weights

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
-__all__ = ["ClaimFailed", "claim", "format_table", "paired_row", "RESULTS_MIME", "result_row", "results_markdown",
-           "show_results", "significant"]
+__all__ = ["ClaimFailed", "claim", "format_table", "markdown_table", "paired_row", "RESULTS_MIME", "result_row",
+           "results_markdown", "show_results", "significant"]
 
 # The MIME type the course runner looks for in a notebook's outputs.
 RESULTS_MIME = "application/vnd.lessons-results+json"
@@ -53,6 +53,35 @@ def format_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None,
     out = [line(columns), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in body]
     return "\n".join(out)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence], align: str | None = None,
+                   escape: bool = True) -> str:
+    """The one Markdown table renderer of the course (the lessons' tables, the zoo's and the
+    inpainting command lines', the grader's summary).
+
+    ``align``: one letter per column, ``"l"`` or ``"r"`` (default: the first column left, the
+    others right, as numbers read best). Cells are ``str()`` of each value; with ``escape`` a
+    ``|`` or a line break inside a cell cannot break the table (pass ``escape=False`` for cells
+    that are Markdown already, escaped by their caller).
+    """
+    header = [str(h) for h in header]
+    align = align or "l" + "r" * (len(header) - 1)
+    if len(align) != len(header) or set(align) - {"l", "r"}:
+        raise ValueError(f"align needs one 'l' or 'r' per column ({len(header)}), got {align!r}.")
+
+    def cell(value) -> str:
+        text = str(value)
+        return " ".join(text.replace("|", "\\|").split()) if escape else text
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |",
+             "|" + "".join("---|" if a == "l" else "---:|" for a in align)]
+    for row in rows:
+        row = list(row)
+        if len(row) != len(header):
+            raise ValueError(f"A table row has {len(row)} cells for {len(header)} columns: {row!r}.")
+        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
+    return "\n".join(lines)
 
 
 def result_row(what: str, model: float, baseline: float, better: str = "lower", *,
@@ -173,14 +202,14 @@ def _verdict_text(row: Mapping) -> str:
 def results_markdown(rows: Sequence[Mapping], digits: int = 2) -> str:
     """The rows as a Markdown table with a verdict column (a spread shows as "value ± spread": the
     95 % interval of the margin, see ``paired_row``)."""
-    lines = ["| result | model | baseline | better | verdict |", "|---|---:|---:|---|---|"]
+    cells = []
     for r in rows:
         model, baseline = _distinct(r["model"], r["baseline"], digits)
         if r.get("spread") is not None:
             decimals = len(model.split(".")[1]) if "." in model else 0
             model += f" ± {r['spread']:.{decimals}f}"
-        lines.append(f"| {r['what']} | {model} | {baseline} | {r['better']} | {_verdict_text(r)} |")
-    return "\n".join(lines)
+        cells.append([r["what"], model, baseline, r["better"], _verdict_text(r)])
+    return markdown_table(["result", "model", "baseline", "better", "verdict"], cells, align="lrrll")
 
 
 def show_results(rows: Sequence[Mapping], digits: int = 2) -> list[dict]:

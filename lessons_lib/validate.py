@@ -264,21 +264,22 @@ def _range_text(low, high, low_open, high_open) -> str:
 
 
 # --------------------------------------------------------------------------- argparse types
-def int_arg(minimum: int = 1, example: int | None = None):
-    """An argparse ``type``: a whole number >= ``minimum``, with a message that says so."""
+def int_arg(minimum: int = 1, example: int | None = None, maximum: int | None = None):
+    """An argparse ``type``: a whole number >= ``minimum`` (and <= ``maximum``), with a message that says so."""
     example = minimum if example is None else example
+    want = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
 
     def parse(text: str) -> int:
         try:
             value = float(text)
         except ValueError:
             value = None
-        if value is None or not math.isfinite(value) or not value.is_integer() or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum} (e.g. {example}), "
-                                             f"got '{text}'")
+        if (value is None or not math.isfinite(value) or not value.is_integer() or value < minimum
+                or (maximum is not None and value > maximum)):
+            raise argparse.ArgumentTypeError(f"expected a whole number {want} (e.g. {example}), got '{text}'")
         return int(value)
 
-    parse.__name__ = f"whole number >= {minimum}"
+    parse.__name__ = f"whole number {want}"
     return parse
 
 

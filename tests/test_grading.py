@@ -610,13 +610,14 @@ def test_submission_layout_and_matching(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--max-file-mb", "0"], "--max-file-mb (largest file a notebook writes) must be between 1"),
-    (["--timeout", "0"], "--timeout (seconds per notebook) must be between 1"),
-    (["--timeout", "nan"], "must be between"),
-    (["--workers", "0"], "--workers must be between 1"),
-    (["--workers", "two"], "--workers must be a whole number"),
-    (["--memory-mb", "100"], "must be between 1024"),
-    (["--disk-mb", "-1"], "must be between 16"),
+    (["--max-file-mb", "0"], "argument --max-file-mb: expected a whole number from 1 to 1048576 (e.g. 64), got '0'"),
+    (["--timeout", "0"], "argument --timeout: expected a finite number in [1, 86400] (e.g. 120), got '0'"),
+    (["--timeout", "nan"], "expected a finite number in [1, 86400]"),
+    (["--workers", "0"], "argument --workers: expected a whole number from 1 to 64 (e.g. 2), got '0'"),
+    (["--workers", "65"], "argument --workers: expected a whole number from 1 to 64"),
+    (["--workers", "two"], "argument --workers: expected a whole number from 1 to 64 (e.g. 2), got 'two'"),
+    (["--memory-mb", "100"], "expected a whole number from 1024 to 4194304"),
+    (["--disk-mb", "-1"], "expected a whole number from 16 to 1048576"),
 ])
 def test_bad_flags_are_refused_at_the_boundary(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exc:

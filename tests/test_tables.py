@@ -54,3 +54,15 @@ def test_a_students_run_that_contradicts_a_claim_warns_and_goes_on(capsys, monke
 def test_mean_se_is_the_mean_and_its_standard_error():
     mean, se = tables.mean_se([1.0, 2.0, 3.0])
     assert mean == 2.0 and se == pytest.approx(1 / 3 ** 0.5)
+
+
+def test_markdown_table_is_the_one_renderer_and_a_cell_cannot_break_it():
+    text = tables.markdown_table(["model", "PSNR (dB)"], [["a|b", 21.5], ["two\nlines", "**22.0**"]])
+    assert text.splitlines() == ["| model | PSNR (dB) |", "|---|---:|", "| a\\|b | 21.5 |",
+                                 "| two lines | **22.0** |"]
+    assert tables.markdown_table(["x", "y"], [["`a|b`", 1]], align="ll", escape=False).splitlines()[1:] == [
+        "|---|---|", "| `a|b` | 1 |"]
+    with pytest.raises(ValueError, match="2 cells for 3 columns"):
+        tables.markdown_table(["a", "b", "c"], [[1, 2]])
+    with pytest.raises(ValueError, match="one 'l' or 'r' per column"):
+        tables.markdown_table(["a", "b"], [[1, 2]], align="lc")
