@@ -24,6 +24,7 @@ Python (what notebook 2 calls)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -37,11 +38,11 @@ from . import adversarial, course_weights, data, evaluation, training
 from . import validate as V
 from .files import atomic_write, atomic_write_text
 from .images import rgb_to_gray, to_signed
-from .models.colorizers import MODELS, build_model
+from .models.colorizers import MODELS, ZooConfig
 from .runtime import free_memory, get_device, get_profile, seed_everything
 from .tasks import CheckpointMisfit
 
-__all__ = ["make_task", "load_photos", "colorization_pairs", "train", "load_trained", "test", "compare",
+__all__ = ["ZooConfig", "make_task", "load_photos", "colorization_pairs", "train", "load_trained", "test", "compare",
            "save_samples", "main"]
 
 GAN_LAMBDA_L1 = 1000.0
@@ -107,40 +108,51 @@ _SETTINGS = {"latent_dim": "--latent_dim", "width": "--width", "image_size": "--
              "steps_per_epoch": "--steps_per_epoch", "n_images": "--data/--limit"}
 
 
-def _check_train_args(out_dir, epochs, batch_size, lr, latent_dim, width, steps_per_epoch) -> None:
-    """Ranges and the output folder, before any work starts."""
+def _config(name: str | ZooConfig, latent_dim: int | None, width: int | None) -> ZooConfig:
+    """The model's config: ``name`` is a model's name (the sizes given, else the defaults) or a
+    :class:`ZooConfig` (then no sizes beside it)."""
+    if isinstance(name, ZooConfig):
+        if latent_dim is not None or width is not None:
+            raise ValueError("Pass the sizes inside the ZooConfig, or a model name with latent_dim/width; not both.")
+        return name
+    return ZooConfig.from_dict({}, model=name, latent_dim=latent_dim, width=width)
+
+
+def _check_train_args(out_dir, epochs, batch_size, lr, steps_per_epoch) -> None:
+    """Ranges and the output folder, before any work starts (the sizes are ZooConfig's to check)."""
     V.count("epochs", epochs)
     V.count("batch_size", batch_size, hint="It is the number of images per training step, e.g. 64.")
     V.number("learning_rate (lr)", lr, 0.0, 1.0, low_open=True, hint="Try 0.001.")
-    V.count("latent_dim", latent_dim)
-    V.count("width", width)
     V.optional_count("steps_per_epoch", steps_per_epoch,
                      hint="An epoch that trains nothing would still be checkpointed as complete; "
                           "leave it out (None) to use every batch.")
     V.output_dir(out_dir, "output folder (--out)")
 
 
-def parameter_count(name: str, latent_dim: int = 256, width: int = 32) -> int:
+def parameter_count(name: str | ZooConfig, latent_dim: int | None = None, width: int | None = None) -> int:
     """The parameters of zoo model ``name`` at ``width``, without building it at that size.
 
     Every layer's channels are proportional to ``width``, so the count is a quadratic in it;
     three narrow builds fix the quadratic exactly (tested against real builds)."""
-    counts = [sum(p.numel() for p in build_model(name, latent_dim, w).parameters()) for w in (4, 8, 12)]
+    config = _config(name, latent_dim, width)
+    width = config.width
+    counts = [sum(p.numel() for p in dataclasses.replace(config, width=w).build().parameters()) for w in (4, 8, 12)]
     a = (counts[2] - 2 * counts[1] + counts[0]) // 32  # second difference / (2 * 4**2)
     b = (counts[1] - counts[0]) // 4 - 12 * a
     return int(a * width * width + b * width + counts[0] - 4 * b - 16 * a)
 
 
-def _check_fits(name: str, latent_dim: int, width: int, device: torch.device) -> None:
+def _check_fits(config: ZooConfig, device: torch.device) -> None:
     """Refuses a model whose weights, gradients and Adam's two moments alone exceed the memory free
     on ``device`` (activations come on top): before any work, with the size that would fit."""
     free = free_memory(device)
-    params = parameter_count(name, latent_dim, width)
+    params = parameter_count(config)
     need = 16 * params  # fp32 weights + gradients + two Adam moments
     if free is None or need <= free:
         return
+    name, width = config.model, config.width
     fits = width
-    while fits > 1 and 16 * parameter_count(name, latent_dim, fits) > free // 2:
+    while fits > 1 and 16 * parameter_count(dataclasses.replace(config, width=fits)) > free // 2:
         fits //= 2
     raise ValueError(
         f"{name} with --width {width} has about {params / 1e6:,.0f} million parameters: training it needs at "
@@ -149,11 +161,11 @@ def _check_fits(name: str, latent_dim: int, width: int, device: torch.device) ->
         f"device with more memory.")
 
 
-def _run_config(name, photos, batch_size, lr, latent_dim, width, seed, steps_per_epoch) -> dict:
-    return {"model": name, "latent_dim": int(latent_dim), "width": int(width),
-            "image_size": int(photos.shape[-1]), "learning_rate": float(lr), "batch_size": int(batch_size),
-            "seed": int(seed), "steps_per_epoch": None if steps_per_epoch is None else int(steps_per_epoch),
-            "n_images": len(photos)}
+def _run_config(config: ZooConfig, photos, batch_size, lr, seed, steps_per_epoch) -> dict:
+    """What a run records: the model's shape fields and every training setting that decides what it trains."""
+    return {**config.to_dict(), "image_size": int(photos.shape[-1]), "learning_rate": float(lr),
+            "batch_size": int(batch_size), "seed": int(seed),
+            "steps_per_epoch": None if steps_per_epoch is None else int(steps_per_epoch), "n_images": len(photos)}
 
 
 def _resume_config(out_dir, name: str, config: dict) -> dict | None:
@@ -188,23 +200,25 @@ def _resume_config(out_dir, name: str, config: dict) -> dict | None:
 
 
 # --------------------------------------------------------------------------- train / test
-def train(name: str, photos: torch.Tensor, out_dir: str | Path, epochs: int = 10, batch_size: int = 64,
-          lr: float = 1e-3, latent_dim: int = 256, width: int = 32, seed: int = 8000,
+def train(name: str | ZooConfig, photos: torch.Tensor, out_dir: str | Path, epochs: int = 10, batch_size: int = 64,
+          lr: float = 1e-3, latent_dim: int | None = None, width: int | None = None, seed: int = 8000,
           device: str | torch.device | None = None, val_photos: torch.Tensor | None = None,
           steps_per_epoch: int | None = None, on_epoch: Callable | None = None,
           progress: bool = True, keep: int | None = training.KEEP) -> tuple[nn.Module, training.History]:
     """Trains zoo model ``name`` on ``photos`` with checkpoints in ``out_dir/name`` (resumable): the last
-    ``keep`` and the best by validation loss are kept (None: every epoch's)."""
-    V.choice("model", name, MODELS)
+    ``keep`` and the best by validation loss are kept (None: every epoch's). ``name`` is a model's
+    name (sizes from ``latent_dim``/``width``, else :class:`ZooConfig`'s defaults) or a ZooConfig."""
+    model_config = _config(name, latent_dim, width)
+    name = model_config.model
     if len(photos) == 0:
         raise ValueError("There are no training images.")
-    _check_train_args(out_dir, epochs, batch_size, lr, latent_dim, width, steps_per_epoch)
-    config = _run_config(name, photos, batch_size, lr, latent_dim, width, seed, steps_per_epoch)
+    _check_train_args(out_dir, epochs, batch_size, lr, steps_per_epoch)
+    config = _run_config(model_config, photos, batch_size, lr, seed, steps_per_epoch)
     saved = _resume_config(out_dir, name, config)
     device = get_device(None if device is None else str(device))
-    _check_fits(name, latent_dim, width, device)
+    _check_fits(model_config, device)
     seed_everything(seed)
-    model = build_model(name, latent_dim=latent_dim, width=width)
+    model = model_config.build()
     task = make_task(name, model, lr)
     loader = data.make_loader(colorization_pairs(photos), batch_size=batch_size, seed=seed)
     val_loader = (data.make_loader(colorization_pairs(val_photos), batch_size=batch_size, shuffle=False)
@@ -229,19 +243,21 @@ def load_trained(name: str, out_dir: str | Path, epoch: int | None = None, laten
     """The model saved after ``epoch`` (default: the latest) in ``out_dir/name``; returns (model, epoch).
 
     The sizes come from the run's recorded ``config.json``; ``latent_dim``/``width`` are
-    only needed without one (default 256/32), and are refused when they disagree with it.
+    only needed without one (default: :class:`ZooConfig`'s), and are refused when they
+    disagree with it (``latent_dim`` matters to the VAEs only).
     """
     V.choice("model", name, MODELS)
     saved = _read_config(out_dir, name) or {}
-    latent_dim, width = _recorded_sizes(out_dir, name, saved, latent_dim, width)
-    model = build_model(name, latent_dim=latent_dim, width=width)
+    config = _recorded_config(out_dir, name, saved, latent_dim, width)
+    latent_dim, width = config.latent_dim, config.width
+    model = config.build()
     task = make_task(name, model)
     try:
         epoch = training.load_weights(task, Path(out_dir) / name, epoch)
     except CheckpointMisfit as err:
         if saved:  # the sizes came from the run's record: the message says enough
             raise
-        vae = MODELS[name].kind == "vae"  # the only models whose size depends on --latent_dim
+        vae = config.spec.has_latent  # the only models whose size depends on --latent_dim
         tried = f"--width {width}" + (f" --latent_dim {latent_dim}" if vae else "")
         raise training.CheckpointError(
             f"{err} The run has no config.json to read its sizes from: pass the "
@@ -251,13 +267,12 @@ def load_trained(name: str, out_dir: str | Path, epoch: int | None = None, laten
     return model, epoch
 
 
-def _recorded_sizes(out_dir, name, saved: dict, latent_dim, width) -> tuple[int, int]:
-    """(latent_dim, width) from the run's record; a given value that disagrees is refused."""
-    asked = {"latent_dim": latent_dim, "width": width}
-    for k, v in asked.items():
-        if v is not None:
-            V.count(k, v)
-    clash = {k: v for k, v in asked.items() if v is not None and k in saved and saved[k] != v}
+def _recorded_config(out_dir, name, saved: dict, latent_dim, width) -> ZooConfig:
+    """The config in the run's record (sizes given fill what it lacks); a given size that
+    disagrees with the record, in a field the model uses, is refused."""
+    shape = ZooConfig.from_dict({}, model=name, latent_dim=latent_dim, width=width).shape  # checks the values
+    asked = {k: v for k, v in (("latent_dim", latent_dim), ("width", width)) if v is not None and k in shape}
+    clash = {k: v for k, v in asked.items() if k in saved and saved[k] != v}
     if clash:
         given = ", ".join(f"--{k} {v}" for k, v in clash.items())
         rec = ", ".join(f"--{k} {saved[k]}" for k in clash)
@@ -265,7 +280,7 @@ def _recorded_sizes(out_dir, name, saved: dict, latent_dim, width) -> tuple[int,
             f"The {name} run in '{Path(out_dir) / name}' was trained with {rec} (its config.json); you "
             f"passed {given}. Testing reads the sizes from the run's record: leave {given.split()[0]} "
             f"out (or pass {rec}), or point --out at the run that was trained with {given}.")
-    return (int(saved.get("latent_dim", latent_dim or 256)), int(saved.get("width", width or 32)))
+    return ZooConfig.from_dict(saved, model=name, latent_dim=latent_dim, width=width)
 
 
 def shipped_part(model: nn.Module) -> nn.Module:
@@ -280,7 +295,7 @@ def load_course_model(name: str, device: str | torch.device | None = None) -> nn
     V.choice("model", name, MODELS)
     state, info = course_weights.load_state(f"zoo/{name}")
     config = info["config"]
-    model = build_model(name, latent_dim=config["latent_dim"], width=config["width"])
+    model = ZooConfig.from_dict(config, model=name).build()
     course_weights.load_into(shipped_part(model), state, f"zoo/{name}")
     if "temperature" in config:  # chosen on validation photos when the weights were trained
         model.temperature = float(config["temperature"])
@@ -370,18 +385,18 @@ def test(name: str, photos: torch.Tensor, out_dir: str | Path, epoch: int | None
 
 
 def compare(names: Sequence[str], photos: torch.Tensor, out_dir: str | Path, val_fraction: float = 0.1,
-            epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, latent_dim: int = 256, width: int = 32,
+            epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, latent_dim: int | None = None,
+            width: int | None = None,
             seed: int = 8000, steps: int = SAMPLING_STEPS, num_images: int = 4, device=None, steps_per_epoch=None,
             lpips="auto", overwrite: bool = False, progress: bool = True) -> dict:
     """Holds out a validation split, trains and tests each model on it, writes the comparison table."""
-    for name in names:
-        V.choice("model", name, MODELS)
+    configs = {name: _config(name, latent_dim, width) for name in names}
     V.fraction("--val_fraction (the share of images held out for testing)", val_fraction,
                hint="Try 0.1 (one image in ten).")
-    _check_train_args(out_dir, epochs, batch_size, lr, latent_dim, width, steps_per_epoch)
+    _check_train_args(out_dir, epochs, batch_size, lr, steps_per_epoch)
     _check_free(_result_files(names, out_dir, True), overwrite)  # not after training the first model
-    for name in names:
-        _check_fits(name, latent_dim, width, get_device(None if device is None else str(device)))
+    for config in configs.values():
+        _check_fits(config, get_device(None if device is None else str(device)))
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(photos), generator=g)
     n_val = max(1, round(len(photos) * val_fraction))
@@ -394,13 +409,13 @@ def compare(names: Sequence[str], photos: torch.Tensor, out_dir: str | Path, val
         lpips = evaluation.load_lpips()
     results, target_colour = {}, None
     for name in names:
-        model, _ = train(name, train_photos, out_dir, epochs, batch_size, lr, latent_dim, width, seed, device,
-                         steps_per_epoch=steps_per_epoch, progress=progress)
+        model, _ = train(configs[name], train_photos, out_dir, epochs=epochs, batch_size=batch_size, lr=lr,
+                         seed=seed, device=device, steps_per_epoch=steps_per_epoch, progress=progress)
         if not training.main_process():  # under accelerate launch every process trains, the main one tests
             training.wait_for_main()
             continue
-        rec = test(name, val_photos, out_dir, epochs, steps, num_images, seed, device, lpips, overwrite,
-                   model=model)
+        rec = test(name, val_photos, out_dir, epoch=epochs, steps=steps, num_images=num_images, seed=seed,
+                   device=device, lpips=lpips, overwrite=overwrite, model=model)
         training.wait_for_main()
         results[name] = rec["model"]
         results["gray baseline"] = rec["gray"]
@@ -420,52 +435,41 @@ def build_parser() -> argparse.ArgumentParser:
                     "tests every model on a held-out split and writes the comparison table.")
     p.add_argument("command", nargs="?", default="run", choices=["run", "compare"],
                    help="'run' (default): --mode train/test for --model; 'compare': every model")
-    p.add_argument("--seed", type=int, default=8000)
-    p.add_argument("--model", default="unet", help=f"one of {', '.join(MODELS)}, or 'all'")
+    # Number flags say what they accept ("--limit: expected a whole number >= 1 (e.g. 500), got '-5'",
+    # NaN and 2.5 included). The sizes default to None: left out, they come from the run's record
+    # (--mode test) or ZooConfig's defaults, and "typed or not" is just "is it None".
+    p.add_argument("--seed", type=V.int_arg(0, 8000), default=8000)
+    p.add_argument("--model", default=ZooConfig.model, help=f"one of {', '.join(MODELS)}, or 'all'")
     p.add_argument("--mode", default="train", choices=["train", "test"])
     p.add_argument("--weights", type=_weights, default=None,
                    help="epoch to test (default: the latest), or 'course' for the weights the course ships")
-    p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--latent_dim", type=int, default=256)
+    p.add_argument("--batch_size", type=V.int_arg(1, 64), default=64)
+    p.add_argument("--epochs", type=V.int_arg(1, 10), default=100)
+    p.add_argument("--latent_dim", type=V.int_arg(1, 64), default=None,
+                   help=f"the VAEs' latent channels (default {ZooConfig.latent_dim}; --mode test: the run's own)")
     p.add_argument("--device", default=None, help="GPU index (0), cuda, mps or cpu (default: the best there is)")
-    p.add_argument("--learning_rate", type=float, default=0.001)
-    p.add_argument("--steps", type=int, default=SAMPLING_STEPS, help="DDIM/DDPM sampling steps (diffusion models)")
-    p.add_argument("--temperature", type=float, default=None,
+    p.add_argument("--learning_rate", type=V.float_arg(0, 1, low_open=True, example="0.001"), default=0.001)
+    p.add_argument("--steps", type=V.int_arg(1, 50), default=SAMPLING_STEPS,
+                   help="DDIM/DDPM sampling steps (diffusion models)")
+    p.add_argument("--temperature", type=V.float_arg(0, 1, example="0.5"), default=None,
                    help="diffusion models, --mode test: colour = guess + temperature x drawn residual, "
                         "0 to 1 (default: the weights' own)")
-    p.add_argument("--num_images", type=int, default=4, help="samples in the PNG grid")
+    p.add_argument("--num_images", type=V.int_arg(1, 4), default=4, help="samples in the PNG grid")
     p.add_argument("--data", default=None, help="folder of colour images, or 'cifar10' (default: by profile)")
     p.add_argument("--out", default="runs/zoo", help="output folder (checkpoints, metrics, samples)")
-    p.add_argument("--image_size", type=int, default=32)
-    p.add_argument("--width", type=int, default=32, help="channels of the first layer (model size)")
-    p.add_argument("--limit", type=int, default=None, help="use at most this many images")
-    p.add_argument("--steps_per_epoch", type=int, default=None, help="cap the batches per epoch")
-    p.add_argument("--val_fraction", type=float, default=0.1, help="held-out share for 'compare'")
+    p.add_argument("--image_size", type=V.int_arg(8, 32), default=32)
+    p.add_argument("--width", type=V.int_arg(1, 32), default=None,
+                   help=f"channels of the first layer, the model's size (default {ZooConfig.width}; "
+                        "--mode test: the run's own)")
+    p.add_argument("--limit", type=V.int_arg(1, 500), default=None, help="use at most this many images")
+    p.add_argument("--steps_per_epoch", type=V.int_arg(1, 20), default=None, help="cap the batches per epoch")
+    p.add_argument("--val_fraction", type=V.fraction_arg("0.1"), default=0.1, help="held-out share for 'compare'")
     p.add_argument("--overwrite", action="store_true", help="replace earlier metrics/samples/tables")
     p.add_argument("--keep_checkpoints", type=_keep, default=training.KEEP, metavar="N|all",
                    help=f"checkpoints kept besides the best: the last N (default {training.KEEP}), or 'all' "
                         "to keep every epoch's for --weights EPOCH later")
     p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (if installed)")
-    _check_types(p)
     return p
-
-
-# What each number flag accepts, with an example: "--limit: expected a whole number >= 1 (e.g. 500),
-# got '-5'" instead of argparse's "invalid int value" (NaN and 2.5 included).
-_FLAG_TYPES = {
-    "seed": V.int_arg(0, 8000), "batch_size": V.int_arg(1, 64), "epochs": V.int_arg(1, 10),
-    "latent_dim": V.int_arg(1, 256), "steps": V.int_arg(1, 50), "num_images": V.int_arg(1, 4),
-    "image_size": V.int_arg(8, 32), "width": V.int_arg(1, 32), "limit": V.int_arg(1, 500),
-    "steps_per_epoch": V.int_arg(1, 20), "learning_rate": V.float_arg(0, 1, low_open=True, example="0.001"),
-    "val_fraction": V.fraction_arg("0.1"), "temperature": V.float_arg(0, 1, example="0.5"),
-}
-
-
-def _check_types(parser: argparse.ArgumentParser) -> None:
-    for action in parser._actions:
-        if action.dest in _FLAG_TYPES and action.type in (int, float):
-            action.type = _FLAG_TYPES[action.dest]
 
 
 def _count_or(word: str, meaning, expected: str):
@@ -497,24 +501,16 @@ def _wandb_logger(args, name):
     return lambda epoch, row: run.log(row, step=epoch)
 
 
-def _explicit_sizes(argv, args) -> dict:
-    """--latent_dim/--width as typed on the command line (test reads them from the run's record)."""
-    words = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    given = [w.split("=")[0] for w in words if w.startswith("--") and len(w) > 2]
-    # argparse also takes unambiguous prefixes (--latent 8).
-    return {k: getattr(args, k) for k in ("latent_dim", "width")
-            if any(f"--{k}".startswith(w) for w in given)}
-
-
 def run(argv: Sequence[str] | None = None) -> dict:
     """The command line without the exit-code handling (raises on bad input)."""
     args = build_parser().parse_args(argv)
     names = list(MODELS) if args.model == "all" or args.command == "compare" else [args.model]
     for name in names:
         V.choice("model", name, MODELS, also="or 'all'")
-    for flag in ("batch_size", "epochs", "latent_dim", "steps", "num_images", "image_size", "width"):
-        if getattr(args, flag) < 1:
-            raise ValueError(f"--{flag} must be a positive number, got {getattr(args, flag)}.")
+    if args.latent_dim is not None and not any(MODELS[n].has_latent for n in names):
+        vaes = ", ".join(n for n, spec in MODELS.items() if spec.has_latent)
+        raise ValueError(f"--latent_dim is the VAEs' latent channels ({vaes}); {names[0]!r} has no latent to "
+                         f"size: leave it out.")
     if args.data is not None and str(args.data).lower() != "cifar10" and not Path(args.data).exists():
         raise FileNotFoundError(f"--data '{args.data}' does not exist. Pass a folder of colour images "
                                 f"(flat, or one sub-folder per class), or 'cifar10'.")
@@ -529,11 +525,11 @@ def run(argv: Sequence[str] | None = None) -> dict:
                          f"{'compare' if args.command == 'compare' else 'Training'} starts from fresh weights "
                          f"(or resumes the run in --out), so leave --weights out.")
     V.output_dir(args.out, "output folder (--out)")
-    sizes = _explicit_sizes(argv, args)
+    sizes = {"latent_dim": args.latent_dim, "width": args.width}  # None: the record's, or the default
     device = get_device(args.device)
     if args.command == "compare" or args.mode == "train":  # before loading the photos
         for name in names:
-            _check_fits(name, args.latent_dim, args.width, device)
+            _check_fits(_config(name, **sizes), device)
     elif len(names) > 1:
         _check_free(_result_files(names, args.out, True), args.overwrite)
     main = training.main_process()  # under accelerate launch: the one that tests, writes and prints
@@ -541,9 +537,10 @@ def run(argv: Sequence[str] | None = None) -> dict:
         print(f"profile {get_profile()}, device {device}")
     if args.command == "compare":
         photos = load_photos(args.data, args.image_size, "train", args.limit, args.seed)
-        out = compare(names, photos, args.out, args.val_fraction, args.epochs, args.batch_size,
-                      args.learning_rate, args.latent_dim, args.width, args.seed, args.steps, args.num_images,
-                      device, args.steps_per_epoch, overwrite=args.overwrite)
+        out = compare(names, photos, args.out, val_fraction=args.val_fraction, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.learning_rate, seed=args.seed, steps=args.steps,
+                      num_images=args.num_images, device=device, steps_per_epoch=args.steps_per_epoch,
+                      overwrite=args.overwrite, **sizes)
         if main:
             print(evaluation.results_table(out["results"], out["target_colorfulness"]))
         return out
@@ -553,13 +550,13 @@ def run(argv: Sequence[str] | None = None) -> dict:
     for name in names:
         if args.mode == "train":
             on_epoch = _wandb_logger(args, name) if args.wandb and main else None
-            _, history = train(name, photos, args.out, args.epochs, args.batch_size, args.learning_rate,
-                               args.latent_dim, args.width, args.seed, device, on_epoch=on_epoch,
-                               steps_per_epoch=args.steps_per_epoch, keep=args.keep_checkpoints)
+            _, history = train(_config(name, **sizes), photos, args.out, epochs=args.epochs,
+                               batch_size=args.batch_size, lr=args.learning_rate, seed=args.seed, device=device,
+                               on_epoch=on_epoch, steps_per_epoch=args.steps_per_epoch, keep=args.keep_checkpoints)
             results[name] = dict(history)
         elif main:  # testing is not split between processes: the main one does it
-            rec = test(name, photos, args.out, args.weights, args.steps, args.num_images, args.seed, device,
-                       overwrite=args.overwrite, **sizes,
+            rec = test(name, photos, args.out, epoch=args.weights, steps=args.steps, num_images=args.num_images,
+                       seed=args.seed, device=device, overwrite=args.overwrite, **sizes,
                        temperature=args.temperature if MODELS[name].kind == "diffusion" else None)
             rec.pop("outputs")
             results[name] = rec

@@ -27,7 +27,7 @@ from lessons_lib import (
 )
 from lessons_lib import validate as V
 
-SMALL = ["--width", "4", "--latent_dim", "4", "--batch_size", "4"]
+SMALL = ["--width", "4", "--batch_size", "4"]
 
 
 def _snapshot(folder):
@@ -112,7 +112,7 @@ def test_every_setting_that_matters_is_recorded(run_copy):
 
     _, out = run_copy
     config = json.loads((out / "resnet" / "config.json").read_text())
-    assert config == {"model": "resnet", "latent_dim": 4, "width": 4, "image_size": 32,
+    assert config == {"model": "resnet", "width": 4, "image_size": 32,  # no latent_dim: resnet has none
                       "learning_rate": 0.001,
                       "batch_size": 4, "seed": 8000, "steps_per_epoch": 1, "n_images": 8}
 
@@ -131,7 +131,7 @@ def test_fewer_epochs_than_trained_says_so_and_changes_nothing(run_copy, capsys)
 # --------------------------------------------------------------------------- --mode test
 def test_mode_test_reads_the_recorded_sizes(run_copy, capsys):
     photos, out = run_copy
-    # No --latent_dim/--width: they come from config.json (4 and 4, not the defaults 256 and 32).
+    # No --width: it comes from config.json (4, not the default 32).
     code, io = _cli(capsys, "--model", "resnet", "--mode", "test", "--data", photos, "--out", out,
                     "--limit", 4)
     assert code == 0, io.err
@@ -140,11 +140,10 @@ def test_mode_test_reads_the_recorded_sizes(run_copy, capsys):
 def test_mode_test_refuses_sizes_that_disagree_with_the_record(run_copy, capsys):
     photos, out = run_copy
     before = _snapshot(out)
-    code, io = _cli(capsys, "--model", "resnet", "--mode", "test", "--data", photos, "--out", out,
-                    "--latent_dim", 64)
+    code, io = _cli(capsys, "--model", "resnet", "--mode", "test", "--data", photos, "--out", out, "--width", 8)
     assert code == 2
-    assert "was trained with --latent_dim 4 (its config.json); you passed --latent_dim 64" in io.err
-    assert "leave --latent_dim out (or pass --latent_dim 4)" in io.err
+    assert "was trained with --width 4 (its config.json); you passed --width 8" in io.err
+    assert "leave --width out (or pass --width 4)" in io.err
     code, io = _cli(capsys, "--model", "resnet", "--mode", "test", "--data", photos, "--out", out, "--wid", 8)
     assert code == 2 and "you passed --width 8" in io.err  # an abbreviated flag counts too
     assert _snapshot(out) == before
@@ -159,8 +158,7 @@ def test_mode_test_without_a_record_uses_the_flags_and_its_advice_works(run_copy
     assert "pass the --width it was trained with (this try: --width 32)" in io.err
     assert "--latent_dim" not in io.err
     code, io = _cli(capsys, "--model", "resnet", "--mode", "test", "--data", photos, "--out", out,
-                    "--limit", 4,
-                    "--latent_dim", 4, "--width", 4)
+                    "--limit", 4, "--width", 4)
     assert code == 0, io.err  # following the advice works
 
 

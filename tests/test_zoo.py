@@ -43,7 +43,7 @@ def test_model_registry_messages():
         build_model("vgg")
     with pytest.raises(ValueError, match="divisible by 8"):
         build_model("gan", width=4)(torch.zeros(1, 1, 36, 36))
-    with pytest.raises(ValueError, match="latent_dim must be a positive integer"):
+    with pytest.raises(ValueError, match="latent_dim must be a whole number >= 1, got 0"):
         build_model("basicvae", latent_dim=0)
 
 
@@ -83,7 +83,7 @@ def _cli(capsys, *args):
     return code, capsys.readouterr()
 
 
-SMALL = ["--width", "4", "--latent_dim", "4", "--batch_size", "4"]
+SMALL = ["--width", "4", "--batch_size", "4"]
 
 
 def test_cli_train_then_test_end_to_end(tmp_path, capsys):
@@ -113,7 +113,7 @@ def test_cli_train_then_test_end_to_end(tmp_path, capsys):
 def test_compare_writes_the_table_for_every_model(tmp_path, capsys):
     data, out = _photo_folder(tmp_path / "photos", n=10, flat=True), tmp_path / "out"
     code, io = _cli(capsys, "compare", "--epochs", 1, "--data", data, "--out", out, "--steps", 2,
-                    "--val_fraction", 0.2, *SMALL)
+                    "--val_fraction", 0.2, "--latent_dim", 4, *SMALL)
     assert code == 0, io.err
     table = (out / "comparison.md").read_text()
     for name in [*ALL, "gray baseline"]:
@@ -152,8 +152,12 @@ def test_bad_input_gets_one_clear_message(tmp_path, capsys):
     code, io = _cli(capsys, "--model", "resnet", "--mode", "test", "--weights", 1, "--data", data, "--out", out)
     assert code == 2 and "cannot be read: it is damaged or truncated" in io.err
     code, io = _cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", out, "--width", "8",
-                    "--latent_dim", "4", "--batch_size", "4")
+                    "--batch_size", "4")
     assert code == 2 and "recorded with --width 4; this run asks for --width 8" in io.err
+    code, io = _cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", out, "--latent_dim", "4",
+                    *SMALL)
+    assert code == 2 and "--latent_dim is the VAEs' latent channels (basicvae, unetvae)" in io.err
+    assert "'resnet' has no latent to size: leave it out" in io.err
     with pytest.raises(SystemExit) as stop:
         _cli(capsys, "--epochs", 0, "--data", data, "--out", out)
     assert stop.value.code == 2
@@ -179,6 +183,29 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
                   progress=False)
     with pytest.raises(ValueError, match="recorded with --width 4; this run asks for --width 8"):
         zoo.train("unet", photos16, tmp_path, epochs=1, batch_size=4, width=8, latent_dim=8, progress=False)
+    # latent_dim does not shape a unet: it is neither recorded nor compared, and the run resumes
+    zoo.train("unet", photos16, tmp_path, epochs=2, batch_size=4, width=4, latent_dim=16, progress=False)
+    assert "latent_dim" not in json.loads((tmp_path / "unet" / "config.json").read_text())
+    assert sorted(training.list_checkpoints(tmp_path / "unet")) == [1, 2]
+
+
+def test_the_zoo_config_is_the_one_place_for_sizes(tmp_path):
+    vae = zoo.ZooConfig("basicvae", width=4, latent_dim=8)
+    assert vae.shape == ("width", "latent_dim") and zoo.ZooConfig("unet").shape == ("width",)
+    assert vae.to_dict() == {"model": "basicvae", "width": 4, "latent_dim": 8}
+    assert zoo.ZooConfig.from_dict({"width": 4, "image_size": 32}, model="unet") == zoo.ZooConfig("unet", 4)
+    assert build_model("basicvae").to_stats.out_channels == 2 * zoo.ZooConfig.latent_dim  # defaults from it
+    with pytest.raises(ValueError, match="width must be a whole number >= 1, got 0"):
+        zoo.ZooConfig("unet", width=0)
+    with pytest.raises(ValueError, match="not both"):
+        zoo.train(vae, torch.rand(8, 3, 16, 16), tmp_path, width=4)
+    # a config trains like its name and sizes, and its record holds the latent a VAE uses
+    zoo.train(vae, torch.rand(8, 3, 16, 16), tmp_path, epochs=1, batch_size=4, progress=False)
+    assert json.loads((tmp_path / "basicvae" / "config.json").read_text())["latent_dim"] == 8
+    model, _ = zoo.load_trained("basicvae", tmp_path)  # the sizes from the record
+    assert model.latent_dim == 8
+    with pytest.raises(ValueError, match="trained with --latent_dim 8 .*; you passed --latent_dim 16"):
+        zoo.load_trained("basicvae", tmp_path, latent_dim=16)
 
 
 def test_diffusion_colorizer_refines_the_regressors_guess():
