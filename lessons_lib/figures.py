@@ -103,6 +103,7 @@ def plot_losses(history: Mapping[str, Sequence[float]], title: str = "Training l
     than a factor of 100 (a GAN's generator loss beside its discriminator's), where a linear
     axis flattens the small ones into a line at zero."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6, 3.5)) if ax is None else (ax.figure, ax)
     for i, (name, values) in enumerate(history.items()):
@@ -112,6 +113,7 @@ def plot_losses(history: Mapping[str, Sequence[float]], title: str = "Training l
             ax.plot(range(1, len(values) + 1), values, ls=_LINE_STYLES[i % len(_LINE_STYLES)],
                     marker=_MARKERS[i % len(_MARKERS)] if len(values) < 30 else None, label=name)
     ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no "epoch 1.2" ticks
     ax.set_ylabel("loss")
     if logy is None:
         values = [float(v) for curve in history.values() for v in curve]
