@@ -36,7 +36,7 @@ from .training import DiffusionTask, Task
 __all__ = ["METHODS", "InpaintUNet", "ConvDiscriminator", "PatchTransformer", "composite",
            "masked_mse", "masked_psnr", "naive_fill", "InpaintTask", "AdversarialInpaintTask",
            "make_task", "inpaint", "repaint_inpaint", "compare_methods",
-           "train_inpainters", "run_inpainters", "markdown_table"]
+           "train_inpainters", "run_inpainters", "markdown_table", "WIDTH"]
 
 METHODS = ("unet", "unet-gan", "transformer", "ddpm")
 
@@ -202,11 +202,15 @@ class AdversarialInpaintTask(_MaskRNG, AdversarialTask):
         return {"loss": float(masked_mse(pred, x, mask))}
 
 
-def make_task(method: str, image_size: int = 32, width: int = 32, lr: float | None = None,
+#: Every inpainting network's channel width unless told otherwise: the course weights' (and notebook 3's).
+WIDTH = 32
+
+
+def make_task(method: str, image_size: int = 32, width: int = WIDTH, lr: float | None = None,
               seed: int = 0, schedule=None, loss: str = "mse", **kwargs) -> Task:
     """A fresh, seeded model and its training task for one of :data:`METHODS`.
 
-    ``width`` scales every network (16 in the fast profile, 64 for quality).
+    ``width`` scales every network (:data:`WIDTH`, the course weights', by default).
     Extra keyword arguments go to the model (e.g. ``depth`` for the transformer,
     ``channel_mults`` for the DDPM UNet).
     """
@@ -304,7 +308,7 @@ def compare_methods(outputs: dict[str, torch.Tensor], target: torch.Tensor,
 
 # --------------------------------------------------------------------------- the whole comparison
 def train_inpainters(train_images, methods=METHODS, epochs: int | dict = 1,
-                     steps_per_epoch: int | dict | None = None, batch_size: int = 32, width: int = 16,
+                     steps_per_epoch: int | dict | None = None, batch_size: int = 32, width: int = WIDTH,
                      seed: int = 0, ckpt_root=None, progress: bool = True,
                      task_kwargs: dict | None = None, device=None) -> dict:
     """Trains each method of ``methods`` on the same [0, 1] image dataset through
@@ -424,7 +428,7 @@ def build_parser():
     # "invalid int value", and refuse 0, negatives and 2.5 before anything runs.
     p.add_argument("--epochs", type=V.int_arg(1, 10), default=10)
     p.add_argument("--batch_size", type=V.int_arg(1, 64), default=64)
-    p.add_argument("--width", type=V.int_arg(1, 32), default=32)
+    p.add_argument("--width", type=V.int_arg(1, WIDTH), default=WIDTH)
     p.add_argument("--image_size", type=V.int_arg(8, 32), default=32)
     p.add_argument("--limit", type=V.int_arg(1, 64), default=None, help="use at most this many images")
     p.add_argument("--steps", type=V.int_arg(1, 25), default=25, help="RePaint denoising steps (the DDPM)")

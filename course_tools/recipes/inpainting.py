@@ -13,7 +13,7 @@ import torch
 from course_tools.train_weights import Trained
 from lessons_lib import data, inpainting, masks
 
-WIDTH = 32
+WIDTH = inpainting.WIDTH
 BATCH_SIZE = 64
 SEED = 0
 # Epochs per method: where the held-out masked PSNR stops improving within a few CPU minutes.
