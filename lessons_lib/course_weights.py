@@ -9,8 +9,13 @@ metric moves), described in ``weights/manifest.json``: the file's sha256, how to
 the network (``config``), the command and data it was trained with, its epochs and
 training time, and its held-out metrics beside the baseline's.
 
-    state, entry = course_weights.load_state("zoo/unet")   # verified, float32
-    model.load_state_dict(state)
+    model, entry = course_weights.load("zoo/unet", device)   # the network, built, loaded, eval mode
+    state, entry = course_weights.load_state("zoo/unet")      # or the verified float32 state dict alone
+
+:func:`load` is the one entry point for every name in the manifest: the lesson that owns a
+prefix (``zoo/``, ``inpainting/``, ``style/``, ``translation/``) registers how to build its
+networks from an entry's ``config`` (:func:`register`), and ``load`` imports that lesson when
+it is first asked for one of its names.
 
 A notebook in the fast profile trains briefly (so the loop is seen) and then shows the
 course weights' results, saying which is which; in the full profile it trains for real
@@ -19,16 +24,17 @@ and shows the course weights beside its own result.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 
 from .files import atomic_write, atomic_write_text
 
-__all__ = ["WEIGHTS_DIR", "MANIFEST", "WeightsError", "manifest", "entry", "load_state", "load_into", "save_state",
-           "file_sha256", "MAX_TOTAL_BYTES"]
+__all__ = ["WEIGHTS_DIR", "MANIFEST", "WeightsError", "manifest", "entry", "load", "register", "load_state",
+           "load_into", "save_state", "file_sha256", "MAX_TOTAL_BYTES"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -90,6 +96,38 @@ def load_state(name: str, folder: str | Path | None = None,
                            f"or was changed. Reinstall the course package, or retrain with `make weights`.")
     state = load_file(str(path), device=str(device))
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, info
+
+
+#: The module that registers the builders of each name prefix (imported when first needed).
+OWNERS = {"zoo/": "lessons_lib.zoo", "inpainting/": "lessons_lib.inpainting", "style/": "lessons_lib.style",
+          "translation/": "lessons_lib.translation"}
+#: name or prefix -> builder(name, state, entry) returning the network with the weights loaded.
+_BUILDERS: dict[str, Callable[[str, dict, dict], torch.nn.Module]] = {}
+
+
+def register(name: str, builder: Callable[[str, dict, dict], torch.nn.Module]) -> None:
+    """How to build the course weights ``name`` (an exact name, or a prefix ending in ``/``):
+    ``builder(name, state, entry)`` returns the network with ``state`` loaded (see :func:`load_into`)."""
+    _BUILDERS[name] = builder
+
+
+def _builder(name: str) -> Callable:
+    for key in (name, name.split("/")[0] + "/"):
+        if key not in _BUILDERS and key in OWNERS:
+            importlib.import_module(OWNERS[key])  # the lesson registers its builders on import
+    found = _BUILDERS.get(name) or _BUILDERS.get(name.split("/")[0] + "/")
+    if found is None:
+        raise WeightsError(f"No network is registered for course weights {name!r}: course_weights.register "
+                           f"it in the lesson that trains it (prefixes: {', '.join(OWNERS)}).")
+    return found
+
+
+def load(name: str, device: str | torch.device | None = None) -> tuple[torch.nn.Module, dict]:
+    """(network, manifest entry) of course weights ``name``: built from the entry's config, the
+    checksum-verified weights loaded, in eval mode, on ``device`` (default: the CPU)."""
+    state, info = load_state(name)  # an unknown name: one message listing what is shipped
+    module = _builder(name)(name, state, info)
+    return module.to(torch.device(device) if device is not None else torch.device("cpu")).eval(), info
 
 
 def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], name: str) -> torch.nn.Module:

@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import course_weights
 from . import diffusion as D
 from . import masks as M
 from . import validate as V
@@ -397,15 +398,22 @@ def inference_network(task: Task) -> nn.Module:
     return task.models["generator"] if "generator" in task.models else task.models["model"]
 
 
+def _course_task(name: str, state: dict, info: dict) -> Task:
+    config = dict(info["config"])
+    task = make_task(name.split("/", 1)[1], image_size=config.pop("image_size", 32), width=config.pop("width"),
+                     **config)
+    course_weights.load_into(inference_network(task), state, name)
+    return task
+
+
+# course_weights.load("inpainting/<method>") gives the network that inpaints; load_course_task its task.
+course_weights.register("inpainting/", lambda name, state, info: inference_network(_course_task(name, state, info)))
+
+
 def load_course_task(method: str, device=None) -> Task:
     """The task of ``method`` holding the course weights shipped in ``lessons_lib/weights``."""
-    from . import course_weights
-
     V.choice("inpainting method", method, METHODS)
-    state, info = course_weights.load_state(f"inpainting/{method}")
-    config = dict(info["config"])
-    task = make_task(method, image_size=config.pop("image_size", 32), width=config.pop("width"), **config)
-    course_weights.load_into(inference_network(task), state, f"inpainting/{method}")
+    task = _course_task(f"inpainting/{method}", *course_weights.load_state(f"inpainting/{method}"))
     task.to(torch.device(device) if device is not None else torch.device("cpu"))
     return task.eval()
 
@@ -459,8 +467,6 @@ def _methods(text: str) -> list[str]:
 def _check_args(args, methods: list[str]):
     """Every argument, before any work (the evaluation runs RePaint: minutes)."""
     from pathlib import Path
-
-    from . import course_weights
 
     if args.mode == "train" and args.weights is not None:
         raise ValueError(f"--weights {args.weights} chooses the weights that --mode test evaluates; training "

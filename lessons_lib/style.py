@@ -28,11 +28,20 @@ from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
+from . import course_weights
 from . import validate as V
 from .images import load_image, pil_to_tensor
 from .models.adain import ADAIN_STYLE_LAYERS, AdaINDecoder, AdaINStyleTransfer, adain, channel_stats
 from .models.srnet import SRNet
-from .models.vgg import CONTENT_LAYERS, STYLE_LAYERS, VGG19_LAYERS, VGGFeatures, check_layers
+from .models.vgg import (
+    CONTENT_LAYERS,
+    COURSE_FEATURES,
+    STYLE_LAYERS,
+    VGG19_LAYERS,
+    VGGFeatures,
+    check_layers,
+    vgg19_trunk,
+)
 from .training import Task
 
 __all__ = [
@@ -533,23 +542,35 @@ def sr_scores(nets: Mapping[str, nn.Module], high_res: torch.Tensor, extractor: 
 
 
 # --------------------------------------------------------------------------- course weights
+def _course_sr_net(name: str, state: dict, info: dict) -> SRNet:
+    return course_weights.load_into(SRNet(**info["config"]["net"]), state, name)
+
+
+def _course_adain(name: str, state: dict, info: dict) -> AdaINStyleTransfer:
+    encoder = VGGFeatures(ADAIN_STYLE_LAYERS, verbose=False, **info["config"]["encoder"])
+    model = AdaINStyleTransfer(encoder, residual=info["config"]["residual"])
+    course_weights.load_into(model.decoder, state, name)
+    return model
+
+
+def _course_features(name: str, state: dict, info: dict) -> nn.Module:
+    trunk = vgg19_trunk(info["config"]["width"], info["config"]["last"])
+    return course_weights.load_into(trunk, state, name)
+
+
+for _name in ("style/sr_pixel", "style/sr_perceptual"):
+    course_weights.register(_name, _course_sr_net)
+course_weights.register("style/adain_decoder", _course_adain)
+course_weights.register(COURSE_FEATURES, _course_features)
+
+
 def course_sr_net(name: str) -> tuple[SRNet, dict]:
     """The course's trained SR net ``name`` ("style/sr_pixel" or "style/sr_perceptual"),
     eval mode, and its manifest entry (config, training command, held-out metrics)."""
-    from . import course_weights
-
-    state, info = course_weights.load_state(name)
-    net = course_weights.load_into(SRNet(**info["config"]["net"]), state, name)
-    return net.eval(), info
+    return course_weights.load(name)
 
 
 def course_adain() -> tuple[AdaINStyleTransfer, dict]:
     """The course's trained AdaIN model (decoder weights + the encoder they were trained
     with, named in the manifest), eval mode, and its manifest entry."""
-    from . import course_weights
-
-    state, info = course_weights.load_state("style/adain_decoder")
-    encoder = VGGFeatures(ADAIN_STYLE_LAYERS, verbose=False, **info["config"]["encoder"])
-    model = AdaINStyleTransfer(encoder, residual=info["config"]["residual"])
-    course_weights.load_into(model.decoder, state, "style/adain_decoder")
-    return model.eval(), info
+    return course_weights.load("style/adain_decoder")

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from . import registry, tables
+from . import course_weights, registry, tables
 from . import validate as V
 from .adversarial import (  # re-exported: lesson 7 teaches them, the adversarial module keeps them
     LAMBDA_L1,
@@ -446,33 +446,36 @@ def cyclegan_scores(g_ab: nn.Module, photos: torch.Tensor, degrees: float = HUE_
 
 
 # --------------------------------------------------------------------------- course weights
+def _course_pix2pix(name: str, state: dict, info: dict) -> nn.Module:
+    from .models.pix2pix import UNetGenerator
+
+    return course_weights.load_into(UNetGenerator(**info["config"]["generator"]), state, name)
+
+
+def _course_cyclegan(name: str, state: dict, info: dict) -> nn.ModuleDict:
+    """Both generators, as ``{"g_ab": A -> B, "g_ba": B -> A}`` (the state's key prefixes)."""
+    from .models.cyclegan import ResnetGenerator
+
+    nets = nn.ModuleDict({k: ResnetGenerator(**info["config"]["generator"]) for k in ("g_ab", "g_ba")})
+    return course_weights.load_into(nets, state, name)
+
+
+course_weights.register("translation/pix2pix", _course_pix2pix)
+course_weights.register("translation/pix2pix-l1", _course_pix2pix)
+course_weights.register("translation/cyclegan", _course_cyclegan)
+
+
 def course_pix2pix(which: str = "gan") -> tuple[nn.Module, dict]:
     """A course pix2pix generator (label map -> scene, 64 px), eval mode, and its manifest entry:
     ``which="gan"`` the L1 + GAN one (``translation/pix2pix``), ``"l1"`` the same U-Net on L1 alone
     (``translation/pix2pix-l1``)."""
-    from . import course_weights
-    from .models.pix2pix import UNetGenerator
-
     names = {"gan": "translation/pix2pix", "l1": "translation/pix2pix-l1"}
-    if which not in names:
-        raise ValueError(f"which must be 'gan' (L1 + GAN) or 'l1' (L1 alone), got {which!r}.")
-    state, info = course_weights.load_state(names[which])
-    generator = UNetGenerator(**info["config"]["generator"])
-    course_weights.load_into(generator, state, names[which])
-    return generator.eval(), info
+    V.choice("pix2pix (which)", which, names, hint="'gan' is L1 + GAN, 'l1' the U-Net on L1 alone.")
+    return course_weights.load(names[which])
 
 
 def course_cyclegan() -> tuple[nn.Module, nn.Module, dict]:
     """The course's trained CycleGAN generators (A -> B, B -> A) for the fast profile's
     hue domains, eval mode, and the manifest entry."""
-    from . import course_weights
-    from .models.cyclegan import ResnetGenerator
-
-    state, info = course_weights.load_state("translation/cyclegan")
-    nets = []
-    for prefix in ("g_ab.", "g_ba."):
-        net = ResnetGenerator(**info["config"]["generator"])
-        course_weights.load_into(net, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
-                                 "translation/cyclegan")
-        nets.append(net.eval())
-    return nets[0], nets[1], info
+    nets, info = course_weights.load("translation/cyclegan")
+    return nets["g_ab"], nets["g_ba"], info

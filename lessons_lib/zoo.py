@@ -289,17 +289,24 @@ def shipped_part(model: nn.Module) -> nn.Module:
     return model.generator if hasattr(model, "discriminator") else model
 
 
-def load_course_model(name: str, device: str | torch.device | None = None) -> nn.Module:
-    """Zoo model ``name`` with the course weights shipped in ``lessons_lib/weights``
-    (trained by ``make weights`` from the CIFAR-10 subset; see ``course_weights``)."""
-    V.choice("model", name, MODELS)
-    state, info = course_weights.load_state(f"zoo/{name}")
+def _course_model(name: str, state: dict, info: dict) -> nn.Module:
+    """The course weights' builder for ``zoo/<model>`` (see course_weights.load)."""
     config = info["config"]
-    model = ZooConfig.from_dict(config, model=name).build()
-    course_weights.load_into(shipped_part(model), state, f"zoo/{name}")
+    model = ZooConfig.from_dict(config, model=name.split("/", 1)[1]).build()
+    course_weights.load_into(shipped_part(model), state, name)
     if "temperature" in config:  # chosen on validation photos when the weights were trained
         model.temperature = float(config["temperature"])
-    return model.to(get_device(None if device is None else str(device))).eval()
+    return model
+
+
+course_weights.register("zoo/", _course_model)
+
+
+def load_course_model(name: str, device: str | torch.device | None = None) -> nn.Module:
+    """Zoo model ``name`` with the course weights shipped in ``lessons_lib/weights``
+    (trained by ``make weights`` from the CIFAR-10 subset; see ``course_weights``), eval mode."""
+    V.choice("model", name, MODELS)
+    return course_weights.load(f"zoo/{name}", get_device(None if device is None else str(device)))[0]
 
 
 def _check_free(paths: Sequence[Path], overwrite: bool) -> None:

@@ -189,3 +189,21 @@ def test_weights_that_do_not_fit_say_so():
     with pytest.raises(course_weights.WeightsError, match="'demo/net' do not fit the network"):
         course_weights.load_into(torch.nn.Linear(2, 2), {"weight": torch.zeros(3, 3), "bias": torch.zeros(3)},
                                  "demo/net")
+
+
+def test_every_shipped_name_loads_through_the_one_entry_point():
+    """course_weights.load builds any manifest name with the builder its lesson registered."""
+    for name in course_weights.manifest()["weights"]:
+        module, info = course_weights.load(name)
+        assert isinstance(module, torch.nn.Module) and not module.training, name
+        assert info is course_weights.entry(name) or info == course_weights.entry(name)
+        assert all(p.device.type == "cpu" for p in module.parameters()), name
+    with pytest.raises(course_weights.WeightsError, match="No course weights named 'zoo/vgg'"):
+        course_weights.load("zoo/vgg")
+    # the lessons' own loaders are this entry point: the same weights, to the bit
+    unet, _ = course_weights.load("zoo/unet")
+    assert all(torch.equal(a, b) for a, b in zip(unet.state_dict().values(),
+                                                 zoo.load_course_model("unet", "cpu").state_dict().values()))
+    fill = inpainting.load_course_task("unet").models["model"]
+    net, _ = course_weights.load("inpainting/unet")
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), fill.state_dict().values()))

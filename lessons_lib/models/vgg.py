@@ -131,10 +131,8 @@ def _trunk(kind: str, width: int) -> nn.Sequential:
     if kind == "course":
         from .. import course_weights
 
-        state, _ = course_weights.load_state(COURSE_FEATURES)
-        trunk = vgg19_trunk(width, COURSE_LAST_LAYER)
-        course_weights.load_into(trunk, state, COURSE_FEATURES)
-        return trunk.eval().requires_grad_(False)
+        trunk, _ = course_weights.load(COURSE_FEATURES)  # built by lesson 6's registered builder
+        return trunk.requires_grad_(False)
     trunk = vgg19_trunk(width)
     if kind == "imagenet":
         state = _load_pretrained_state()
