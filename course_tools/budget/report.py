@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import functools
 
+from lessons_lib.tables import markdown_table
+
 from .items import Row
 from .pipelines import notebook_04, notebook_05
 from .workloads import notebook_01, notebook_02, notebook_03, notebook_06, notebook_07
@@ -19,11 +21,10 @@ def budget() -> tuple[Row, ...]:
 
 def table(rows=None, details: bool = False) -> str:
     rows = budget() if rows is None else rows
-    lines = ["| notebook | estimated T4 minutes | checkpoint GB | peak memory GB |", "|---|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r.notebook} | {r.minutes:.1f} | {r.checkpoint_gb:.2f} | {r.memory_gb:.1f} |")
-    lines.append(f"| **total** | **{sum(r.minutes for r in rows):.1f}** | "
-                 f"{sum(r.checkpoint_gb for r in rows):.2f} | {max(r.memory_gb for r in rows):.1f} (largest) |")
+    cells = [[r.notebook, f"{r.minutes:.1f}", f"{r.checkpoint_gb:.2f}", f"{r.memory_gb:.1f}"] for r in rows]
+    cells.append(["**total**", f"**{sum(r.minutes for r in rows):.1f}**", f"{sum(r.checkpoint_gb for r in rows):.2f}",
+                  f"{max(r.memory_gb for r in rows):.1f} (largest)"])
+    lines = [markdown_table(["notebook", "estimated T4 minutes", "checkpoint GB", "peak memory GB"], cells)]
     if details:
         for r in rows:
             lines += ["", f"notebook {r.notebook}: {r.overhead_minutes:.1f} min install, downloads and loading"]

@@ -3,10 +3,11 @@
 The encoder gives a mean and a log-variance per latent unit; a sample
 ``z = mu + sigma * eps`` (the reparameterisation trick, so gradients flow through
 ``mu`` and ``sigma``) is decoded to colour. The KL term pulls the latent distribution
-towards N(0, 1). The latent is spatial (``latent_dim`` channels at 1/8 of the image
-size), so the same network runs at 32, 64, 128 or 256 pixels. As in every zoo model
-the decoder's output is a colour offset added to the gray input. In eval mode the
-decoder gets ``z = mu``: the most likely colouring, the same every time.
+towards N(0, 1), averaged per latent value. The latent is spatial (``latent_dim`` channels,
+no default here: ``ZooConfig`` holds it, at 1/8 of the image size), so the same network runs
+at 32, 64, 128 or 256 pixels. As in every zoo model the decoder's output is a colour offset
+added to the gray input. In eval mode the decoder gets ``z = mu``: the most likely colouring,
+the same every time.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, sample: bool) -> torc
 class BasicVAE(nn.Module):
     """Strided-conv encoder -> (mu, logvar) -> z -> transposed-conv decoder; no skips."""
 
-    def __init__(self, latent_dim: int = 256, in_channels: int = 1, out_channels: int = 2, width: int = 32):
+    def __init__(self, latent_dim: int, in_channels: int = 1, out_channels: int = 2, width: int = 32):
         super().__init__()
 
         def down(cin, cout):
@@ -58,7 +59,7 @@ class BasicVAE(nn.Module):
 class UNetVAE(nn.Module):
     """A U-Net whose bottleneck is variational: skips carry detail, z carries the rest."""
 
-    def __init__(self, latent_dim: int = 256, in_channels: int = 1, out_channels: int = 2,
+    def __init__(self, latent_dim: int, in_channels: int = 1, out_channels: int = 2,
                  width: int = 32, depth: int = 3):
         super().__init__()
         self.unet = UNet(in_channels, out_channels, width=width, depth=depth)
