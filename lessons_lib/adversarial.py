@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import validate as V
 from .tasks import Task
 
 __all__ = ["gan_loss", "lsgan_loss", "discriminator_loss", "pix2pix_generator_loss", "gan_adam", "frozen",
@@ -48,7 +49,7 @@ def gan_loss(prediction: torch.Tensor, target_is_real: bool, mode: str = "lsgan"
     if mode == "vanilla":
         target = torch.ones_like(prediction) if target_is_real else torch.zeros_like(prediction)
         return F.binary_cross_entropy_with_logits(prediction, target)
-    raise ValueError(f"GAN loss mode must be 'lsgan' or 'vanilla', got {mode!r}.")
+    raise ValueError(f"GAN loss mode must be {' or '.join(map(repr, GAN_MODES))}, got {mode!r}.")
 
 
 def discriminator_loss(real_prediction: torch.Tensor, fake_prediction: torch.Tensor,
@@ -240,8 +241,7 @@ class Pix2PixTask(AdversarialTask):
             models["discriminator"] = discriminator
             optimizers["discriminator"] = gan_adam(discriminator.parameters(), lr)
         super().__init__(models, optimizers, decay_schedulers(optimizers, n_epochs, n_epochs_decay))
-        gan_loss(torch.zeros(1), True, gan_mode)  # validates the mode now, not mid-training
-        self.lambda_l1, self.gan_mode = lambda_l1, gan_mode
+        self.lambda_l1, self.gan_mode = lambda_l1, V.choice("GAN loss mode", gan_mode, GAN_MODES)
 
     def generate(self, batch):
         return self.models["generator"](batch[0])

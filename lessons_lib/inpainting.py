@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import course_weights
+from . import course_weights, tables
 from . import diffusion as D
 from . import masks as M
 from . import validate as V
@@ -377,8 +377,6 @@ def _check_finite_output(method: str, out: torch.Tensor) -> None:
 
 def markdown_table(rows: list[dict]) -> str:
     """The rows of :func:`compare_methods` as a Markdown table, best PSNR in bold."""
-    from .tables import markdown_table
-
     best = max(r["masked_psnr"] for r in rows)
     cells = []
     for r in rows:
@@ -387,7 +385,7 @@ def markdown_table(rows: list[dict]) -> str:
             psnr = f"**{psnr}**"
         std = "n/a" if r["masked_psnr_std"] is None else f"{r['masked_psnr_std']:.2f}"  # one image: no spread
         cells.append([r["method"], psnr, std, f"{r['gain_over_naive']:+.2f}"])
-    return markdown_table(["method", "masked-region PSNR (dB)", "std", "vs naive fill (dB)"], cells)
+    return tables.markdown_table(["method", "masked-region PSNR (dB)", "std", "vs naive fill (dB)"], cells)
 
 
 # --------------------------------------------------------------------------- weights
