@@ -11,7 +11,7 @@ or failing that by the grade_ids of its cells.
 How a notebook is graded:
 
 1. The instructor's notebooks are loaded from ``--source``; each graded test cell must check
-   with ``expect(label, observed, expected)`` (``lessons_lib.checks``). Each source notebook
+   with ``expect(label, observed, expected)`` (``lessons_lib.expect``). Each source notebook
    in use runs once, in the sandbox, with its checks publishing their expected values; it
    must pass its own checks, or nothing is graded.
 2. A submission is read only if it is a regular file under the size cap and a notebook; its

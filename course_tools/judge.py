@@ -2,7 +2,7 @@
 
 Everything a sandbox reports is untrusted (the student's code ran there as the same user as
 the worker that wrote it). So the report is read with caps on size, line length, nesting
-and node count; only plain data (see ``lessons_lib.checks``) counts as a check value; and a
+and node count; only plain data (see ``lessons_lib.expect``) counts as a check value; and a
 test passes only when every check value the student's run published equals, within the
 instructor's tolerance, the expected value the instructor's notebook produced in its own
 run: values that never entered the student's sandbox. The kernel's "ok", IPython's hooks
@@ -20,7 +20,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from lessons_lib.checks import compare
+from lessons_lib.expect import compare
 
 __all__ = ["Expected", "ReferenceError_", "parse_records", "is_plain", "reference_checks", "judge_test",
            "sanitize", "exception_name"]

@@ -1,7 +1,7 @@
 """The instructor's test cells, rewritten so the student's kernel never sees an expected value.
 
 A graded test cell is plain Python whose checks are calls of
-``expect(label, observed, expected[, rtol=..., atol=...])`` (``lessons_lib.checks``);
+``expect(label, observed, expected[, rtol=..., atol=...])`` (``lessons_lib.expect``);
 nbgrader's ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS`` markers may surround
 some of them. Two rewritten forms exist, made from the syntax tree:
 
@@ -25,7 +25,7 @@ from course_tools.exercises import BEGIN_HIDDEN, END_HIDDEN, MarkerError, _regio
 __all__ = ["TestCell", "TestCellError", "parse_test_cell"]
 
 CHECK_NAME = "expect"
-OBSERVE_IMPORT = "from lessons_lib.checks import observe, raises\n"
+OBSERVE_IMPORT = "from lessons_lib.expect import observe, raises\n"
 _TOLERANCES = ("rtol", "atol")
 
 
@@ -71,7 +71,7 @@ def _check_calls(tree: ast.Module, where: str) -> list[ast.Call]:
         if isinstance(node, ast.Assert):
             raise TestCellError(f"{where}, line {node.lineno}: an assert statement. The grader judges "
                                 f"answers outside the student's kernel, so write the check as "
-                                f"{CHECK_NAME}(label, observed, expected) (from lessons_lib.checks).")
+                                f"{CHECK_NAME}(label, observed, expected) (from lessons_lib.expect).")
         rebound = isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del))
         if rebound and node.id == CHECK_NAME:
             raise TestCellError(f"{where}, line {node.lineno}: the name {CHECK_NAME} is reassigned.")

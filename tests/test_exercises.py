@@ -187,7 +187,7 @@ def test_solution_metadata_is_nbgrader_schema_3(name):
             assert cell.outputs == [] and cell.execution_count is None
     assert len(ids) == len(set(ids)) and points == 10
     assert "setup_notebook(gpu=False)" in nb.cells[1].source
-    assert "from lessons_lib.checks import expect, raises" in nb.cells[1].source
+    assert "from lessons_lib.expect import expect, raises" in nb.cells[1].source
 
 
 @pytest.mark.parametrize("name", NAMES)

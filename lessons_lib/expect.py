@@ -1,4 +1,6 @@
-"""Checks for the graded exercise notebooks: ``expect(label, observed, expected)``.
+"""What the graded exercise notebooks check with: ``expect(label, observed, expected)``.
+
+Not input checking (that is :mod:`lessons_lib.validate`): this is the graded test cells' one check.
 
 In a student's notebook (and under nbgrader) ``expect`` compares the two values and
 raises ``AssertionError`` with a readable message when they differ, like an ``assert``.
