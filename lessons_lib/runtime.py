@@ -11,14 +11,16 @@ Two profiles share one code path:
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import random
 import sys
+import types
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -205,6 +207,50 @@ LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "huggingface_h
              "accelerate", "numpy", "scikit-image", "lpips", "matplotlib")
 
 
+TRAINED_HERE, COURSE_WEIGHTS = "trained here", "course weights"
+
+
+@dataclass(frozen=True)
+class Shown:
+    """Whose trained weights a lesson's pictures, claims and results rows are about.
+
+    The full profile trains every model for real, so a lesson shows what it trained (beside
+    the course weights, for comparison). The fast profile trains a few steps, only to show the
+    loop run, so it shows the course weights and says so. Notebooks ask ``ENV.shown`` instead
+    of branching on the profile: ``ENV.shown.choose(here=model, course=loader)``,
+    ``ENV.shown.gallery(here=trained, course=shipped)``, ``ENV.shown.name("unet")``.
+    """
+
+    trained_here: bool
+
+    @property
+    def label(self) -> str:
+        """"trained here" or "course weights"."""
+        return TRAINED_HERE if self.trained_here else COURSE_WEIGHTS
+
+    def name(self, name: str, label: str | None = None) -> str:
+        """``"unet (trained here)"``: how a model is labelled in figures and results rows."""
+        return f"{name} ({label or self.label})"
+
+    def choose(self, here: Any, course: Any) -> Any:
+        """``here`` when this run's training is what is shown, else ``course``: a value, or a
+        function of no arguments that loads the course weights (called only when they are shown)."""
+        if self.trained_here:
+            return here
+        return course() if isinstance(course, (types.FunctionType, types.MethodType, functools.partial)) else course
+
+    def gallery(self, here: Mapping[str, Any], course: Mapping[str, Any]) -> dict[str, Any]:
+        """Labelled models to compare: each of ``here`` as ``"name (trained here)"`` when this
+        run trained for real, then each of ``course`` as ``"name (course weights)"``."""
+        mine = {self.name(k, TRAINED_HERE): v for k, v in here.items()} if self.trained_here else {}
+        return {**mine, **{self.name(k, COURSE_WEIGHTS): v for k, v in course.items()}}
+
+
+def shown(profile: str | None = None) -> Shown:
+    """The :class:`Shown` of ``profile`` (the current one when None)."""
+    return Shown(trained_here=(profile or get_profile()) == "full")
+
+
 @dataclass(frozen=True)
 class Environment:
     profile: str
@@ -212,6 +258,11 @@ class Environment:
     dtype: torch.dtype
     colab: bool
     versions: dict
+
+    @property
+    def shown(self) -> Shown:
+        """Whose weights this run's lessons show: see :class:`Shown`."""
+        return shown(self.profile)
 
     def report(self) -> str:
         lines = [

@@ -10,17 +10,14 @@
   :func:`lessons_lib.training.fit` trains them with progress bars, checkpoints (pool and
   learning-rate schedule included) and resume.
 * Data: paired label maps -> scenes (:mod:`lessons_lib.scenes`), edges -> photo from any photo
-  set (scikit-image's Canny), unpaired
-  domains (horse2zebra in the full profile; an offline pair the course makes in the
-  fast profile), and unpaired folders of your own.
+  set (scikit-image's Canny); unpaired domains and the CycleGAN recipe of each (the offline hue
+  domains, horse2zebra, folders of your own) live in :mod:`lessons_lib.domains`, re-exported here.
 
 Images enter the networks in [-1, 1] (Tanh outputs); datasets here return that range.
 """
 from __future__ import annotations
 
 import itertools
-import math
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from . import course_weights, registry, tables
+from . import course_weights, tables
 from . import validate as V
 from .adversarial import (  # re-exported: lesson 7 teaches them, the adversarial module keeps them
     LAMBDA_L1,
@@ -44,25 +41,32 @@ from .adversarial import (  # re-exported: lesson 7 teaches them, the adversaria
     lsgan_loss,
     pix2pix_generator_loss,
 )
-from .data import data_root
-from .downloads import fetch_archive
+from .domains import (  # re-exported: lesson 7's data, kept with the recipe each domain pair trains with
+    CYCLEGAN_RECIPES,
+    DOMAINS,
+    HUE_DEGREES,
+    CycleGANRecipe,
+    UnpairedImages,
+    horse2zebra,
+    hue_rotate,
+    offline_domains,
+    unpaired_domains,
+    unpaired_folders,
+)
 from .images import rgb_to_gray, to_signed, to_unit
-from .runtime import cache_dir, get_profile
 
 __all__ = [
     "LAMBDA_L1", "gan_loss", "lsgan_loss", "discriminator_loss", "cycle_loss", "identity_loss", "luminance_loss",
     "pix2pix_generator_loss", "ImagePool", "LinearDecay", "linear_decay_scheduler",
     "Pix2PixTask", "CycleGANTask", "canny_edges", "EdgePairs", "hue_rotate", "UnpairedImages",
-    "offline_domains", "unpaired_folders", "horse2zebra", "unpaired_domains", "HUE_DEGREES",
+    "offline_domains", "unpaired_folders", "horse2zebra", "unpaired_domains", "HUE_DEGREES", "DOMAINS",
+    "CycleGANRecipe", "CYCLEGAN_RECIPES",
     "pix2pix_scores", "picture_scores", "cyclegan_scores", "colour_distance",
     "course_pix2pix", "course_cyclegan",
 ]
 
 LAMBDA_CYCLE = 10.0
 LAMBDA_IDENTITY = 0.5
-#: The fast profile's domain B is domain A's kind of photo with the hue turned by this much.
-HUE_DEGREES = 150.0
-
 
 # --------------------------------------------------------------------------- losses
 def cycle_loss(real: torch.Tensor, reconstructed: torch.Tensor,
@@ -216,131 +220,6 @@ class EdgePairs(Dataset):
 
 
 # --------------------------------------------------------------------------- unpaired data
-def hue_rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
-    """Rotate the hue of (N, 3, H, W) [0, 1] images, keeping luminance (the W3C/CSS
-    ``hue-rotate`` matrix). Grays are unchanged; the result is clipped to [0, 1]."""
-    V.number("degrees", degrees, hint="For example 150.")
-    V.value_range("The images given to hue_rotate", images, 0.0, 1.0)
-    a = math.radians(degrees)
-    c, s = math.cos(a), math.sin(a)
-    m = images.new_tensor([
-        [0.213 + c * 0.787 - s * 0.213, 0.715 - c * 0.715 - s * 0.715, 0.072 - c * 0.072 + s * 0.928],
-        [0.213 - c * 0.213 + s * 0.143, 0.715 + c * 0.285 + s * 0.140, 0.072 - c * 0.072 - s * 0.283],
-        [0.213 - c * 0.213 - s * 0.787, 0.715 - c * 0.715 + s * 0.715, 0.072 + c * 0.928 + s * 0.072],
-    ])
-    return torch.einsum("ij,njhw->nihw", m, images).clamp(0, 1)
-
-
-class UnpairedImages(Dataset):
-    """Items ``(a, b)`` in [-1, 1] from two unrelated image sets (each item [0, 1] (3, H, W)).
-
-    Length is the larger set's; item i takes A[i mod |A|] and a B image through a
-    fixed random permutation, so A and B are never aligned by index.
-    """
-
-    def __init__(self, domain_a: Dataset, domain_b: Dataset, seed: int = 0):
-        for name, ds in (("A", domain_a), ("B", domain_b)):
-            if len(ds) == 0:
-                raise ValueError(f"Domain {name} has no images: unpaired training needs images "
-                                 "in both domains.")
-        self.a, self.b = domain_a, domain_b
-        self.perm = torch.randperm(len(domain_b), generator=torch.Generator().manual_seed(seed)).tolist()
-
-    def __len__(self) -> int:
-        return max(len(self.a), len(self.b))
-
-    def __getitem__(self, i: int):
-        return to_signed(self.a[i % len(self.a)]), to_signed(self.b[self.perm[i % len(self.b)]])
-
-
-def offline_domains(n: int = 256, size: int = 32, degrees: float = HUE_DEGREES, seed: int = 0,
-                    profile: str | None = "fast", split: str = "train"):
-    """A small unpaired pair of domains the course makes offline: (A, B), ``n`` images each, in [0, 1].
-
-    A: photos. B: *other* photos with their hue rotated by ``degrees`` (skies turn
-    orange-pink, foliage violet). The photos are the real CIFAR-10 subset when it is
-    present, else crops of scikit-image's bundled photos (``lessons_lib.data``); A and B
-    use disjoint photos, so no A image has its own counterpart in B: the mapping must be
-    learned from the two distributions, as with horses and zebras. A hue rotation is a
-    change any small generator can represent, so it is learned in a CPU-minute.
-    """
-    from .data import TensorImages, colour_images, stack
-
-    if n < 1:
-        raise ValueError(f"n must be positive, got {n}.")
-    photos = stack(colour_images(split, size=size, profile=profile, limit=2 * n, seed=seed))
-    if len(photos) < 2:
-        raise ValueError(f"Need at least 2 photos to make two domains, found {len(photos)}.")
-    # A seeded shuffle before halving: the photo sets come ordered by class, and halves in that
-    # order would give A the airplanes and cars and B the ships and frogs, two domains that
-    # differ in content as well as in hue.
-    order = torch.randperm(len(photos), generator=torch.Generator().manual_seed(seed))
-    half = len(photos) // 2
-    return (TensorImages(photos[order[:half]]),
-            TensorImages(hue_rotate(photos[order[half:2 * half]], degrees)))
-
-
-def unpaired_folders(folder_a: str | Path, folder_b: str | Path, size: int = 64):
-    """Two folders of your own images as domains A and B ([0, 1] datasets, ``size`` px squares)."""
-    from .data import ImageFolderDataset
-
-    domains = []
-    for name, folder in (("A", folder_a), ("B", folder_b)):
-        try:
-            domains.append(ImageFolderDataset(folder, size=size))
-        except ValueError as err:
-            raise ValueError(
-                f"Domain {name} folder '{folder}' has no images, so there is nothing to translate "
-                f"{'from' if name == 'A' else 'to'}. Put .png/.jpg files of domain {name} in it "
-                f"(CycleGAN's layout is trainA/ and trainB/). Details: {err}") from None
-        except FileNotFoundError as err:
-            raise FileNotFoundError(f"Domain {name}: {err}") from None
-    return domains[0], domains[1]
-
-
-def _horse2zebra_root() -> Path:
-    local = data_root()
-    if local is not None and (local / "horse2zebra" / "trainA").is_dir():
-        return local / "horse2zebra"
-    return cache_dir() / "datasets" / "horse2zebra"
-
-
-def horse2zebra(size: int = 128, split: str = "train", download: bool | None = None):
-    """The horse2zebra domains (A = horses, B = zebras) as [0, 1] datasets.
-
-    Read from the course cache; downloaded (about 110 MB, from the registry's
-    ``"horse2zebra"`` URL) only when missing and ``download`` is not False. Offline, or
-    when the download fails, raises :class:`lessons_lib.registry.DownloadUnavailable`
-    saying what to do (the fast profile uses :func:`offline_domains` instead).
-    """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
-    root = _horse2zebra_root()
-    folders = (root / f"{split}A", root / f"{split}B")
-    if not all(f.is_dir() for f in folders):
-        source = registry.get_source("horse2zebra")
-        # HF_HUB_OFFLINE is about the Hugging Face hub; an archive is tried like CIFAR-10's, and
-        # every host's failure is then named (the offline rehearsal serves it from a local mirror).
-        if download is False:
-            raise registry.DownloadUnavailable(registry.unavailable_message(
-                "the horse2zebra dataset", reason=f"it is not in {root} and downloading is switched off"
-                f"; you can unzip {source.location} there yourself"))
-        fetch_archive("horse2zebra", root)  # checksum verified, mirrors tried
-    return unpaired_folders(*folders, size=size)
-
-
-def unpaired_domains(size: int | None = None, n: int | None = None, profile: str | None = None,
-                     split: str = "train"):
-    """The course's unpaired domains: horse2zebra (full) or :func:`offline_domains` (fast);
-    ``split="test"`` gives the held-out images of both."""
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
-    profile = profile or get_profile()
-    if profile == "full":
-        return horse2zebra(size=size or 128, split=split)
-    return offline_domains(n=n or 256, size=size or 32, profile="fast", split=split)
-
-
 # --------------------------------------------------------------------------- measures
 @torch.no_grad()
 def pix2pix_scores(generator: nn.Module, labels: torch.Tensor, targets: torch.Tensor,

@@ -15,6 +15,7 @@ import pytest
 
 from course_tools import budget as B
 from course_tools.budget import cache
+from lessons_lib import translation
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +45,8 @@ def test_the_whole_course_fits_three_hours(rows):
 def test_training_runs_are_counted_from_the_notebooks(rows):
     by = {r.notebook: " | ".join(i.what for i in r.items) for r in rows}
     p7, p3, p2 = B.notebook_picks("07"), B.notebook_picks("03"), B.notebook_picks("02")
-    ngf, blocks, epochs, decay = p7.one("NGF"), p7.one("BLOCKS"), p7.one("EPOCHS"), p7.one("DECAY")
+    recipe, epochs, decay = translation.CYCLEGAN_RECIPES[p7.one("DOMAINS")], p7.one("EPOCHS"), p7.one("DECAY")
+    ngf, blocks = recipe.ngf, recipe.blocks
     assert f"CycleGAN {ngf} filters, {blocks} blocks, 128 px: {epochs}+{decay} epochs x 1334 steps, batch 1" in by["07"]
     assert f"ddpm: {p3.one('DDPM_EPOCHS')} epochs x 781 steps, batch 64" in by["03"]
     trainings = [i for i in next(r for r in rows if r.notebook == "02").items
@@ -115,8 +117,7 @@ def test_every_name_the_budget_reads_is_in_the_notebook(key):
                      "guidance_grid.guidance_scales"],
               "06": ["FEATURES", "SIZE", "STEPS", "GRID_SIZE", "GRID_STEPS", "BETAS", "JUDGE_PAIRS", "JUDGE_STEPS",
                      "ADAIN_SIZE", "N_CONTENT", "ADAIN_EPOCHS", "SR_SIZE", "N_SR_TRAIN", "N_SR_TEST", "fit.epochs"],
-              "07": ["SIZE", "NGF", "BLOCKS", "EPOCHS", "DECAY", "LAMBDA_IDENTITY", "LAMBDA_LUMINANCE", "COLOUR_PATH",
-                     "CycleGANTask.lr", "CycleGANTask.pool_size", "UNetGenerator.ngf"]}[key]
+              "07": ["SIZE", "DOMAINS", "EPOCHS", "DECAY", "CycleGANTask.pool_size", "UNetGenerator.ngf"]}[key]
     p = B.notebook_picks(key)
     for name in needed:
         p.one(name)

@@ -137,3 +137,37 @@ def test_the_rehearsal_shrinks_only_the_counts_marked_rehearse(monkeypatch):
     assert "offline rehearsal" in runtime.environment("cpu").report()
     monkeypatch.setenv("LESSONS_PROFILE", "fast")  # the switch means nothing in the fast profile
     assert not runtime.rehearsal() and runtime.pick(fast=2, full=100, rehearse=1) == 2
+
+
+def test_shown_picks_trained_here_or_the_course_weights_and_labels_them(monkeypatch):
+    loads = []
+
+    def course_loader():
+        loads.append(1)
+        return "course model"
+
+    full, fast = runtime.shown("full"), runtime.shown("fast")
+    assert (full.label, fast.label) == ("trained here", "course weights")
+    assert full.choose(here="mine", course=course_loader) == "mine" and not loads   # never loaded when unused
+    assert fast.choose(here="mine", course=course_loader) == "course model" and loads == [1]
+    assert fast.choose(here=1, course=2) == 2                         # plain values too
+    module = torch.nn.Linear(1, 1)                                    # a module is a value, not a loader
+    assert fast.choose(here=None, course=module) is module
+    assert full.gallery(here={"unet": "a"}, course={"unet": "b"}) == {"unet (trained here)": "a",
+                                                                     "unet (course weights)": "b"}
+    assert fast.gallery(here={"unet": "a"}, course={"unet": "b"}) == {"unet (course weights)": "b"}
+    assert fast.name("unet") == "unet (course weights)" and full.name("unet", "x") == "unet (x)"
+    monkeypatch.setenv("LESSONS_PROFILE", "fast")
+    assert runtime.environment().shown == fast
+
+
+def test_no_notebook_branches_on_the_profile():
+    # Which weights a lesson shows is ENV.shown's to say; values that differ by profile go through pick().
+    import json
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb")):
+        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                         if c["cell_type"] == "code")
+        for needle in ("ENV.profile ==", "ENV.profile !=", "get_profile()", '"course weights" if', '"trained here" if'):
+            assert needle not in code, f"{path.name} branches on the profile ({needle}); use ENV.shown or pick()"

@@ -62,14 +62,14 @@ def test_the_weights_are_chosen_explicitly_and_the_fast_profile_never_downloads(
         raise AssertionError("the fast profile must not download")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
-    # The fast profile's default is the course's trained network, and it says so.
+    # The default is the course's trained network, and it says so.
     ext = style.VGGFeatures(["relu1_1"])
     assert ext.weights == "course" and not ext.pretrained and ext.width == vgg_module.COURSE_WIDTH == 16
     out = capsys.readouterr().out
     assert "course's VGG19-layout feature network" in out and "held-out accuracy" in out
-    assert vgg_module.default_weights() == "course"
+    # The library never picks by profile: the default is the same in the full profile (the caller asks for ImageNet).
     monkeypatch.setenv("LESSONS_PROFILE", "full")
-    assert vgg_module.default_weights() == "imagenet"
+    assert style.VGGFeatures(["relu1_1"], verbose=False).weights == vgg_module.DEFAULT_WEIGHTS == "course"
     # Random features only when asked for, and named as such.
     rand = style.VGGFeatures(["relu1_1"], weights="random", verbose=False)
     assert rand.description.startswith("random VGG19")

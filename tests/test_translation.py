@@ -434,11 +434,32 @@ def test_unpaired_scores_rank_a_map_toward_b_above_the_identity():
 
 
 def test_unpaired_domains_have_a_held_out_split(monkeypatch):
-    a, b = tr.unpaired_domains(size=16, n=8, profile="fast", split="test")
-    train_a, _ = tr.unpaired_domains(size=16, n=8, profile="fast")
+    a, b = tr.unpaired_domains("hue", size=16, n=8, split="test")
+    train_a, _ = tr.unpaired_domains("hue", size=16, n=8)
     assert len(a) == len(b) == 8 and not torch.equal(a[0], train_a[0])
-    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+    assert tr.unpaired_domains("hue", n=2)[0][0].shape[-1] == tr.CYCLEGAN_RECIPES["hue"].size   # the recipe's size
+    with pytest.raises(ValueError, match="Unknown split 'val'. Choose one of: train, test"):
         tr.unpaired_domains(split="val")
+    with pytest.raises(ValueError, match="Unknown unpaired domains 'horses'.*horse2zebra"):
+        tr.unpaired_domains("horses")
+
+
+def test_the_cyclegan_recipe_follows_the_data():
+    # One recipe per domain pair, whatever the profile: the hue recipe is the course weights' own.
+    assert set(tr.CYCLEGAN_RECIPES) == set(tr.DOMAINS)
+    from lessons_lib import course_weights
+
+    hue, info = tr.CYCLEGAN_RECIPES["hue"], course_weights.entry("translation/cyclegan")
+    g = hue.generator()
+    assert {"in_channels": 3, "out_channels": 3, "ngf": hue.ngf, "n_blocks": hue.blocks,
+            "colour_path": hue.colour_path} == info["config"]["generator"]
+    assert (hue.lambda_identity, hue.lambda_luminance) == (info["config"]["lambda_identity"],
+                                                           info["config"]["lambda_luminance"])
+    assert hue.exact_hue == info["config"]["hue_degrees"] == tr.HUE_DEGREES
+    assert sum(p.numel() for p in g.parameters()) == sum(p.numel() for p in tr.course_cyclegan()[0].parameters())
+    h2z = tr.CYCLEGAN_RECIPES["horse2zebra"]
+    assert h2z.exact_hue is None and not h2z.colour_path and h2z.lambda_identity == 0.5   # the paper's
+    assert h2z.discriminator()(torch.zeros(1, 3, h2z.size, h2z.size)).shape[-1] > 1       # a patch verdict
 
 
 def test_the_scores_build_no_autograd_graph():

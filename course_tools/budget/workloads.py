@@ -288,25 +288,23 @@ def notebook_06() -> Row:
 # --------------------------------------------------------------------------- notebook 7
 def notebook_07() -> Row:
     from lessons_lib import registry, translation
-    from lessons_lib.models.cyclegan import ResnetGenerator
     from lessons_lib.models.pix2pix import PatchDiscriminator, UNetGenerator
 
     p = notebook_picks("07")
     size, n_scenes, n_test = p.one("SIZE"), p.one("N_SCENES"), p.one("N_TEST")
     if p.all("colour_images.limit")[0] is not None:
         raise MissingCount("notebook 07: CycleGAN's scoring no longer uses every test photo; update the budget.")
-    p2p_batch, val_batch, cycle_batch = p.all("make_loader.batch_size")[:3]
+    p2p_batch, val_batch = p.all("make_loader.batch_size")[:2]
+    recipe = translation.CYCLEGAN_RECIPES[p.one("DOMAINS")]   # CycleGAN's settings follow its domains
+    if recipe.exact_hue is not None:
+        raise MissingCount("notebook 07: the full profile no longer trains CycleGAN on horse2zebra; update the budget.")
     p2p_epochs, p2p_steps_per_epoch = p.one("P2P_EPOCHS"), p.one("P2P_STEPS")
     ngf_p2p = p.all("UNetGenerator.ngf", 1)[0]
     levels = p.all("UNetGenerator.num_downs", 1)[0]
-    ndf_p2p, ndf = p.all("PatchDiscriminator.ndf", 2)
-    layers_p2p, layers = p.all("PatchDiscriminator.n_layers", 2)
-    cycle_size = p.all("unpaired_domains.size")[0]   # the training domains (then the test split's)
-    ngf, blocks, epochs, decay = p.one("NGF"), p.one("BLOCKS"), p.one("EPOCHS"), p.one("DECAY")
-    lam_idt, lam_lum = p.one("LAMBDA_IDENTITY"), p.one("LAMBDA_LUMINANCE")
-    colour_path = p.one("COLOUR_PATH")
-    lr = p.one("CycleGANTask.lr")
-    pool = p.one("CycleGANTask.pool_size")
+    ndf_p2p = p.all("PatchDiscriminator.ndf", 1)[0]
+    layers_p2p = p.all("PatchDiscriminator.n_layers", 1)[0]
+    epochs, decay, pool = p.one("EPOCHS"), p.one("DECAY"), p.one("CycleGANTask.pool_size")
+    cycle_size, cycle_batch = recipe.size, recipe.batch_size
 
     def p2p_generator():
         return UNetGenerator(in_channels=3, out_channels=3, num_downs=levels, ngf=ngf_p2p)
@@ -325,14 +323,10 @@ def notebook_07() -> Row:
                           val_images=n_test, val_batch=val_batch)
 
     def cycle_task():
-        def gen():
-            return ResnetGenerator(3, 3, ngf, blocks, colour_path=colour_path)
-
-        def disc():
-            return PatchDiscriminator(3, ndf=ndf, n_layers=layers, norm="instance")
-
-        return translation.CycleGANTask(gen(), gen(), disc(), disc(), lr=lr, lambda_cycle=10.0,
-                                        lambda_identity=lam_idt, lambda_luminance=lam_lum, pool_size=pool,
+        return translation.CycleGANTask(recipe.generator(), recipe.generator(), recipe.discriminator(),
+                                        recipe.discriminator(), lr=recipe.lr, lambda_cycle=10.0,
+                                        lambda_identity=recipe.lambda_identity,
+                                        lambda_luminance=recipe.lambda_luminance, pool_size=pool,
                                         n_epochs=epochs, n_epochs_decay=decay)
 
     def full_pools(task):   # the image pools fill to pool_size images each and are checkpointed
@@ -342,9 +336,9 @@ def notebook_07() -> Row:
     cost = measure_task(cycle_task, lambda n: [images(n, cycle_size), images(n, cycle_size)],
                         extra_checkpoint_bytes=full_pools)
     per_epoch = batches(max(HORSE2ZEBRA_TRAIN_A, HORSE2ZEBRA_TRAIN_B), cycle_batch)
-    items += training(f"CycleGAN {ngf} filters, {blocks} blocks, {cycle_size} px: {epochs}+{decay} epochs x "
-                      f"{per_epoch} steps, batch {cycle_batch}", cost, cycle_batch, per_epoch * (epochs + decay),
-                      epochs + decay, checkpoints=True)
+    items += training(f"CycleGAN {recipe.ngf} filters, {recipe.blocks} blocks, {cycle_size} px: {epochs}+{decay} "
+                      f"epochs x {per_epoch} steps, batch {cycle_batch}", cost, cycle_batch,
+                      per_epoch * (epochs + decay), epochs + decay, checkpoints=True)
     torch.manual_seed(0)
     g = p2p_generator().eval()
     fwd = measure_forward(lambda: g(images(MEASURE_BATCH, size)))

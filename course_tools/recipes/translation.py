@@ -11,10 +11,8 @@ against the median training scene (the best guess that ignores the label map) an
 photos at 32 px, scored on the 466 held-out photos against leaving the photo unchanged, measured
 against the exact hue rotation the fast-profile domains were made with. Only the generators ship.
 
-CycleGAN's generators get a colour path (``colour_path=True``: the paper's network cannot
-see absolute colours), no identity loss (it asks G_AB to leave B's photos unchanged, the
-opposite of a change of colour) and a luminance loss in its place (each translation keeps
-the input's BT.709 luma, weighted as the paper weights its identity loss, 0.5 x lambda).
+CycleGAN trains with ``translation.CYCLEGAN_RECIPES["hue"]``, the hue domains' recipe that notebook 7's
+fast profile uses too (a colour path, no identity loss, a luminance loss; the reasons are beside it).
 Measured over seeds 0-3 (held-out error to the exact hue map; identity 0.0945): with the
 luminance loss 0.052, 0.074, 0.072, 0.051; without it 0.050, 0.091, 0.42 (a map that
 inverts the colours: it matches B's collection as well, and the cycle loss allows it)
@@ -28,7 +26,6 @@ import torch
 
 from course_tools.train_weights import Trained
 from lessons_lib import data, scenes, training, translation
-from lessons_lib.models.cyclegan import ResnetGenerator
 from lessons_lib.models.pix2pix import PatchDiscriminator, UNetGenerator
 from lessons_lib.runtime import seed_everything
 
@@ -37,14 +34,10 @@ PIX2PIX_SIZE = 64
 PIX2PIX_G = {"in_channels": 3, "out_channels": 3, "num_downs": 4, "ngf": 16}
 PIX2PIX_D = {"in_channels": 6, "ndf": 16, "n_layers": 2}
 PIX2PIX_SCENES, PIX2PIX_TEST, PIX2PIX_EPOCHS, PIX2PIX_BATCH = 2048, 512, 4, 16
-CYCLE_G = {"in_channels": 3, "out_channels": 3, "ngf": 16, "n_blocks": 4, "colour_path": True}
+CYCLE = translation.CYCLEGAN_RECIPES["hue"]
+CYCLE_G = {"in_channels": 3, "out_channels": 3, "ngf": CYCLE.ngf, "n_blocks": CYCLE.blocks,
+           "colour_path": CYCLE.colour_path}
 CYCLE_EPOCHS, CYCLE_DECAY = 2, 2
-# No identity loss: it asks G_AB to leave B's photos unchanged, the opposite of a global colour
-# change (the paper uses it to keep a painting's colours; notebook 7 lets students try it).
-CYCLE_IDENTITY = 0.0
-# Keep each pixel's light (BT.709 luma) through the translation: rules out the inverted map that one
-# seed in four settled on without it. Weighted as the paper's identity loss (0.5 x lambda_cycle).
-CYCLE_LUMINANCE = 0.5 * translation.LAMBDA_CYCLE
 
 
 @functools.lru_cache(maxsize=None)  # loaded once for both recipes
@@ -94,16 +87,12 @@ def pix2pix_l1() -> Trained:
 def cyclegan() -> Trained:
     train, test = _photos()
     seed_everything(0)
-    domain_a, domain_b = translation.offline_domains(n=len(train) // 2, size=SIZE)
-    g_ab, g_ba = ResnetGenerator(**CYCLE_G), ResnetGenerator(**CYCLE_G)
-
-    def disc():
-        return PatchDiscriminator(3, ndf=16, n_layers=2, norm="instance")
-
-    task = translation.CycleGANTask(g_ab, g_ba, disc(), disc(), lr=1e-3, lambda_identity=CYCLE_IDENTITY,
-                                    lambda_luminance=CYCLE_LUMINANCE, n_epochs=CYCLE_EPOCHS,
-                                    n_epochs_decay=CYCLE_DECAY)
-    loader = data.make_loader(translation.UnpairedImages(domain_a, domain_b), batch_size=8, seed=0)
+    domain_a, domain_b = translation.offline_domains(n=len(train) // 2, size=CYCLE.size)
+    g_ab, g_ba = CYCLE.generator(), CYCLE.generator()
+    task = translation.CycleGANTask(g_ab, g_ba, CYCLE.discriminator(), CYCLE.discriminator(), lr=CYCLE.lr,
+                                    lambda_identity=CYCLE.lambda_identity, lambda_luminance=CYCLE.lambda_luminance,
+                                    n_epochs=CYCLE_EPOCHS, n_epochs_decay=CYCLE_DECAY)
+    loader = data.make_loader(translation.UnpairedImages(domain_a, domain_b), batch_size=CYCLE.batch_size, seed=0)
     training.fit(task, loader, epochs=CYCLE_EPOCHS + CYCLE_DECAY, progress=False, device="cpu")
     scores = translation.cyclegan_scores(g_ab, test)
     metrics = {"what": f"CycleGAN A->B vs the exact {translation.HUE_DEGREES:g} degree hue map: "
@@ -113,8 +102,8 @@ def cyclegan() -> Trained:
     state = {**{f"g_ab.{k}": v for k, v in g_ab.state_dict().items()},
              **{f"g_ba.{k}": v for k, v in g_ba.state_dict().items()}}
     config = {"generator": CYCLE_G, "hue_degrees": translation.HUE_DEGREES,
-              "lambda_cycle": translation.LAMBDA_CYCLE, "lambda_identity": CYCLE_IDENTITY,
-              "lambda_luminance": CYCLE_LUMINANCE}
+              "lambda_cycle": translation.LAMBDA_CYCLE, "lambda_identity": CYCLE.lambda_identity,
+              "lambda_luminance": CYCLE.lambda_luminance}
     return Trained(state, config, CYCLE_EPOCHS + CYCLE_DECAY, metrics, extra={"held_out": scores})
 
 

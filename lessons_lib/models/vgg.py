@@ -12,8 +12,9 @@ Which weights, said explicitly (``weights=``), never picked silently:
 * ``"random"``: the same layout with fixed random weights (tests, the budget's FLOP
   counts). Random features carry little of what a picture looks like; no lesson uses them.
 
-``weights=None`` takes :func:`default_weights`: "imagenet" in the full profile, "course"
-in the fast one, and :attr:`VGGFeatures.description` always names what was built.
+The default is ``"course"`` whatever the profile (offline, a few MB): the caller that wants
+ImageNet's features says so (notebook 6 picks ``weights=`` by profile, in the open), and
+:attr:`VGGFeatures.description` always names what was built.
 ``width`` is the channel count of the first block (64 in VGG19); blocks 2-5 have
 2x, 4x, 8x, 8x as many, as in the paper.
 """
@@ -27,10 +28,9 @@ import torch
 from torch import nn
 
 from .. import registry
-from ..runtime import get_profile
 
 __all__ = ["VGG19_LAYERS", "STYLE_LAYERS", "CONTENT_LAYERS", "FULL_WIDTH", "COURSE_WIDTH", "COURSE_LAST_LAYER",
-           "WEIGHTS", "COURSE_FEATURES", "default_weights", "VGGFeatures", "vgg19_trunk", "fold_batch_norm",
+           "WEIGHTS", "COURSE_FEATURES", "DEFAULT_WEIGHTS", "VGGFeatures", "vgg19_trunk", "fold_batch_norm",
            "VGGClassifier", "vgg19_weights_cached", "check_layers"]
 
 # torchvision's VGG19 ("E") configuration: channel counts, "M" = max pooling.
@@ -67,9 +67,8 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYERS = ("relu4_2",)
 
 
-def default_weights() -> str:
-    """What ``weights=None`` means: "imagenet" in the full profile, "course" in the fast one."""
-    return "imagenet" if get_profile() == "full" else "course"
+#: What ``weights=None`` means, in every profile: the course's own network (offline, a few MB).
+DEFAULT_WEIGHTS = "course"
 
 
 def _weights_enum():
@@ -168,7 +167,7 @@ def _resolve(weights: str | None, pretrained: bool | None, width: int | None) ->
         if weights is not None:
             raise ValueError("Pass weights= ('imagenet', 'course' or 'random') or pretrained=, not both.")
         weights = "imagenet" if pretrained else "random"
-    weights = weights or default_weights()
+    weights = weights or DEFAULT_WEIGHTS
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(map(repr, WEIGHTS))}, got {weights!r}.")
     fixed = {"imagenet": FULL_WIDTH, "course": COURSE_WIDTH}.get(weights)
@@ -205,7 +204,7 @@ class VGGFeatures(nn.Module):
     course network was trained with it too). The network is frozen (no parameter takes a
     gradient) but gradients flow to ``x``, which is what style transfer optimises.
     ``weights``: "imagenet", "course" or "random" (see the module note); None =
-    :func:`default_weights`. ``pretrained=True/False`` is the older spelling of
+    :data:`DEFAULT_WEIGHTS`. ``pretrained=True/False`` is the older spelling of
     "imagenet"/"random". ``verbose`` prints what was built.
     """
 
