@@ -4,7 +4,9 @@ Each check raises one clear error that says what is wrong (with the value) and w
 do, instead of a traceback from deep inside torch, PIL or the file system later on:
 
 * numbers: :func:`number` (finite, in a range), :func:`count` (a whole number >= a minimum),
-  :func:`optional_count`, :func:`fraction`;
+  :func:`optional_count`, :func:`fraction`, :func:`seed` (what ``torch.manual_seed`` takes),
+  :func:`number_list` (a non-empty list of numbers, each checked);
+* on/off and text: :func:`flag` (True or False, never a truthy string), :func:`text`;
 * tensors: :func:`value_range` (the documented range of an image batch),
   :func:`image_side` (a documented minimum / maximum size with how to resize);
 * names: :func:`choice` (one of a fixed set, with the nearest name suggested);
@@ -14,6 +16,10 @@ do, instead of a traceback from deep inside torch, PIL or the file system later 
   :class:`WriteFailed`, whose message says that the earlier files are whole;
 * the command line: argparse types (:func:`int_arg`, :func:`float_arg`) that say what
   is expected ("a whole number >= 1, e.g. 10") instead of "invalid int value".
+
+Every check takes the argument's name first, then its value, and returns the value as it
+should be used (an int for a count, a float for a number). Numbers may come as numpy
+scalars or 0-d tensors (a slider, a metric); a bool is never a number.
 
 Kept free of torch at import time (tensors are only inspected when given).
 """
@@ -25,11 +31,13 @@ import errno
 import math
 import numbers
 import os
+import sys
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["WriteFailed", "number", "count", "optional_count", "fraction", "value_range", "image_side", "choice",
-           "output_dir", "input_file", "writing", "int_arg", "float_arg", "fraction_arg"]
+__all__ = ["WriteFailed", "number", "count", "optional_count", "fraction", "seed", "MAX_SEED", "number_list", "flag",
+           "text", "value_range", "image_side", "choice", "output_dir", "input_file", "writing", "int_arg",
+           "float_arg", "fraction_arg"]
 
 
 class WriteFailed(OSError):
@@ -50,19 +58,33 @@ def _item(value):
     return value
 
 
+def _as_int(value) -> int | None:
+    """``value`` as an int when it is a whole number (3, 3.0, a numpy integer, a 0-d tensor
+    holding one); None for anything else (2.5, nan, True, '3')."""
+    value = _item(value)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if _is_real(value) and math.isfinite(float(value)) and float(value).is_integer():
+        return int(value)
+    return None
+
+
 def number(name: str, value, low: float | None = None, high: float | None = None, *,
            low_open: bool = False, high_open: bool = False, hint: str = "") -> float:
     """``value`` as a float: a real, finite number in [low, high] (open ends when asked)."""
     value = _item(value)
+    want = _range_text(low, high, low_open, high_open)
+    bounds = "" if low is None and high is None else f" {want}"
     if not _is_real(value):
-        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__}).{_sp(hint)}")
+        raise TypeError(f"{name} must be a number{bounds}, got {value!r} ({type(value).__name__}).{_sp(hint)}")
     v = float(value)
     if not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, got {v}.{_sp(hint)}")
+        raise ValueError(f"{name} must be a finite number{bounds}, got {v}.{_sp(hint)}")
     bad_low = low is not None and (v <= low if low_open else v < low)
     bad_high = high is not None and (v >= high if high_open else v > high)
     if bad_low or bad_high:
-        want = _range_text(low, high, low_open, high_open)
         raise ValueError(f"{name} must be {want}, got {v:g}.{_sp(hint)}")
     return v
 
@@ -81,19 +103,19 @@ def choice(what: str, value, choices, also: str = "", hint: str = ""):
                      + (f" Did you mean {near[0]!r}?" if near else "") + _sp(hint))
 
 
-def count(name: str, value, minimum: int = 1, maximum: int | None = None, hint: str = "") -> int:
-    """``value`` as an int: a whole number >= ``minimum`` (and <= ``maximum``); 3.0 counts, 2.5 does not."""
-    value = _item(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        if _is_real(value) and math.isfinite(float(value)) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}.{_sp(hint)}")
-    value = int(value)
-    if value < minimum or (maximum is not None and value > maximum):
+def count(name: str, value, minimum: int = 1, maximum: int | None = None, hint: str = "", *,
+          counts: str = "") -> int:
+    """``value`` as an int: a whole number >= ``minimum`` (and <= ``maximum``); 3.0 counts, 2.5 does not.
+
+    ``counts`` says what it counts ("pixels", "images per batch"), in the message.
+    """
+    n = _as_int(value)
+    if n is None or n < minimum or (maximum is not None and n > maximum):
         span = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ValueError(f"{name} must be a whole number {span}, got {value}.{_sp(hint)}")
-    return value
+        unit = f" ({counts})" if counts else ""
+        got = repr(_item(value)) if n is None else n
+        raise ValueError(f"{name} must be a whole number {span}{unit}, got {got}.{_sp(hint)}")
+    return n
 
 
 def optional_count(name: str, value, minimum: int = 1, hint: str = "") -> int | None:
@@ -104,6 +126,52 @@ def optional_count(name: str, value, minimum: int = 1, hint: str = "") -> int | 
 def fraction(name: str, value, hint: str = "") -> float:
     """A number strictly between 0 and 1 (a share, e.g. of images held out)."""
     return number(name, value, 0.0, 1.0, low_open=True, high_open=True, hint=hint)
+
+
+# torch.Generator.manual_seed's range, for any integer type
+MAX_SEED = 2**63 - 1
+
+
+def seed(name: str, value, hint: str = "") -> int:
+    """A random seed: a whole number from 0 to 2**63 - 1 (what ``torch.manual_seed`` takes)."""
+    n = _as_int(value)
+    if n is None or not 0 <= n <= MAX_SEED:
+        raise ValueError(f"{name} must be a whole number from 0 to 2**63 - 1, got {_item(value)!r}.{_sp(hint)}")
+    return n
+
+
+def number_list(name: str, values, check, example: str, single: str = "") -> list:
+    """A non-empty list (tuple, array...) of numbers, each passed through ``check`` (a function
+    of one value, e.g. ``lambda v: number("strength", v, 0, 1)``), as a list.
+
+    ``example`` shows a good list; ``single`` says what to do with one value instead of a list.
+    """
+    one = isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__") \
+        or getattr(values, "ndim", 1) == 0  # a 0-d array or tensor is one number
+    if one:
+        raise TypeError(f"{name} must be a list of numbers, e.g. {example}, got {values!r}.{_sp(single)}")
+    checked = [check(v) for v in values]
+    if not checked:
+        raise ValueError(f"The list of {name} is empty: give at least one, e.g. {example}.")
+    return checked
+
+
+def flag(name: str, value, hint: str = "") -> bool:
+    """True or False (numpy's bool too). Anything else is refused: a string such as 'no' would count as True."""
+    np = sys.modules.get("numpy")
+    if not (isinstance(value, bool) or (np is not None and isinstance(value, np.bool_))):
+        raise TypeError(f"{name} must be True or False, got {value!r}.{_sp(hint)}")
+    return bool(value)
+
+
+def text(name: str, value, what: str = "text", *, empty_ok: bool = False, hint: str = "") -> str:
+    """A string (not empty or blank unless ``empty_ok``); ``what`` says what it holds,
+    e.g. "a hub id such as 'org/name'"."""
+    if isinstance(value, str):
+        if empty_ok or value.strip():
+            return value
+        raise ValueError(f"{name} must be {what}, got {'an empty string' if not value else repr(value)}.{_sp(hint)}")
+    raise TypeError(f"{name} must be {what}, got {value!r} ({type(value).__name__}).{_sp(hint)}")
 
 
 def value_range(name: str, x, low: float, high: float, hint: str = "", tol: float = 1e-3):

@@ -117,7 +117,7 @@ def test_stale_tiny_pipeline_is_rebuilt(cache_root, pipes):
 def test_unknown_task_profile_and_offload():
     with pytest.raises(ValueError, match="Unknown task 'txt2img'.*img2img"):
         E.load_pipeline("txt2img")
-    with pytest.raises(ValueError, match="profile must be 'fast' or 'full'"):
+    with pytest.raises(ValueError, match="Unknown profile 'medium'. Choose one of: fast, full"):
         E.load_pipeline("img2img", profile="medium")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="cpu_offload=True needs a CUDA GPU"):
@@ -211,17 +211,21 @@ def test_size_not_multiple_of_8_is_resized_with_a_note(pipes, photo):
     assert out.image.size == (64, 48)
 
 
-@pytest.mark.parametrize("strength", [-0.1, 1.5, float("nan"), "0.5", True])
-def test_strength_outside_0_1(pipes, photo, strength):
-    with pytest.raises(ValueError, match="strength must be a number between 0 and 1"):
+@pytest.mark.parametrize("strength,error,match", [
+    (-0.1, ValueError, r"in \[0, 1\], got -0.1"), (1.5, ValueError, r"in \[0, 1\], got 1.5"),
+    (float("nan"), ValueError, r"a finite number in \[0, 1\], got nan"),
+    ("0.5", TypeError, r"a number in \[0, 1\], got '0.5' \(str\)"), (True, TypeError, r"got True \(bool\)")])
+def test_strength_outside_0_1(pipes, photo, strength, error, match):
+    with pytest.raises(error, match=f"strength must be .*{match}.* 0 keeps the input as it is, 1 repaints it"):
         E.img2img(pipes["img2img"], photo, "a cat", strength=strength)
 
 
 @pytest.mark.parametrize("steps", [0, -3, 2.5])
 def test_bad_step_counts(pipes, photo, steps):
-    with pytest.raises(ValueError, match="num_inference_steps must be a positive whole number"):
+    with pytest.raises(ValueError, match=r"num_inference_steps must be a whole number between 1 and 1000 "
+                                         r"\(denoising steps\), got"):
         E.img2img(pipes["img2img"], photo, "a cat", num_inference_steps=steps)
-    with pytest.raises(ValueError, match="num_inference_steps must be a positive whole number"):
+    with pytest.raises(ValueError, match=r"num_inference_steps must be a whole number between 1 and 1000"):
         E.instruct_edit(pipes["instruct-pix2pix"], photo, "make it red", num_inference_steps=steps)
 
 
@@ -230,7 +234,7 @@ def test_empty_prompt_lists_and_blank_instructions(pipes, photo):
         E.instruct_edits(pipes["instruct-pix2pix"], photo, [])
     with pytest.raises(ValueError, match="Instruction 2 is empty"):
         E.instruct_edits(pipes["instruct-pix2pix"], photo, ["make it red", "  "])
-    with pytest.raises(ValueError, match="image_guidance_scale must be a number from 0 to 100"):
+    with pytest.raises(ValueError, match=r"image_guidance_scale must be in \[0, 100\], got -1"):
         E.instruct_edit(pipes["instruct-pix2pix"], photo, "make it red", image_guidance_scale=-1)
 
 
@@ -374,7 +378,7 @@ def test_large_inputs_are_refused_with_advice_or_tiled(pipes, photo):
     first = E.upscale(pipes["upscale"], img.crop((0, 0, 32, 32)), "a cat", num_inference_steps=2)
     assert np.abs(arr(out.image)[:32, :64] - arr(first.image)[:32, :64]).max() <= 1
     assert np.abs(arr(out.image)[32:96, 64:96] - arr(first.image)[32:96, 64:96]).max() > 1  # blended
-    with pytest.raises(ValueError, match="noise_level must be a whole number from 0 to 350"):
+    with pytest.raises(ValueError, match="noise_level must be a whole number between 0 and 350, got 400"):
         E.upscale(pipes["upscale"], photo.resize((32, 32)), noise_level=400)
 
 
@@ -581,10 +585,11 @@ def test_cuda_without_a_gpu_says_so(monkeypatch):
 
 
 def test_batch_size_is_checked_as_a_batch_size(pipes, photo):
-    with pytest.raises(ValueError, match="batch_size must be a positive whole number of images") as err:
+    images = r"batch_size must be a whole number >= 1 \(images edited per pipeline call\)"
+    with pytest.raises(ValueError, match=images) as err:
         E.instruct_edits(pipes["instruct-pix2pix"], photo, ["make it red"], batch_size=0)
     assert "denoising" not in str(err.value)
-    with pytest.raises(ValueError, match="batch_size must be a positive whole number of tiles"):
+    with pytest.raises(ValueError, match=r"batch_size must be a whole number >= 1 \(tiles upscaled per pipeline"):
         E.upscale(pipes["upscale"], photo.resize((32, 32)), batch_size=-1)
 
 
@@ -615,12 +620,13 @@ def test_a_box_in_fractions_is_refused_with_the_pixel_box_it_means(pipes, photo,
 
 
 @pytest.mark.parametrize("bbox,error,match", [
-    ((float("nan"), 0, 10, 10), ValueError, r"bbox \(nan, 0, 10, 10\) holds nan; .*finite numbers of pixels"),
-    ((0, 0, float("inf"), 10), ValueError, "holds inf"),
+    ((float("nan"), 0, 10, 10), ValueError, r"Each coordinate of bbox \(nan, 0, 10, 10\) must be a finite "
+                                            r"number, got nan\. Boxes are \(left, top, right, bottom\) in pixels"),
+    ((0, 0, float("inf"), 10), ValueError, "must be a finite number, got inf"),
     (None, TypeError, r"bbox must be \(left, top, right, bottom\) in pixels.*got None"),
     ("0,0,10,10", TypeError, "got '0,0,10,10'"),
     ((1, 2, 3), ValueError, r"got \(1, 2, 3\)"),
-    ((True, 1, 5, 5), TypeError, "holds True; its four coordinates must be numbers"),
+    ((True, 1, 5, 5), TypeError, r"Each coordinate of bbox \(True, 1, 5, 5\) must be a number, got True"),
     ((40, 40, 10, 10), ValueError, "not a box inside the 64x64 image"),
 ])
 def test_malformed_boxes_get_one_message(pipes, photo, bbox, error, match):
@@ -719,25 +725,28 @@ def test_lists_flags_and_sizes_of_the_wrong_kind(pipes, photo):
              lambda: E.guidance_grid(p2p, photo, "make it red", guidance_scales=[]))
     _refused(inpaint, TypeError, "paste_back must be True or False, got 'no'",
              lambda: E.inpaint(inpaint, photo, mask, "a dog", paste_back="no", num_inference_steps=2))
-    _refused(inpaint, ValueError, "feather must be a finite number, got nan",
+    _refused(inpaint, ValueError, "feather must be a finite number >= 0, got nan",
              lambda: E.edit_region(inpaint, photo, (8, 8, 24, 24), "a dog", feather=float("nan")))
     _refused(up, TypeError, "tile must be True or False, got 'no'",
              lambda: E.upscale(up, small, "a cat", tile="no", num_inference_steps=2))
-    _refused(up, ValueError, "tile_size must be a positive whole number of pixels, got 'a'",
+    _refused(up, ValueError, r"tile_size must be a whole number >= 1 \(pixels\), got 'a'",
              lambda: E.upscale(up, small, "a cat", tile=True, tile_size="a"))
-    _refused(up, TypeError, "overlap must be a whole number of pixels", lambda: E.upscale(up, small, overlap=None))
-    _refused(up, ValueError, "max_input must be a positive whole number of pixels",
+    _refused(up, ValueError, r"overlap must be a whole number >= 0 \(pixels\), got None",
+             lambda: E.upscale(up, small, overlap=None))
+    _refused(up, ValueError, r"max_input must be a whole number >= 1 \(pixels: the longest input side",
              lambda: E.upscale(up, small, max_input=None))
-    for border in (8.0, None, (8, 8)):
-        _refused(inpaint, ValueError, "border must be a non-negative whole number of pixels or four of them",
+    for border in (8.5, None, (8, 8), (8, -8, 8, 8)):
+        _refused(inpaint, ValueError, r"border must be a whole number.*pixels.*four of them \(left, top, right, "
+                 r"bottom\)",
                  lambda b=border: E.outpaint(inpaint, photo, "a cat", border=b))
     _refused(img2img, ValueError, r"seed must be a whole number from 0 to 2\*\*63 - 1",
              lambda: E.img2img(img2img, photo, "a cat", seed=2**70))
     # diffusers' schedulers refuse more steps than their 1000 training steps, mid-call; a huge
     # guidance scale returns a black picture (inf/NaN latents) as if it were a result.
-    _refused(img2img, ValueError, "num_inference_steps must be .* up to 1000 .*got 1001",
+    _refused(img2img, ValueError, r"num_inference_steps must be a whole number between 1 and 1000 \(denoising "
+             r"steps\), got 1001\. The models were trained on a 1000-step schedule",
              lambda: E.img2img(img2img, photo, "a cat", strength=0.001, num_inference_steps=1001))
-    _refused(img2img, ValueError, "guidance_scale must be a number from 0 to 100, got 1e[+]?30",
+    _refused(img2img, ValueError, r"guidance_scale must be in \[0, 100\], got 1e\+30",
              lambda: E.img2img(img2img, photo, "a cat", guidance_scale=1e30, num_inference_steps=2))
     out = E.img2img(img2img, photo, "a cat", guidance_scale=torch.tensor(7.5), num_inference_steps=2)
     assert out.params["guidance_scale"] == 7.5  # a 0-d tensor is the number it holds

@@ -6,7 +6,8 @@ One module per concern; everything a notebook uses is importable from here
 * :mod:`.specs`    the four tasks (pipeline class, UNet, schedulers) and their hub ids
 * :mod:`.loading`  ``load_pipeline`` in both profiles, T4 memory options
 * :mod:`.tiny`     the tiny offline pipelines, and the seeded hub cache of the rehearsal
-* :mod:`.checks`   input checks at the boundary; images and masks made ready
+* :mod:`.checks`   what only editing checks (strength, scales, steps, prompts, boxes, pipelines);
+                   images and masks made ready (generic checks: :mod:`lessons_lib.validate`)
 * :mod:`.edits`    img2img, strength sweep, inpaint, outpaint, region edits
 * :mod:`.instruct` InstructPix2Pix edits and the guidance grid
 * :mod:`.upscale`  x4 super-resolution, tiled

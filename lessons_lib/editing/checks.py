@@ -1,12 +1,15 @@
-"""Input checks at the boundary of every editing helper: one clear message each, before any work.
+"""What only the editing helpers check: their knobs' ranges, prompts, boxes, images, masks, pipelines.
 
 Each helper checks all its arguments at its top (like diffusers' ``check_inputs``), with
-these checks and those of :mod:`lessons_lib.validate`: numbers (strength, steps, scales,
-seeds), lists of them, on/off flags, prompts (one text, or a list of them), the kind of
-pipeline a helper needs, boxes, the image (any source :func:`lessons_lib.photos.open_photo`
-reads; sides a multiple of 8, at least what the pipeline's UNet can work on and at most
-:data:`MAX_EDIT_SIDE` pixels) and the mask (the Stable Diffusion form, white = repaint; a
-torch keep-mask of :mod:`lessons_lib.masks` is converted explicitly).
+:mod:`lessons_lib.validate` for everything generic (counts, numbers in a range, seeds, lists
+of numbers, on/off flags, text) and, built on it, these: ``strength``, the guidance scales and
+the step count with their limits and advice (:func:`check_strength`, :func:`check_scale`,
+:func:`check_steps`, :func:`default_steps` by pipeline), prompts (one text, or a list of them),
+the kind of pipeline a helper needs, boxes, the image (any source
+:func:`lessons_lib.photos.open_photo` reads; sides a multiple of 8, at least what the
+pipeline's UNet can work on and at most :data:`MAX_EDIT_SIDE` pixels) and the mask (the
+Stable Diffusion form, white = repaint; a torch keep-mask of :mod:`lessons_lib.masks` is
+converted explicitly).
 
 **Boxes are pixel coordinates** (left, top, right, bottom), right and bottom exclusive
 (PIL's order), rounded to whole pixels; never fractions of the image. A box whose four
@@ -16,7 +19,6 @@ almost surely fractions, and the message shows the pixel box they would mean.
 from __future__ import annotations
 
 import inspect
-import math
 import warnings
 from pathlib import Path
 
@@ -31,47 +33,19 @@ from ..photos import open_photo
 from ..runtime import pick
 from .specs import SCHEDULER_CONFIGS, TASKS, task_spec
 
-__all__ = ["MAX_EDIT_SIDE", "check_strength", "check_count", "check_steps", "check_scale", "check_seed",
-           "check_numbers", "check_flag", "check_prompt", "check_negative_prompt", "check_prompts", "check_box",
-           "check_size", "min_image_side", "prepare_image", "prepare_mask", "require_pipeline", "require_any_pipeline",
-           "default_steps"]
+__all__ = ["MAX_EDIT_SIDE", "MAX_STEPS", "MAX_SCALE", "check_strength", "check_steps", "check_scale",
+           "check_prompt", "check_negative_prompt", "check_prompts", "check_box", "check_size", "min_image_side",
+           "prepare_image", "prepare_mask", "require_pipeline", "require_any_pipeline", "default_steps"]
 
 # The largest image side the editing helpers take. SD 1.5 was trained at 512 px and a T4
 # holds about 1024 x 1024 at most; beyond that an edit fails after minutes of work.
 MAX_EDIT_SIDE = 1024
 
 
-def _is_int(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
-
-
-def _is_number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) \
-        and math.isfinite(value)
-
-
-def _scalar(value):
-    """A 0-d tensor or array as the Python number it holds (a slider or a metric may give one)."""
-    if (torch.is_tensor(value) or isinstance(value, np.ndarray)) and value.ndim == 0:
-        return value.item()
-    return value
-
-
 def check_strength(strength) -> float:
-    strength = _scalar(strength)
-    if not _is_number(strength) or not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be a number between 0 and 1, got {strength!r}: 0 keeps the "
-                         "input as it is, 1 repaints it entirely (0.3-0.8 is the useful range).")
-    return float(strength)
-
-
-def check_count(value, name: str, what: str, suggestion) -> int:
-    """A positive whole number ``name`` (``what`` it counts, and a value to try)."""
-    value = _scalar(value)
-    if not _is_int(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive whole number of {what}, got {value!r}. "
-                         f"Try {suggestion}.")
-    return int(value)
+    """img2img / inpainting ``strength``: how much of the input is repainted, in [0, 1]."""
+    return validate.number("strength", strength, 0.0, 1.0, hint="0 keeps the input as it is, 1 repaints it "
+                           "entirely (0.3-0.8 is the useful range).")
 
 
 # Every course scheduler was trained on a 1000-step schedule (SCHEDULER_CONFIGS); diffusers'
@@ -80,15 +54,14 @@ MAX_STEPS = min(c["num_train_timesteps"] for c in SCHEDULER_CONFIGS.values())
 
 
 def check_steps(steps, name: str = "num_inference_steps") -> int:
-    try_this = f"{pick(fast=4, full=50)} (more steps: slower, finer detail)"
-    steps = check_count(steps, name, "denoising steps", try_this)
-    if steps > MAX_STEPS:
-        raise ValueError(f"{name} must be a positive whole number of denoising steps up to {MAX_STEPS} (the "
-                         f"models were trained on a {MAX_STEPS}-step schedule), got {steps}. Try {try_this}.")
-    return steps
+    """A number of denoising steps, 1 to :data:`MAX_STEPS`."""
+    return validate.count(name, steps, 1, MAX_STEPS, counts="denoising steps", hint=(
+        f"The models were trained on a {MAX_STEPS}-step schedule. Try {pick(fast=4, full=50)} "
+        "(more steps: slower, finer detail)."))
 
 
 def default_steps(steps, fast: int, full: int) -> int:
+    """``steps``, or the pipeline's default in this profile (``fast`` / ``full``) when it is None."""
     return check_steps(pick(fast=fast, full=full) if steps is None else steps)
 
 
@@ -98,41 +71,10 @@ def default_steps(steps, fast: int, full: int) -> int:
 MAX_SCALE = 100.0
 
 
-def check_scale(value, name: str) -> float:
-    value = _scalar(value)
-    if not _is_number(value) or not 0 <= value <= MAX_SCALE:
-        raise ValueError(f"{name} must be a number from 0 to {MAX_SCALE:g}, got {value!r} "
-                         "(1 switches that guidance off; larger values follow it more strongly; 1 to 20 is "
-                         "the useful range).")
-    return float(value)
-
-
-_MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed's range, for any integer type
-
-
-def check_seed(seed) -> int:
-    seed = _scalar(seed)
-    if not _is_int(seed) or not 0 <= seed <= _MAX_SEED:
-        raise ValueError(f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}.")
-    return int(seed)
-
-
-def check_numbers(values, name: str, check, example: str, single: str = "") -> list:
-    """A list of numbers, each passed through ``check``; ``single`` says what to do for one value."""
-    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
-        raise TypeError(f"{name} must be a list of numbers, e.g. {example}, got {values!r}."
-                        + (f" {single}" if single else ""))
-    checked = [check(v) for v in values]
-    if not checked:
-        raise ValueError(f"The list of {name} is empty: give at least one, e.g. {example}.")
-    return checked
-
-
-def check_flag(value, name: str) -> bool:
-    """True or False (a string such as 'no' would count as True)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}.")
-    return bool(value)
+def check_scale(name: str, value) -> float:
+    """A guidance scale (``guidance_scale``, ``image_guidance_scale``), 0 to :data:`MAX_SCALE`."""
+    return validate.number(name, value, 0.0, MAX_SCALE, hint="1 switches that guidance off; larger values "
+                           "follow it more strongly; 1 to 20 is the useful range.")
 
 
 # --------------------------------------------------------------------------- prompts
@@ -146,7 +88,7 @@ def check_prompt(prompt, name: str = "prompt", example: str = "'a cat in the sno
     if isinstance(prompt, (list, tuple)):
         raise TypeError(f"{name} must be one text, e.g. {example}, got a {type(prompt).__name__} of "
                         f"{len(prompt)}: call the helper once per {name}.")
-    raise TypeError(f"{name} must be text, e.g. {example}, got {prompt!r} ({type(prompt).__name__}).")
+    return validate.text(name, prompt, f"text, e.g. {example}", empty_ok=True)
 
 
 def check_negative_prompt(negative_prompt) -> str | None:
@@ -178,11 +120,14 @@ def check_size(size, name: str = "size") -> tuple[int, int]:
     """An image size (width, height) in pixels, as PIL's ``image.size`` gives it."""
     if isinstance(size, Image.Image):
         return size.size
-    ok = isinstance(size, (tuple, list)) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size)
-    if not ok:
+    try:
+        if not isinstance(size, (tuple, list)) or len(size) != 2:
+            raise ValueError
+        width, height = (validate.count(name, v) for v in size)
+    except ValueError:
         raise TypeError(f"{name} must be the image size (width, height) in pixels, e.g. image.size, "
-                        f"got {size!r}.")
-    return int(size[0]), int(size[1])
+                        f"got {size!r}.") from None
+    return width, height
 
 
 def check_box(bbox, size, name: str = "bbox") -> tuple[int, int, int, int]:
@@ -194,14 +139,8 @@ def check_box(bbox, size, name: str = "bbox") -> tuple[int, int, int, int]:
     if isinstance(bbox, (str, bytes)) or not isinstance(bbox, (tuple, list)) or len(bbox) != 4:
         raise (ValueError if isinstance(bbox, (tuple, list)) else TypeError)(
             f"{name} must be (left, top, right, bottom) in pixels, e.g. {example}, got {bbox!r}.")
-    for v in bbox:
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise TypeError(f"{name} {tuple(bbox)!r} holds {v!r}; its four coordinates must be numbers "
-                            f"(pixels), e.g. {example}.")
-        if not math.isfinite(v):
-            raise ValueError(f"{name} {tuple(bbox)} holds {v}; its four coordinates must be finite numbers "
-                             f"of pixels, e.g. {example}.")
-    left, top, right, bottom = (float(v) for v in bbox)
+    left, top, right, bottom = (validate.number(f"Each coordinate of {name} {tuple(bbox)!r}", v, hint=(
+        f"Boxes are (left, top, right, bottom) in pixels, e.g. {example}.")) for v in bbox)
     if max(left, top, right, bottom) <= 1 and min(left, top, right, bottom) >= 0 and min(width, height) > 4:
         pixels = (round(left * width), round(top * height), round(right * width), round(bottom * height))
         raise ValueError(
@@ -294,10 +233,8 @@ def prepare_image(image, max_side: int | None = None, multiple: int = 8, pipe=No
     :func:`min_image_side` of ``pipe`` is refused, saying why.
     """
     if max_side is not None:
-        max_side = check_count(max_side, "max_side", "pixels", 512)
-        if max_side > MAX_EDIT_SIDE:
-            raise ValueError(f"max_side={max_side} is above the editing helpers' maximum of "
-                             f"{MAX_EDIT_SIDE} px; use 512 for SD 1.5.")
+        max_side = validate.count("max_side", max_side, 1, MAX_EDIT_SIDE, counts="pixels on the longer side",
+                                  hint=f"{MAX_EDIT_SIDE} px is the editing helpers' maximum; use 512 for SD 1.5.")
     img = open_photo(image)
     minimum, why = min_image_side(pipe)
     w, h = img.size

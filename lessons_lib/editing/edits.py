@@ -23,12 +23,9 @@ from .. import validate
 from ..photos import open_photo
 from .checks import (
     check_box,
-    check_flag,
     check_negative_prompt,
-    check_numbers,
     check_prompt,
     check_scale,
-    check_seed,
     check_size,
     check_steps,
     check_strength,
@@ -81,7 +78,8 @@ def _sd_arguments(prompt, strength, num_inference_steps, guidance_scale, seed, n
     """The arguments img2img and inpainting share, checked:
     (prompt, strength, steps, scale, seed, negative prompt)."""
     return (check_prompt(prompt), check_strength(strength), default_steps(num_inference_steps, 10, 50),
-            check_scale(guidance_scale, "guidance_scale"), check_seed(seed), check_negative_prompt(negative_prompt))
+            check_scale("guidance_scale", guidance_scale), validate.seed("seed", seed),
+            check_negative_prompt(negative_prompt))
 
 
 def _check_feather(feather) -> float:
@@ -119,8 +117,8 @@ def strength_sweep(pipe, image, prompt: str, strengths: Sequence[float] = STRENG
     from tqdm.auto import tqdm
 
     require_pipeline(pipe, "img2img", "strength_sweep")
-    strengths = check_numbers(strengths, "strengths", check_strength, "STRENGTHS = (0.2, 0.4, 0.6, 0.8, 1.0)",
-                              "For one strength call img2img.")
+    strengths = validate.number_list("strengths", strengths, check_strength,
+                                     "STRENGTHS = (0.2, 0.4, 0.6, 0.8, 1.0)", "For one strength call img2img.")
     prompt, _, n, guidance_scale, seed, _ = _sd_arguments(prompt, strengths[0], num_inference_steps,
                                                           guidance_scale, seed)
     img = prepare_image(image, max_side, pipe=pipe)
@@ -148,10 +146,8 @@ def feather_mask(mask: Image.Image, radius: float) -> Image.Image:
 
 def suggest_strength(edit_type: str) -> float:
     """A starting strength for a kind of edit (see ``SUGGESTED_STRENGTH``)."""
-    key = str(edit_type).strip().lower()
-    if key not in SUGGESTED_STRENGTH:
-        raise ValueError(f"Unknown edit type {edit_type!r}; choose one of: "
-                         + ", ".join(f"{k} ({v})" for k, v in SUGGESTED_STRENGTH.items()) + ".")
+    key = edit_type.strip().lower() if isinstance(edit_type, str) else edit_type
+    validate.choice("edit type", key, SUGGESTED_STRENGTH)
     return SUGGESTED_STRENGTH[key]
 
 
@@ -180,7 +176,7 @@ def inpaint(pipe, image, mask, prompt: str, strength: float = 1.0, num_inference
     require_pipeline(pipe, "inpaint", "inpaint")
     prompt, strength, n, guidance_scale, seed, negative_prompt = _sd_arguments(
         prompt, strength, num_inference_steps, guidance_scale, seed, negative_prompt)
-    feather, paste_back = _check_feather(feather), check_flag(paste_back, "paste_back")
+    feather, paste_back = _check_feather(feather), validate.flag("paste_back", paste_back)
     original = open_photo(image)
     img = prepare_image(original, max_side, pipe=pipe)
     mask = prepare_mask(mask, original.size, img.size)
@@ -211,21 +207,18 @@ def outpaint(pipe, image, prompt: str, border: int | Sequence[int] = 64, overlap
     require_pipeline(pipe, "inpaint", "outpaint")
     _sd_arguments(prompt, 1.0, num_inference_steps, guidance_scale, seed, negative_prompt)
     _check_feather(feather)
-    single = isinstance(border, (int, np.integer)) and not isinstance(border, bool)
-    borders = [border] * 4 if single else list(border) if isinstance(border, (list, tuple, np.ndarray)) else []
-    if len(borders) != 4 or any(isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 0
-                                for b in borders):
-        raise ValueError(f"border must be a non-negative whole number of pixels or four of them "
-                         f"(left, top, right, bottom), got {border!r}.")
+    borders = list(border) if isinstance(border, (list, tuple, np.ndarray)) else [border] * 4
+    sides = "one for all four sides, or four of them (left, top, right, bottom)"
+    if len(borders) != 4:
+        raise ValueError(f"border must be a whole number of pixels: {sides}; got {border!r}.")
+    borders = [validate.count("border", b, 0, counts="pixels", hint=f"Give {sides}.") for b in borders]
     if any(b % 8 for b in borders) or not any(borders):
         raise ValueError(f"Each border must be a multiple of 8 pixels (the VAE works on 8x8 cells) and at "
                          f"least one must be > 0; got {tuple(borders)}. Try 64 (full) or 16 (fast).")
-    left, top, right, bottom = (int(b) for b in borders)
+    left, top, right, bottom = borders
     img = prepare_image(image, pipe=pipe)
-    if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)) or overlap < 0 \
-            or 2 * overlap >= min(img.size):
-        raise ValueError(f"overlap must be a whole number of pixels, at least 0 and less than half the "
-                         f"image side ({min(img.size) // 2}), got {overlap!r}.")
+    overlap = validate.count("overlap", overlap, 0, (min(img.size) - 1) // 2, counts="pixels", hint=(
+        f"It must stay below half the image's shorter side ({min(img.size)} px)."))
     arr = np.asarray(img)
     # Edge-replicated fill: a neutral start that continues the image's border colours.
     canvas = np.pad(arr, ((top, bottom), (left, right), (0, 0)), mode="edge")

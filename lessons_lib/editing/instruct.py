@@ -9,13 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from .. import validate
 from .checks import (
-    check_count,
-    check_numbers,
     check_prompt,
     check_prompts,
     check_scale,
-    check_seed,
     default_steps,
     prepare_image,
     require_pipeline,
@@ -49,12 +47,12 @@ def instruct_edits(pipe, image, instructions: Sequence[str], image_guidance_scal
         if not text.strip():
             raise ValueError(f"Instruction {i + 1} is empty; write what to change, e.g. "
                              "'make it a watercolor painting'.")
-    image_guidance_scale = check_scale(image_guidance_scale, "image_guidance_scale")
-    guidance_scale = check_scale(guidance_scale, "guidance_scale")
+    image_guidance_scale = check_scale("image_guidance_scale", image_guidance_scale)
+    guidance_scale = check_scale("guidance_scale", guidance_scale)
     n = default_steps(num_inference_steps, 8, PIX2PIX_STEPS)
-    seed = check_seed(seed)
-    batch_size = check_count(batch_size, "batch_size", "images edited per pipeline call",
-                             "1 to 4 (lower it when the GPU runs out of memory)")
+    seed = validate.seed("seed", seed)
+    batch_size = validate.count("batch_size", batch_size, counts="images edited per pipeline call",
+                                hint="Try 1 to 4 (lower it when the GPU runs out of memory).")
     check_destination(out_dir, log)
     img = prepare_image(image, max_side, pipe=pipe)
     results: list[EditResult] = []
@@ -98,16 +96,16 @@ def guidance_grid(pipe, image, instruction: str, image_guidance_scales: Sequence
     from tqdm.auto import tqdm
 
     require_pipeline(pipe, "instruct-pix2pix", "guidance_grid")
-    rows = check_numbers(image_guidance_scales, "image_guidance_scales",
-                         lambda v: check_scale(v, "image_guidance_scale"), "(1.0, 1.5, 2.0)",
-                         "For one value call instruct_edit.")
-    cols = check_numbers(guidance_scales, "guidance_scales", lambda v: check_scale(v, "guidance_scale"),
-                         "(5.0, 7.5, 10.0)", "For one value call instruct_edit.")
+    rows = validate.number_list("image_guidance_scales", image_guidance_scales,
+                                lambda v: check_scale("image_guidance_scale", v), "(1.0, 1.5, 2.0)",
+                                "For one value call instruct_edit.")
+    cols = validate.number_list("guidance_scales", guidance_scales, lambda v: check_scale("guidance_scale", v),
+                                "(5.0, 7.5, 10.0)", "For one value call instruct_edit.")
     check_prompt(instruction, "instruction", "'make it snowy'", empty_ok=False)
     if not instruction.strip():
         raise ValueError("The instruction is empty; write what to change, e.g. 'make it a watercolor painting'.")
     default_steps(num_inference_steps, 8, PIX2PIX_STEPS)
-    check_seed(seed)
+    validate.seed("seed", seed)
     img = prepare_image(image, max_side, pipe=pipe)
     cells = [(i, j) for i in range(len(rows)) for j in range(len(cols))]
     grid = [[None] * len(cols) for _ in rows]

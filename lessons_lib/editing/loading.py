@@ -35,7 +35,8 @@ from pathlib import Path
 import torch
 
 from .. import registry
-from ..runtime import get_device, get_dtype, get_profile
+from .. import validate as V
+from ..runtime import PROFILES, get_device, get_dtype, get_profile
 from .checks import require_any_pipeline
 from .running import memory_advice
 from .specs import PipelineSpec, hub_id, published_variants, task_for_unet, task_spec
@@ -123,25 +124,25 @@ def load_pipeline(task: str, model_id: str | None = None, profile: str | None = 
     missing falls back to the default weights, cast to ``dtype``.
     """
     spec = task_spec(task)
-    profile = _check_text("profile", profile, "'fast' or 'full'") if profile is not None else get_profile()
-    profile = profile.lower()
-    if profile not in ("fast", "full"):
-        raise ValueError(f"profile must be 'fast' or 'full', got {profile!r}.")
+    if profile is None:
+        profile = get_profile()
+    else:
+        profile = V.choice("profile", V.text("profile", profile, "'fast' or 'full'").lower(), PROFILES)
     device = get_device(None if device is None else str(device))
     if dtype is not None and not isinstance(dtype, torch.dtype):
         raise TypeError(f"dtype must be a torch dtype such as torch.float16 or torch.float32, got {dtype!r}; "
                         "leave it out for fp16 on CUDA and fp32 elsewhere.")
     dtype = get_dtype(device, pipeline=True) if dtype is None else dtype
     if variant is not None:
-        _check_text("variant", variant, "a weight variant such as 'fp16'")
+        V.text("variant", variant, "a weight variant such as 'fp16'")
     if model_id is not None:
         if isinstance(model_id, Path):
             model_id = str(model_id)
-        _check_text("model_id", model_id, "a hub id such as "
-                    f"'{registry.SOURCES[spec.name].location}' or the folder of a saved pipeline")
-    for name, flag in (("cpu_offload", cpu_offload), ("memory_safe", memory_safe)):
-        if flag is not None and not isinstance(flag, bool):
-            raise TypeError(f"{name} must be True or False, got {flag!r}.")
+        V.text("model_id", model_id, f"a hub id such as '{registry.SOURCES[spec.name].location}' or the folder "
+               "of a saved pipeline")
+    cpu_offload = V.flag("cpu_offload", cpu_offload)
+    if memory_safe is not None:
+        memory_safe = V.flag("memory_safe", memory_safe)
     if cpu_offload and device.type != "cuda":
         raise ValueError("cpu_offload=True needs a CUDA GPU (it moves models between CPU and GPU); "
                          "leave it off on this device.")
@@ -171,14 +172,6 @@ def load_pipeline(task: str, model_id: str | None = None, profile: str | None = 
         pipe.set_progress_bar_config(leave=False)
         _CACHE[key] = pipe
         return pipe
-
-
-def _check_text(name: str, value, what: str) -> str:
-    """A non-empty string argument of load_pipeline, or one clear message."""
-    if not isinstance(value, str) or not value.strip():
-        got = "an empty string" if isinstance(value, str) else f"{value!r} ({type(value).__name__})"
-        raise (ValueError if isinstance(value, str) else TypeError)(f"{name} must be {what}, got {got}.")
-    return value
 
 
 def _use_scheduler(pipe, spec: PipelineSpec) -> None:

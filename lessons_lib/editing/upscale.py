@@ -4,13 +4,11 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from .. import validate
 from .checks import (
-    check_count,
-    check_flag,
     check_negative_prompt,
     check_prompt,
     check_scale,
-    check_seed,
     default_steps,
     prepare_image,
     require_pipeline,
@@ -58,22 +56,20 @@ def upscale(pipe, image, prompt: str = "", num_inference_steps: int | None = Non
     require_pipeline(pipe, "upscale", "upscale")
     prompt = check_prompt(prompt)
     negative_prompt = check_negative_prompt(negative_prompt)
-    tile = check_flag(tile, "tile")
-    max_input = check_count(max_input, "max_input", "pixels (the longest input side upscaled in one pass)",
-                            UPSCALE_MAX_INPUT)
-    tile_size = max_input if tile_size is None else check_count(tile_size, "tile_size", "pixels", max_input)
-    if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)):
-        raise TypeError(f"overlap must be a whole number of pixels (a multiple of 8, e.g. 16), got {overlap!r}.")
+    tile = validate.flag("tile", tile)
+    max_input = validate.count("max_input", max_input, counts="pixels: the longest input side upscaled in one "
+                               "pass", hint=f"Try {UPSCALE_MAX_INPUT}.")
+    tile_size = max_input if tile_size is None else validate.count("tile_size", tile_size, counts="pixels",
+                                                                   hint=f"Try {max_input}.")
+    overlap = validate.count("overlap", overlap, 0, counts="pixels", hint="A multiple of 8, e.g. 16.")
     n = default_steps(num_inference_steps, 4, 50)
-    guidance_scale = check_scale(guidance_scale, "guidance_scale")
-    seed = check_seed(seed)
-    batch_size = check_count(batch_size, "batch_size", "tiles upscaled per pipeline call",
-                             "1 to 4 (lower it when the GPU runs out of memory)")
+    guidance_scale = check_scale("guidance_scale", guidance_scale)
+    seed = validate.seed("seed", seed)
+    batch_size = validate.count("batch_size", batch_size, counts="tiles upscaled per pipeline call",
+                                hint="Try 1 to 4 (lower it when the GPU runs out of memory).")
     max_level = int(pipe.config.get("max_noise_level", 350))
-    if isinstance(noise_level, bool) or not isinstance(noise_level, (int, np.integer)) \
-            or not 0 <= noise_level <= max_level:
-        raise ValueError(f"noise_level must be a whole number from 0 to {max_level}, got {noise_level!r} "
-                         "(it is how much noise is added to the low-res input; 20 is the default).")
+    noise_level = validate.count("noise_level", noise_level, 0, max_level, hint="It is how much noise is added "
+                                 "to the low-res input; 20 is the default.")
     img = prepare_image(image, pipe=pipe)
     w, h = img.size
     params = {"prompt": prompt, "num_inference_steps": n, "guidance_scale": guidance_scale,

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from .checks import check_count, check_prompt, check_scale, check_seed, default_steps, prepare_image, require_pipeline
+from .. import validate
+from .checks import check_prompt, check_scale, default_steps, prepare_image, require_pipeline
 from .instruct import IMAGE_STABILITY, PIX2PIX_STEPS, TEXT_STRENGTH, instruct_edit
 from .oplog import OperationLog, check_destination, save_result
 from .running import EditResult
@@ -31,10 +32,10 @@ class InstructPanel:
         # Everything the sliders cannot hold is refused here, not at the first click.
         require_pipeline(pipe, "instruct-pix2pix", "InstructPanel")
         check_prompt(instruction, "instruction", "'make it snowy'", empty_ok=False)
-        image_guidance_scale = check_scale(image_guidance_scale, "image_guidance_scale")
-        guidance_scale = check_scale(guidance_scale, "guidance_scale")
-        seed = check_seed(seed)
-        display_size = check_count(display_size, "display_size", "pixels", 256)
+        image_guidance_scale = check_scale("image_guidance_scale", image_guidance_scale)
+        guidance_scale = check_scale("guidance_scale", guidance_scale)
+        seed = validate.seed("seed", seed)
+        display_size = validate.count("display_size", display_size, counts="pixels", hint="Try 256.")
         check_destination(out_dir, log)
         self.pipe = pipe
         self.image = prepare_image(image, pipe=pipe)
