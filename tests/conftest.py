@@ -38,6 +38,20 @@ def cifar_subset() -> Path:
     return CIFAR_SUBSET
 
 
+@pytest.fixture(scope="session")
+def bwrap() -> str:
+    """The grader's bubblewrap sandbox works here (its version and how it runs); without it the test is skipped
+    with the reason, but CI (which installs bubblewrap and runs as root) must run it: there it is a failure."""
+    from course_tools import sandbox
+
+    ok, why = sandbox.probe()
+    if not ok and os.environ.get("CI"):
+        pytest.fail(f"CI must be able to run the grading sandbox, and cannot: {why}")
+    if not ok:
+        pytest.skip(f"no sandbox here: {why}")
+    return why
+
+
 # --------------------------------------------------------------------------- two workers (make test)
 # Under pytest-xdist (--dist loadgroup) every test belongs to a group that one worker runs from start to end,
 # in order: a test file (a notebook's cells share one kernel), except for the groups below. The groups are

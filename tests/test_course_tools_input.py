@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -11,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import needs_bwrap, tree_state
 
 from course_tools import grading, intake, sandbox, train_weights
 
@@ -62,8 +62,6 @@ def test_train_weights_says_what_it_selected_before_training(monkeypatch, capsys
 REPO = Path(__file__).resolve().parents[1]
 EX1 = "ex1_vae_compression.ipynb"
 SOLVED, BLANK = REPO / "solutions" / EX1, REPO / "exercises" / EX1
-_SANDBOX_OK, _SANDBOX_WHY = sandbox.probe()
-needs_bwrap = pytest.mark.skipif(not _SANDBOX_OK, reason=f"no sandbox here: {_SANDBOX_WHY}")
 
 
 def _put(src: Path, dst: Path, mtime: float | None = None) -> None:
@@ -71,11 +69,6 @@ def _put(src: Path, dst: Path, mtime: float | None = None) -> None:
     shutil.copyfile(src, dst)
     if mtime is not None:
         os.utime(dst, (mtime, mtime))
-
-
-def _snapshot(folder: Path) -> dict:
-    return {str(p): (p.lstat().st_mode, hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None)
-            for p in sorted(folder.rglob("*"))}
 
 
 def _padded(n_blank: int, body: str = " \n") -> dict:
@@ -189,7 +182,7 @@ def test_hidden_blank_and_padded_submissions_are_graded_or_reported(tmp_path):
     _put(SOLVED, subs / "  " / EX1)
     (subs / "fay").mkdir()
     (subs / "fay" / EX1).write_text(json.dumps(_padded(5000)))   # a correct answer after 5,000 blank cells
-    before = _snapshot(subs)
+    before = tree_state(subs)
     out = tmp_path / "out"
     env_link, home_link = tmp_path / "linked-env", tmp_path / "linked-home"
     env_link.symlink_to(Path(sys.executable).absolute().parent.parent, target_is_directory=True)
@@ -206,4 +199,4 @@ def test_hidden_blank_and_padded_submissions_are_graded_or_reported(tmp_path):
     summary = (out / "summary.md").read_text()
     assert ".carol/ was not graded: a hidden folder" in summary and "put back" not in summary
     assert "the folder's name is blank" in summary
-    assert _snapshot(subs) == before
+    assert tree_state(subs) == before

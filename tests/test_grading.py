@@ -11,7 +11,6 @@ and no spreadsheet formula. Needs bubblewrap (skipped with the reason when it ca
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import re
@@ -22,10 +21,13 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import needs_bwrap, tree_state
 
 from course_tools import grading, sandbox
 from course_tools.exercises import nbgrader_meta
@@ -36,13 +38,6 @@ SOLUTIONS, EXERCISES = REPO / "solutions", REPO / "exercises"
 EX1 = "ex1_vae_compression.ipynb"
 TIMEOUT = 25   # about five times what an honest notebook takes here, kernel start included
 MARKER = "lessons-redteam-marker"
-
-# Without a working sandbox these tests are skipped on a developer's machine, but CI (which
-# installs bubblewrap and runs as root) must run them: there a broken sandbox is a failure.
-_SANDBOX_OK, _SANDBOX_WHY = sandbox.probe()
-if not _SANDBOX_OK and os.environ.get("CI"):
-    raise RuntimeError(f"CI must be able to run the grading sandbox, and cannot: {_SANDBOX_WHY}")
-needs_bwrap = pytest.mark.skipif(not _SANDBOX_OK, reason=f"no sandbox here: {_SANDBOX_WHY}")
 
 
 def _ex1(blank=False):
@@ -248,50 +243,78 @@ for pid in (-1, 1):                                    # everything this user ma
 '''
 
 
-def _build(root: Path, outside: Path, ports: dict, victim_pid: int) -> dict[str, float]:
-    """The submissions folder; returns each student's honest score out of the 60 in use."""
-    subs = root / "submissions"
-    shutil.copytree(SOLUTIONS, subs / "solutions")                       # controls
-    shutil.copytree(EXERCISES, subs / "blank")
-    honest = {"solutions": 60, "blank": 0}
-    nb = _ex1()                                                          # half right
-    _edit_solution(nb, "return n_values * self.bytes_per_value / 1e6", "return n_values * 8 / 1e6")
-    _edit_solution(nb, "if height % self.downsample or width % self.downsample:", "if False:")
-    _save(nb, subs / "bob" / EX1)
-    honest["bob"] = 5
-    nb = _ex1()                                                          # raises on import
-    _edit_solution(nb, "from lessons_lib.tables import format_table",
-                   "import lessons_lib.no_such_module\nfrom lessons_lib.tables import format_table")
-    _save(nb, subs / "carol" / EX1)
-    honest["carol"] = 0
-    _save(_after_solution(_ex1(), "while True:\n    pass"), subs / "dave" / EX1)   # hangs
-    honest["dave"] = 0
-    nb = _ex1()                                                          # wrong ratio; edits, deletes tests
-    _edit_solution(nb, "return self.pixel_values(height, width) / self.latent_values(height, width)",
-                   "return 50.0")
+# --------------------------------------------------------------------------- the submissions
+@dataclass(frozen=True)
+class Context:
+    """What some attacks aim at, known only when the fixture runs."""
+    subs: Path          # the submissions folder
+    outside: Path       # a folder outside the sandbox, with a file "x" in it
+    ports: dict         # listening here: {"udp": port, "tcp": port, "unix": socket path}
+    victim_pid: int     # a process outside the sandbox
+
+    def setup(self) -> str:
+        """An attack's first lines: its targets as Python constants."""
+        targets = [str(SOLUTIONS / EX1), str(self.subs / "solutions" / EX1), str(self.subs / "bob" / EX1),
+                   str(self.outside / "x")]
+        writable = [str(self.subs / "solutions" / EX1), str(self.subs / "bob" / EX1), str(self.outside / "x")]
+        return (f"TARGETS = {targets!r}\nWRITE_TARGETS = {writable!r}\nVICTIM_PID = {self.victim_pid}\n"
+                f"UDP_PORT = {self.ports['udp']}\nTCP_PORT = {self.ports['tcp']}\nUNIX_PATH = {self.ports['unix']!r}\n")
+
+
+Make = Callable[[Path, Context], None]   # makes one student's folder
+
+
+@dataclass(frozen=True)
+class Case:
+    """One student's submission: the name the results show, how its folder is made, its honest score out of
+    the 60 in use, and why; ``folder``: the folder's name where the results escape it."""
+    name: str
+    make: Make
+    score: int
+    why: str
+    folder: str = ""
+
+
+def copied(source: Path) -> Make:
+    """A copy of a whole folder of notebooks."""
+    return lambda folder, ctx: shutil.copytree(source, folder)
+
+
+def ex1(*edits: tuple[str, str], after: str = "", blank: bool = False, targets: bool = False) -> Make:
+    """ex1, solved (``blank``: as handed out), with each (old, new) edit made in its answer cell and ``after`` as
+    a new cell after that; ``targets``: ``after`` starts with the Context's targets."""
+    def make(folder: Path, ctx: Context) -> None:
+        nb = _ex1(blank)
+        for old, new in edits:
+            _edit_solution(nb, old, new)
+        if after:
+            _after_solution(nb, (ctx.setup() if targets else "") + after)
+        _save(nb, folder / EX1)
+    return make
+
+
+def special(write: Callable[[Path], object]) -> Make:
+    """A student folder whose ex1 file is made by ``write(path)``."""
+    def make(folder: Path, ctx: Context) -> None:
+        folder.mkdir()
+        write(folder / EX1)
+    return make
+
+
+def written(content: str | bytes) -> Make:
+    return special(lambda path: path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content))
+
+
+def _wrong_ratio_and_edited_tests(folder: Path, ctx: Context) -> None:
+    nb = _edit_solution(_ex1(), "return self.pixel_values(height, width) / self.latent_values(height, width)",
+                        "return 50.0")
     _cell(nb, "_test_ratio").source = "# 3 points\npass"
     nb.cells.remove(_cell(nb, "_test_validation"))
-    _save(nb, subs / "erin" / EX1)
-    honest["erin"] = 7
-    _save(_after_solution(_ex1(), "import os\nos._exit(3)"), subs / "henry" / EX1)   # the kernel dies
-    honest["henry"] = 0
-    targets = [str(SOLUTIONS / EX1), str(subs / "solutions" / EX1), str(subs / "bob" / EX1),
-               str(outside / "x")]
-    writable = [str(subs / "solutions" / EX1), str(subs / "bob" / EX1), str(outside / "x")]
-    setup = (f"TARGETS = {targets!r}\nWRITE_TARGETS = {writable!r}\nVICTIM_PID = {victim_pid}\n"
-             f"UDP_PORT = {ports['udp']}\nTCP_PORT = {ports['tcp']}\nUNIX_PATH = {ports['unix']!r}\n")
-    _save(_after_solution(_ex1(blank=True), ALWAYS_EQUAL), subs / "always_equal" / EX1)
-    _save(_after_solution(_ex1(blank=True), PATCHED), subs / "patched" / EX1)
-    _save(_after_solution(_ex1(blank=True), HOOKS), subs / "hooks" / EX1)
-    _save(_after_solution(_ex1(blank=True), setup + STEAL), subs / "steals" / EX1)
-    _save(_after_solution(_ex1(), setup + OUTSIDE), subs / "outside" / EX1)
-    _save(_after_solution(_ex1(), BACKGROUND), subs / "background" / EX1)
-    _save(_after_solution(_ex1(), EXHAUST), subs / "exhaust" / EX1)
-    _save(_after_solution(_ex1(), FORK_BOMB), subs / "forkbomb" / EX1)
-    _save(_after_solution(_ex1(), KILL_ALL), subs / "killer" / EX1)   # kills its own sandbox only
-    honest.update(always_equal=0, patched=0, hooks=0, steals=0, outside=10, background=10, exhaust=10,
-                  forkbomb=10, killer=0)
-    nb = _ex1(blank=True)                                                # metadata tampering
+    _save(nb, folder / EX1)
+
+
+def _tampered_metadata(folder: Path, ctx: Context) -> None:
+    nb = _ex1(blank=True)
     fake = nbformat.v4.new_code_cell("pass")
     fake.metadata["nbgrader"] = {"grade": True, "grade_id": "ex1_vae_compression_test_counts", "points": 1000,
                                  "solution": False, "locked": True, "schema_version": 3}
@@ -299,53 +322,71 @@ def _build(root: Path, outside: Path, ports: dict, victim_pid: int) -> dict[str,
     _cell(nb, "_test_ratio").metadata["nbgrader"]["points"] = 500
     _cell(nb, "_test_megabytes").metadata["nbgrader"]["grade_id"] = ["ex1_vae_compression_test_megabytes"]
     nb.metadata["kernelspec"] = {"name": "../../bin/sh", "display_name": "x", "language": "sh"}
-    _save(nb, subs / "tamper" / EX1)
-    honest["tamper"] = 0
-    nb = _after_solution(_ex1(), "raise type('=Evil', (Exception,), {})('=HYPERLINK(\"http://x\")|\\n| "
-                                 "forged |')")
-    _save(nb, subs / "=HYPERLINK(\"x\")" / EX1)                    # CSV / Markdown injection
-    _save(_ex1(), subs / "pipe|name\n| forged | 60 of 60 |" / EX1)
-    honest['=HYPERLINK("x")'] = 10
-    honest["pipe|name\\n| forged | 60 of 60 |"] = 10
-    (subs / "linked").symlink_to(SOLUTIONS)                              # links and special files
-    (subs / "linkfile").mkdir()
-    (subs / "linkfile" / EX1).symlink_to(SOLUTIONS / EX1)
-    (subs / "fifo").mkdir()
-    os.mkfifo(subs / "fifo" / EX1)
-    (subs / "device").mkdir()
-    os.mknod(subs / "device" / EX1, 0o644 | stat.S_IFCHR, os.makedev(1, 5))   # a /dev/zero node
-    honest.update(linked=0, linkfile=0, fifo=0, device=0)
-    (subs / "nested").mkdir()                                            # malformed notebooks
-    (subs / "nested" / EX1).write_text("[" * 100_000 + "]" * 100_000)
-    (subs / "notjson").mkdir()
-    (subs / "notjson" / EX1).write_text("{ this is not a notebook")
-    (subs / "nocells").mkdir()
-    empty = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-    (subs / "nocells" / EX1).write_text(json.dumps(empty))
-    (subs / "oddcells").mkdir()
-    odd = {"cells": [1, None, {"cell_type": "code", "source": 5}, {"cell_type": ["x"], "metadata": []}],
-           "metadata": 7}
-    (subs / "oddcells" / EX1).write_text(json.dumps(odd))
-    (subs / "huge").mkdir()
-    with open(subs / "huge" / EX1, "wb") as fh:
-        fh.truncate(25 * 2**20)  # sparse: over the size cap without using the disk
-    bad_name = os.fsdecode(b"bytes\xff\xfename")
-    (subs / bad_name).mkdir()
-    (subs / bad_name / EX1).write_bytes(b"\xff\xfe not utf-8")
-    honest.update(nested=0, notjson=0, nocells=0, oddcells=0, huge=0, **{"bytes\\xff\\xfename": 0})
-    return honest
+    _save(nb, folder / EX1)
 
 
-def _snapshot(*folders: Path) -> dict:
-    out = {}
-    for folder in folders:
-        for path in sorted(folder.rglob("*")):
-            st = path.lstat()
-            if stat.S_ISREG(st.st_mode):
-                out[str(path)] = (st.st_mode, st.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
-            else:
-                out[str(path)] = (st.st_mode, st.st_mtime_ns, None)
-    return out
+def _sparse(path: Path) -> None:
+    with open(path, "wb") as fh:
+        fh.truncate(25 * 2**20)  # over the size cap without using the disk
+
+
+INJECTION = "raise type('=Evil', (Exception,), {})('=HYPERLINK(\"http://x\")|\\n| forged |')"
+PIPE = "pipe|name\n| forged | 60 of 60 |"
+MEGABYTES = ("return n_values * self.bytes_per_value / 1e6", "return n_values * 8 / 1e6")
+NO_VALIDATION = ("if height % self.downsample or width % self.downsample:", "if False:")
+IMPORT_ERROR = ("from lessons_lib.tables import format_table",
+                "import lessons_lib.no_such_module\nfrom lessons_lib.tables import format_table")
+
+CASES = [
+    # the controls
+    Case("solutions", copied(SOLUTIONS), 60, "every answer right"),
+    Case("blank", copied(EXERCISES), 0, "no answer: every test raises NotImplementedError"),
+    Case("bob", ex1(MEGABYTES, NO_VALIDATION), 5, "half right: wrong megabytes, no size check"),
+    Case("carol", ex1(IMPORT_ERROR), 0, "its answer cell raises on import"),
+    Case("dave", ex1(after="while True:\n    pass"), 0, "hangs: every test times out"),
+    Case("erin", _wrong_ratio_and_edited_tests, 7, "a wrong ratio; the tests it edited and deleted are put back"),
+    Case("henry", ex1(after="import os\nos._exit(3)"), 0, "the kernel dies"),
+    # attacks on the judgement, after a blank answer: none scores
+    Case("always_equal", ex1(after=ALWAYS_EQUAL, blank=True), 0, "objects equal to anything"),
+    Case("patched", ex1(after=PATCHED, blank=True), 0, "comparisons, builtins and libraries patched"),
+    Case("hooks", ex1(after=HOOKS, blank=True), 0, "IPython hooks, forged replies to the grader"),
+    Case("steals", ex1(after=STEAL, blank=True, targets=True), 0, "looks for the solutions and finds none"),
+    Case("tamper", _tampered_metadata, 0, "a forged test cell, points, grade id and kernel"),
+    # attacks on the machine, after a right answer: the sandbox stops them
+    Case("outside", ex1(after=OUTSIDE, targets=True), 10, "writes, signals and sends outside the sandbox"),
+    Case("background", ex1(after=BACKGROUND), 10, "leaves processes running"),
+    Case("exhaust", ex1(after=EXHAUST), 10, "memory, file size, disk and output over the limits"),
+    Case("forkbomb", ex1(after=FORK_BOMB), 10, "a fork bomb, stopped by the process limit"),
+    Case("killer", ex1(after=KILL_ALL), 0, "kills everything it may: its own sandbox"),
+    # CSV / Markdown injection, in an error message and a name
+    Case('=HYPERLINK("x")', ex1(after=INJECTION), 10, "right; an error whose name and message are formulas"),
+    Case(PIPE.replace("\n", "\\n"), ex1(), 10, "right; a name that forges a table row", folder=PIPE),
+    # links and special files: not read
+    Case("linked", lambda folder, ctx: folder.symlink_to(SOLUTIONS), 0, "the folder links to the solutions"),
+    Case("linkfile", special(lambda path: path.symlink_to(SOLUTIONS / EX1)), 0, "the notebook is a link"),
+    Case("fifo", special(os.mkfifo), 0, "a FIFO"),
+    Case("device", special(lambda path: os.mknod(path, 0o644 | stat.S_IFCHR, os.makedev(1, 5))), 0, "/dev/zero"),
+    # malformed notebooks
+    Case("nested", written("[" * 100_000 + "]" * 100_000), 0, "JSON nested too deeply"),
+    Case("notjson", written("{ this is not a notebook"), 0, "not JSON"),
+    Case("nocells", written(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})), 0,
+         "no cells"),
+    Case("oddcells", written(json.dumps({"cells": [1, None, {"cell_type": "code", "source": 5},
+                                                   {"cell_type": ["x"], "metadata": []}], "metadata": 7})), 0,
+         "cells of the wrong types"),
+    Case("huge", special(_sparse), 0, "over the size cap"),
+    Case("bytes\\xff\\xfename", written(b"\xff\xfe not utf-8"), 0, "neither its name nor its text is UTF-8",
+         folder=os.fsdecode(b"bytes\xff\xfename")),
+]
+
+
+def _build(ctx: Context) -> dict[str, float]:
+    """The submissions folder (one folder per case); returns each student's honest score out of the 60 in use."""
+    assert len({case.name for case in CASES}) == len(CASES)
+    ctx.subs.mkdir()
+    for case in CASES:
+        case.make(ctx.subs / (case.folder or case.name), ctx)
+    return {case.name: case.score for case in CASES}
 
 
 def _alive_with(marker: str) -> list[int]:
@@ -375,9 +416,7 @@ def _sandbox_uid_processes() -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    if not _SANDBOX_OK:
-        pytest.skip(f"no sandbox here: {_SANDBOX_WHY}")
+def graded(tmp_path_factory, bwrap):
     root = tmp_path_factory.mktemp("grading")
     outside = root / "outside"
     outside.mkdir()
@@ -393,10 +432,10 @@ def graded(tmp_path_factory):
     for s in (udp, tcp, unix):
         s.setblocking(False)
     victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", MARKER + "-victim"])
-    honest = _build(root, outside, {"udp": udp.getsockname()[1], "tcp": tcp.getsockname()[1],
-                                    "unix": unix_path}, victim.pid)
     subs, out = root / "submissions", root / "results"
-    before = _snapshot(outside, subs, SOLUTIONS, EXERCISES)
+    honest = _build(Context(subs, outside, {"udp": udp.getsockname()[1], "tcp": tcp.getsockname()[1],
+                                            "unix": unix_path}, victim.pid))
+    before = tree_state(outside, subs, SOLUTIONS, EXERCISES)
     n = sum(1 for _ in subs.rglob("*.ipynb"))
     start = time.monotonic()
     code = grading.main([str(subs), "--out", str(out), "--timeout", str(TIMEOUT), "--workers", "2",
@@ -419,7 +458,7 @@ def graded(tmp_path_factory):
     for s in (udp, tcp, unix):
         s.close()
     result = {"code": code, "elapsed": elapsed, "n": n, "honest": honest, "out": out, "subs": subs,
-              "changed": before != _snapshot(outside, subs, SOLUTIONS, EXERCISES), "received": received,
+              "changed": before != tree_state(outside, subs, SOLUTIONS, EXERCISES), "received": received,
               "victim_alive": victim_alive, "alive": _alive_with(MARKER),
               "uid_procs": _sandbox_uid_processes(),
               "texts": {name: (out / name).read_text() for name in grading.RESULT_FILES}}
@@ -682,9 +721,8 @@ def test_results_that_cannot_be_written_are_saved_elsewhere(tmp_path, capsys, mo
     shutil.rmtree(calls[1])
 
 
+@needs_bwrap
 def test_interrupted_run_leaves_nothing_behind(tmp_path):
-    if not sandbox.probe()[0]:
-        pytest.skip("no sandbox here")
     subs, tmp = tmp_path / "subs", tmp_path / "tmp"
     tmp.mkdir()
     _save(_after_solution(_ex1(), f"import time\nwhile True:\n    time.sleep(1)  # "

@@ -1,14 +1,11 @@
 import numpy as np
 import pytest
 import torch
+from helpers import nhwc
 from PIL import Image
 from skimage import color
 
 from lessons_lib import data, images
-
-
-def _np(x):  # NCHW tensor -> NHWC float64 array
-    return x.permute(0, 2, 3, 1).double().numpy()
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +19,14 @@ def random_rgb():
 
 
 def test_rgb_to_lab_matches_skimage_random(random_rgb):
-    ref = np.stack([color.rgb2lab(im) for im in _np(random_rgb)])
-    assert np.abs(_np(images.rgb_to_lab(random_rgb)) - ref).max() < 1e-3
+    ref = np.stack([color.rgb2lab(im) for im in nhwc(random_rgb)])
+    assert np.abs(nhwc(images.rgb_to_lab(random_rgb)) - ref).max() < 1e-3
 
 
 def test_rgb_to_lab_matches_skimage_real(cifar_subset):
     x = data.stack(data.ImageFolderDataset(cifar_subset / "train", size=32), limit=64)
-    ref = np.stack([color.rgb2lab(im) for im in _np(x)])
-    assert np.abs(_np(images.rgb_to_lab(x)) - ref).max() < 1e-3
+    ref = np.stack([color.rgb2lab(im) for im in nhwc(x)])
+    assert np.abs(nhwc(images.rgb_to_lab(x)) - ref).max() < 1e-3
 
 
 def test_lab_to_rgb_matches_skimage_including_out_of_gamut():
@@ -38,8 +35,8 @@ def test_lab_to_rgb_matches_skimage_including_out_of_gamut():
                        torch.rand(4, 16, 16, generator=g) * 200 - 100,
                        torch.rand(4, 16, 16, generator=g) * 200 - 100], dim=1)
     with pytest.warns(UserWarning):  # skimage warns about negative Z values it clips
-        ref = np.stack([color.lab2rgb(one) for one in _np(lab)])
-    assert np.abs(_np(images.lab_to_rgb(lab)) - ref).max() < 1e-3
+        ref = np.stack([color.lab2rgb(one) for one in nhwc(lab)])
+    assert np.abs(nhwc(images.lab_to_rgb(lab)) - ref).max() < 1e-3
 
 
 def test_lab_round_trip(random_rgb):

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import files_under
 
 import lessons_lib
 from course_tools.release import check_ref
@@ -94,10 +95,10 @@ def test_publishing_under_another_address_rewrites_address_release_and_colab_lin
                                   ["--repository", "https://github.com/me", "--set", "v1.0.0"]])
 def test_an_address_colab_cannot_open_is_refused_before_any_write(tmp_path, args):
     _copy_repo(tmp_path)
-    before = _files(tmp_path)
+    before = files_under(tmp_path)
     done = _release_tool(*args, "--root", str(tmp_path))
     assert done.returncode == 2 and "Nothing was written" in done.stderr
-    assert _files(tmp_path) == before
+    assert files_under(tmp_path) == before
 
 
 def _copy_repo(tmp_path: Path) -> None:
@@ -108,10 +109,6 @@ def _copy_repo(tmp_path: Path) -> None:
         (shutil.copytree if src.is_dir() else shutil.copyfile)(src, dst)
 
 
-def _files(root: Path) -> dict:
-    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 @pytest.mark.parametrize("bad, why", [
     ("v1..2", "'..'"), ("v1.0/", "end with '/'"), ("v1.0.lock", "'.lock'"), ("v1//2", "'//'"),
     ("v1.", "end with '.'"), ("v1/.hidden", "start with '.'"), ("v1; rm -rf /", "only letters"),
@@ -119,12 +116,12 @@ def _files(root: Path) -> dict:
 ])
 def test_a_release_git_can_never_tag_is_refused_before_any_write(tmp_path, bad, why):
     _copy_repo(tmp_path)
-    before = _files(tmp_path)
+    before = files_under(tmp_path)
     done = _release_tool(f"--set={bad}", "--root", str(tmp_path))
     assert done.returncode == 2
     assert why in done.stderr and repr(bad) in done.stderr and "e.g. --set v0.2.0" in done.stderr
     assert "files rewritten" not in done.stdout and "notebooks install" not in done.stdout
-    assert _files(tmp_path) == before
+    assert files_under(tmp_path) == before
 
 
 def test_the_ref_rules_agree_with_git():

@@ -1,9 +1,9 @@
 """The colorization zoo: model shapes, evaluation tables, the CLI end to end, bad input."""
 import json
 
-import numpy as np
 import pytest
 import torch
+from helpers import SMALL, photo_folder, zoo_cli
 from PIL import Image
 
 from lessons_lib import evaluation, training, zoo
@@ -67,32 +67,14 @@ def test_image_metrics_and_results_table():
     assert evaluation.results_csv(results).splitlines()[0] == "model,ssim,psnr,delta_e76,delta_e2000,colorfulness,lpips"
 
 
-def _photo_folder(root, n=12, size=32, flat=False):
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        folder = root if flat else root / ("cats" if i % 2 else "dogs")
-        folder.mkdir(parents=True, exist_ok=True)
-        base = rng.integers(0, 255, 3)
-        arr = np.clip(base + rng.integers(-40, 40, (size, size, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(arr).save(folder / f"img_{i}.png")
-    return root
-
-
-def _cli(capsys, *args):
-    code = zoo.main([str(a) for a in args])
-    return code, capsys.readouterr()
-
-
-SMALL = ["--width", "4", "--batch_size", "4"]
-
-
 def test_cli_train_then_test_end_to_end(tmp_path, capsys):
-    data, out = _photo_folder(tmp_path / "photos"), tmp_path / "out"
-    code, io = _cli(capsys, "--model", "unet", "--mode", "train", "--epochs", 2, "--data", data, "--out", out, *SMALL)
+    data, out = photo_folder(tmp_path / "photos"), tmp_path / "out"
+    code, io = zoo_cli(capsys, "--model", "unet", "--mode", "train", "--epochs", 2, "--data", data, "--out", out,
+                       *SMALL)
     assert code == 0, io.err
     assert sorted(training.list_checkpoints(out / "unet")) == [1, 2]
     assert len(json.loads((out / "unet" / "history.json").read_text())) == 2
-    code, io = _cli(capsys, "--model", "unet", "--mode", "test", "--weights", 1, "--data", data, "--out", out,
+    code, io = zoo_cli(capsys, "--model", "unet", "--mode", "test", "--weights", 1, "--data", data, "--out", out,
                     "--num_images", 3)
     assert code == 0, io.err
     record = json.loads((out / "metrics_unet.json").read_text())
@@ -103,16 +85,16 @@ def test_cli_train_then_test_end_to_end(tmp_path, capsys):
     with Image.open(out / "samples_unet.png") as grid:  # 3 rows (gray, output, target) x 3 images
         assert grid.size == (3 * 34 + 2, 3 * 34 + 2)
     # A second test run keeps the first result unless told to overwrite it.
-    code, io = _cli(capsys, "--model", "unet", "--mode", "test", "--data", data, "--out", out)
+    code, io = zoo_cli(capsys, "--model", "unet", "--mode", "test", "--data", data, "--out", out)
     assert code == 2 and "2 of its result files already exist" in io.err and "are kept: nothing was started" \
         in io.err and "--overwrite" in io.err
-    code, io = _cli(capsys, "--model", "unet", "--mode", "test", "--data", data, "--out", out, "--overwrite")
+    code, io = zoo_cli(capsys, "--model", "unet", "--mode", "test", "--data", data, "--out", out, "--overwrite")
     assert code == 0 and json.loads((out / "metrics_unet.json").read_text())["epoch"] == 2
 
 
 def test_compare_writes_the_table_for_every_model(tmp_path, capsys):
-    data, out = _photo_folder(tmp_path / "photos", n=10, flat=True), tmp_path / "out"
-    code, io = _cli(capsys, "compare", "--epochs", 1, "--data", data, "--out", out, "--steps", 2,
+    data, out = photo_folder(tmp_path / "photos", n=10, flat=True), tmp_path / "out"
+    code, io = zoo_cli(capsys, "compare", "--epochs", 1, "--data", data, "--out", out, "--steps", 2,
                     "--val_fraction", 0.2, "--latent_dim", 4, *SMALL)
     assert code == 0, io.err
     table = (out / "comparison.md").read_text()
@@ -125,41 +107,41 @@ def test_compare_writes_the_table_for_every_model(tmp_path, capsys):
 
 
 def test_bad_input_gets_one_clear_message(tmp_path, capsys):
-    data, out = _photo_folder(tmp_path / "photos", n=4), tmp_path / "out"
-    code, io = _cli(capsys, "--model", "vgg", "--data", data, "--out", out)
+    data, out = photo_folder(tmp_path / "photos", n=4), tmp_path / "out"
+    code, io = zoo_cli(capsys, "--model", "vgg", "--data", data, "--out", out)
     assert code == 2 and "Unknown model 'vgg'. Choose one of: resnet, unet" in io.err
-    code, io = _cli(capsys, "--data", tmp_path / "nowhere", "--out", out)
+    code, io = zoo_cli(capsys, "--data", tmp_path / "nowhere", "--out", out)
     assert code == 2 and "does not exist" in io.err
     (tmp_path / "empty").mkdir()
-    code, io = _cli(capsys, "--data", tmp_path / "empty", "--out", out)
+    code, io = zoo_cli(capsys, "--data", tmp_path / "empty", "--out", out)
     assert code == 2 and "No images found" in io.err and "It is empty" in io.err
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "notes.txt").write_text("not a photo")
-    code, io = _cli(capsys, "--data", junk, "--out", out)
+    code, io = zoo_cli(capsys, "--data", junk, "--out", out)
     assert code == 2 and "No images found" in io.err and "notes.txt" in io.err
     (junk / "photo.png").write_text("<html>not a png</html>")
-    code, io = _cli(capsys, "--data", junk, "--out", out)
+    code, io = zoo_cli(capsys, "--data", junk, "--out", out)
     assert code == 2 and "photo.png" in io.err and "not an image" in io.err
-    code, io = _cli(capsys, "--model", "resnet", "--mode", "test", "--data", data, "--out", out)
+    code, io = zoo_cli(capsys, "--model", "resnet", "--mode", "test", "--data", data, "--out", out)
     assert code == 2 and "No checkpoints in" in io.err
-    code, io = _cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", out, *SMALL)
+    code, io = zoo_cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", out, *SMALL)
     assert code == 0, io.err
-    code, io = _cli(capsys, "--model", "resnet", "--mode", "test", "--weights", 7, "--data", data, "--out", out)
+    code, io = zoo_cli(capsys, "--model", "resnet", "--mode", "test", "--weights", 7, "--data", data, "--out", out)
     assert code == 2 and "No checkpoint for epoch 7" in io.err and "saved epochs: 1" in io.err
     ckpt = training.checkpoint_path(out / "resnet", 1)
     ckpt.write_bytes(b"\x00" * 100)
-    code, io = _cli(capsys, "--model", "resnet", "--mode", "test", "--weights", 1, "--data", data, "--out", out)
+    code, io = zoo_cli(capsys, "--model", "resnet", "--mode", "test", "--weights", 1, "--data", data, "--out", out)
     assert code == 2 and "cannot be read: it is damaged or truncated" in io.err
-    code, io = _cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", out, "--width", "8",
+    code, io = zoo_cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", out, "--width", "8",
                     "--batch_size", "4")
     assert code == 2 and "recorded with --width 4; this run asks for --width 8" in io.err
-    code, io = _cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", out, "--latent_dim", "4",
+    code, io = zoo_cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", out, "--latent_dim", "4",
                     *SMALL)
     assert code == 2 and "--latent_dim is the VAEs' latent channels (basicvae, unetvae)" in io.err
     assert "'resnet' has no latent to size: leave it out" in io.err
     with pytest.raises(SystemExit) as stop:
-        _cli(capsys, "--epochs", 0, "--data", data, "--out", out)
+        zoo_cli(capsys, "--epochs", 0, "--data", data, "--out", out)
     assert stop.value.code == 2
     assert "argument --epochs: expected a whole number >= 1 (e.g. 10), got '0'" in capsys.readouterr().err
 
@@ -168,8 +150,8 @@ def test_wandb_is_optional(tmp_path, capsys, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "wandb", None)  # as if it were not installed
-    data = _photo_folder(tmp_path / "photos", n=4)
-    code, io = _cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", tmp_path / "o",
+    data = photo_folder(tmp_path / "photos", n=4)
+    code, io = zoo_cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", tmp_path / "o",
                     "--wandb", *SMALL)
     assert code == 2 and "pip install wandb" in io.err
 
@@ -231,7 +213,7 @@ def test_diffusion_colorizer_refines_the_regressors_guess():
     assert full.abs().max() > 1e-3
     assert torch.allclose(half, 0.5 * full, atol=1e-5)
     model.temperature = 1.5
-    with pytest.raises(ValueError, match="temperature must lie in"):
+    with pytest.raises(ValueError, match=r"temperature must be in \[0, 1\], got 1.5. 1 = a full sample"):
         model.colorize(gray)
     # Training: one loss for both networks; the guess gets the MSE's gradient, the denoiser the diffusion loss's.
     model.train().zero_grad()
@@ -281,7 +263,7 @@ def test_parameter_count_is_exact_without_building_the_model_at_that_width(name)
 def test_a_model_too_large_for_the_memory_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(zoo, "free_memory", lambda device: 2 * 10**9)  # a machine with 2 GB free
     monkeypatch.setattr(zoo, "load_photos", lambda *a, **k: pytest.fail("photos loaded before the check"))
-    code, io = _cli(capsys, "--model", "unet", "--width", 1024, "--data", tmp_path, "--out", tmp_path / "o")
+    code, io = zoo_cli(capsys, "--model", "unet", "--width", 1024, "--data", tmp_path, "--out", tmp_path / "o")
     assert code == 2, io.err
     assert "unet with --width 1024 has about 1,969 million parameters" in io.err
     assert "2.0 GB free" in io.err and "e.g. --width 128; the course trains 32" in io.err
@@ -296,16 +278,16 @@ def test_running_out_of_memory_anyway_is_one_line_with_what_to_change(capsys, mo
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(zoo, "run", runs_out)
-    code, io = _cli(capsys, "--model", "unet")
+    code, io = zoo_cli(capsys, "--model", "unet")
     assert code == 2 and "out of memory (CUDA out of memory. Tried to allocate 2.00 GiB)" in io.err
     assert "smaller --batch_size or --width" in io.err and "Traceback" not in io.err
 
 
 def test_compare_refuses_to_replace_a_result_before_training_anything(tmp_path, capsys):
-    data, out = _photo_folder(tmp_path / "photos", n=10, flat=True), tmp_path / "out"
+    data, out = photo_folder(tmp_path / "photos", n=10, flat=True), tmp_path / "out"
     out.mkdir()
     (out / "comparison.md").write_text("an earlier table")
-    code, io = _cli(capsys, "compare", "--epochs", 1, "--data", data, "--out", out, *SMALL)
+    code, io = zoo_cli(capsys, "compare", "--epochs", 1, "--data", data, "--out", out, *SMALL)
     assert code == 2 and "'" + str(out / "comparison.md") + "' already exists and is kept" in io.err
     assert "nothing was started" in io.err and "--overwrite" in io.err
     assert sorted(p.name for p in out.iterdir()) == ["comparison.md"]  # no model trained, nothing written
@@ -314,22 +296,22 @@ def test_compare_refuses_to_replace_a_result_before_training_anything(tmp_path, 
 
 @pytest.mark.parametrize("extra", [["--mode", "train"], ["compare"]])
 def test_weights_outside_test_mode_is_refused(tmp_path, capsys, extra):
-    code, io = _cli(capsys, *extra, "--weights", "course", "--data", tmp_path, "--out", tmp_path / "o")
+    code, io = zoo_cli(capsys, *extra, "--weights", "course", "--data", tmp_path, "--out", tmp_path / "o")
     assert code == 2 and "--weights course chooses the weights to test: use it with --mode test" in io.err
     assert not (tmp_path / "o").exists()
 
 
 def test_checkpoints_kept_are_bounded_unless_all_are_asked_for(tmp_path, capsys):
-    data = _photo_folder(tmp_path / "photos", n=8)
-    code, io = _cli(capsys, "--model", "resnet", "--epochs", 4, "--data", data, "--out", tmp_path / "few", *SMALL)
+    data = photo_folder(tmp_path / "photos", n=8)
+    code, io = zoo_cli(capsys, "--model", "resnet", "--epochs", 4, "--data", data, "--out", tmp_path / "few", *SMALL)
     assert code == 0, io.err
     assert set(training.list_checkpoints(tmp_path / "few" / "resnet")) <= {1, 2, 3, 4}
     assert {3, 4} <= set(training.list_checkpoints(tmp_path / "few" / "resnet"))
     assert len(training.list_checkpoints(tmp_path / "few" / "resnet")) <= 3  # the last two and the best
-    code, io = _cli(capsys, "--model", "resnet", "--epochs", 4, "--data", data, "--out", tmp_path / "all",
+    code, io = zoo_cli(capsys, "--model", "resnet", "--epochs", 4, "--data", data, "--out", tmp_path / "all",
                     "--keep_checkpoints", "all", *SMALL)
     assert code == 0, io.err
     assert sorted(training.list_checkpoints(tmp_path / "all" / "resnet")) == [1, 2, 3, 4]
     with pytest.raises(SystemExit):
-        _cli(capsys, "--model", "resnet", "--keep_checkpoints", "0", "--data", data, "--out", tmp_path / "x")
+        zoo_cli(capsys, "--model", "resnet", "--keep_checkpoints", "0", "--data", data, "--out", tmp_path / "x")
     assert "--keep_checkpoints: expected a number of checkpoints >= 1 (e.g. 2) or 'all'" in capsys.readouterr().err
