@@ -104,11 +104,10 @@ class ImagePool:
     """
 
     def __init__(self, pool_size: int = 50, seed: int = 0):
-        if pool_size < 0:
-            raise ValueError(f"pool_size must be >= 0, got {pool_size}.")
-        self.pool_size = pool_size
+        self.pool_size = V.count("pool_size", pool_size, 0, hint="It is how many earlier fakes are kept; 0 turns "
+                                 "the pool off (the CycleGAN paper keeps 50).")
         self.images: list[torch.Tensor] = []
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(V.seed("seed", seed))
 
     def __len__(self) -> int:
         return len(self.images)
@@ -152,9 +151,8 @@ class LinearDecay:
     """
 
     def __init__(self, n_epochs: int, n_epochs_decay: int):
-        if n_epochs < 0 or n_epochs_decay < 0:
-            raise ValueError(f"Epoch counts must be >= 0, got {n_epochs} and {n_epochs_decay}.")
-        self.n_epochs, self.n_epochs_decay = int(n_epochs), int(n_epochs_decay)
+        self.n_epochs = V.count("n_epochs (epochs at the full learning rate)", n_epochs, 0)
+        self.n_epochs_decay = V.count("n_epochs_decay (epochs of linear decay to 0)", n_epochs_decay, 0)
 
     def __call__(self, epoch: int) -> float:
         return 1.0 - max(0, epoch + 1 - self.n_epochs) / float(self.n_epochs_decay + 1)

@@ -208,8 +208,6 @@ def sample_photos(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
     """
     from skimage import data as skdata
 
-    if n <= 0:
-        raise ValueError(f"n must be positive, got {n}.")
     n = V.count("n (the number of photos)", n)
     V.count("size (pixels a side)", size, 1, hint="For example 32.")
     photos = []
@@ -249,8 +247,7 @@ def colour_images(split_name: str = "train", size: int = 32, profile: str | None
     (train/test are one fixed 90/10 split of it, whatever the seed), else scikit-image
     crops. ``limit`` caps the number of images (a random subset chosen by ``seed``).
     """
-    if split_name not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split_name!r}.")
+    V.choice("split", split_name, ("train", "test"))
     V.count("size (pixels a side)", size, 1, hint="For example 32.")
     V.optional_count("limit (the number of images to use)", limit,
                      hint="Leave it out (None) to use every image.")
@@ -336,8 +333,7 @@ class ColorizationPairs(Dataset):
 
 def split(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) -> tuple[Subset, Subset]:
     """A fixed random (train, validation) split; the same seed gives the same split."""
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}.")
+    val_fraction = V.fraction("val_fraction", val_fraction, hint="It is the share of images held out, e.g. 0.1.")
     n = len(dataset)
     n_val = max(1, int(round(n * val_fraction)))
     if n_val >= n:
@@ -349,8 +345,6 @@ def split(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) -> tuple[S
 def make_loader(dataset: Dataset, batch_size: int = 64, shuffle: bool = True, seed: int = 0,
                 drop_last: bool = False) -> DataLoader:
     """A DataLoader with a seeded shuffle (the same seed gives the same batches)."""
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}.")
     batch_size = V.count("batch_size", batch_size, hint="It is the number of images per batch, e.g. 64.")
     if len(dataset) == 0:
         raise ValueError("The dataset is empty: there is nothing to load.")

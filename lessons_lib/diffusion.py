@@ -54,7 +54,7 @@ def beta_schedule(name: str = "linear", T: int = 1000, beta_start: float = 1e-4,
     (Nichol and Dhariwal, 2021), diffusers' ``"squaredcos_cap_v2"``.
     """
     V.choice("beta schedule", name, SCHEDULES)
-    _check_T(T)
+    T = _check_T(T)
     if name == "linear":
         return torch.linspace(beta_start, beta_end, T, dtype=torch.float32)
     if name == "cosine":
@@ -65,9 +65,8 @@ def beta_schedule(name: str = "linear", T: int = 1000, beta_start: float = 1e-4,
     raise AssertionError(f"beta schedule {name!r} has no formula")
 
 
-def _check_T(T) -> None:
-    if not isinstance(T, int) or isinstance(T, bool) or T < 1:
-        raise ValueError(f"The number of diffusion steps T must be a positive integer, got {T!r}.")
+def _check_T(T) -> int:
+    return V.count("The number of diffusion steps T", T, hint="The course's schedules use T=1000.")
 
 
 @dataclass
@@ -87,9 +86,7 @@ class NoiseSchedule:
             raise ValueError(f"betas must be a non-empty 1-D tensor, got shape {tuple(self.betas.shape)}.")
         if (self.betas <= 0).any() or (self.betas >= 1).any():
             raise ValueError("Every beta must lie strictly between 0 and 1.")
-        if self.prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, "
-                             f"got {self.prediction_type!r}.")
+        V.choice("prediction_type", self.prediction_type, PREDICTION_TYPES)
         self.alphas = 1.0 - self.betas
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
 
@@ -128,28 +125,20 @@ def _as_schedule(schedule) -> NoiseSchedule:
 
 
 def _check_steps(num_inference_steps, T: int, name: str = "num_inference_steps") -> int:
-    if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int):
-        raise ValueError(f"{name} must be an integer between 1 and T={T}, got {num_inference_steps!r}.")
-    if not 1 <= num_inference_steps <= T:
-        raise ValueError(f"{name} must be between 1 and T={T} (the schedule's length), got "
-                         f"{num_inference_steps}. Use fewer steps than the model was trained with, "
-                         f"and at least one.")
-    return num_inference_steps
+    return V.count(name, num_inference_steps, 1, T, counts="denoising steps", hint=(
+        f"The schedule has T={T} steps: use at most as many as the model was trained with, and at least one."))
 
 
 def inference_timesteps(T: int, num_inference_steps: int | None = None) -> torch.Tensor:
     """Descending timesteps, diffusers' "leading" spacing: (0, k, 2k, ...) reversed, k = T // n."""
-    _check_T(T)
+    T = _check_T(T)
     n = T if num_inference_steps is None else _check_steps(num_inference_steps, T)
     ratio = T // n
     return (torch.arange(n) * ratio).flip(0).long()
 
 
 def _check_timestep(t, T: int) -> int:
-    t = int(t)
-    if not 0 <= t < T:
-        raise ValueError(f"timestep must be between 0 and T-1={T - 1}, got {t}.")
-    return t
+    return V.count("timestep", t, 0, T - 1, hint=f"The schedule has T={T} steps, numbered 0 to T-1.")
 
 
 # --------------------------------------------------------------------------- forward process
@@ -362,7 +351,7 @@ def ddpm_sample(model: Callable, shape, schedule="linear", num_inference_steps: 
     schedule = _as_schedule(schedule)
     _check_sampling(0.0, guidance_scale, clip_sample_range, trajectory_points)
     if num_inference_steps is not None:
-        _check_steps(num_inference_steps, schedule.T)
+        num_inference_steps = _check_steps(num_inference_steps, schedule.T)
 
     def step(eps, t, x):
         return ddpm_step(eps, t, x, schedule, num_inference_steps=num_inference_steps,
@@ -384,7 +373,7 @@ def ddim_sample(model: Callable, shape, schedule="linear", num_inference_steps: 
     """DDIM sampling in ``num_inference_steps`` steps (default 50); ``eta`` = 0 is deterministic,
     so the same ``x_T`` always gives the same image. Returns like :func:`ddpm_sample`."""
     schedule = _as_schedule(schedule)
-    _check_steps(num_inference_steps, schedule.T)
+    num_inference_steps = _check_steps(num_inference_steps, schedule.T)
     _check_sampling(eta, guidance_scale, clip_sample_range, trajectory_points)
 
     def step(eps, t, x):
@@ -473,10 +462,8 @@ def repaint_schedule(num_inference_steps: int, jump_length: int = 10, jump_n_sam
     denoised ``jump_n_sample`` times in all (the "resample count"). Returns the list of
     step indices visited (a decrease = a denoising step, an increase = re-noising).
     """
-    if isinstance(jump_length, bool) or not isinstance(jump_length, int) or jump_length < 1:
-        raise ValueError(f"jump_length must be a positive integer, got {jump_length!r}.")
-    if isinstance(jump_n_sample, bool) or not isinstance(jump_n_sample, int) or jump_n_sample < 1:
-        raise ValueError(f"jump_n_sample (the resample count) must be a positive integer, got {jump_n_sample!r}.")
+    jump_length = V.count("jump_length", jump_length, hint="RePaint's paper uses 10.")
+    jump_n_sample = V.count("jump_n_sample (the resample count)", jump_n_sample, hint="RePaint's paper uses 10.")
     jumps = {j: jump_n_sample - 1 for j in range(0, num_inference_steps - jump_length, jump_length)}
     t, walk = num_inference_steps, []
     while t >= 1:
@@ -545,7 +532,7 @@ def repaint_sample(model: Callable, image: torch.Tensor, mask: torch.Tensor, sch
     about ``num_inference_steps * jump_n_sample`` model calls.
     """
     schedule = _as_schedule(schedule)
-    _check_steps(num_inference_steps, schedule.T)
+    num_inference_steps = _check_steps(num_inference_steps, schedule.T)
     _check_sampling(eta)
     if not torch.is_tensor(image) or image.dim() != 4:
         raise ValueError(f"image must be a (N, C, H, W) batch in [-1, 1], got "

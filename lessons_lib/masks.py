@@ -41,15 +41,12 @@ MASK_KINDS = ("center", "boxes", "strokes", "half")
 
 def _size(size) -> tuple[int, int]:
     h, w = (size, size) if isinstance(size, int) else tuple(size)
-    if h < 2 or w < 2:
-        raise ValueError(f"Mask size must be at least 2x2, got {h}x{w}.")
-    return int(h), int(w)
+    hint = "A mask is at least 2x2 pixels; size is its side, or (height, width)."
+    return V.count("The mask height", h, 2, hint=hint), V.count("The mask width", w, 2, hint=hint)
 
 
 def _check_n(n: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"The number of masks must be a positive integer, got {n!r}.")
-    return n
+    return V.count("n (the number of masks)", n)
 
 
 def _gen(seed: int | torch.Generator | None, device=None) -> torch.Generator:
@@ -98,10 +95,10 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
 
 def center_box(n: int, size=32, fraction: float = 0.5, device=None) -> torch.Tensor:
     """A centred square hole whose side is ``fraction`` of the image side (0.5: a quarter of the area)."""
-    _check_n(n)
+    n = _check_n(n)
     h, w = _size(size)
-    if not 0 < fraction < 1:
-        raise ValueError(f"fraction must be between 0 and 1 (exclusive), got {fraction}.")
+    fraction = V.fraction("fraction (the hole's side, as a share of the image side)", fraction,
+                          hint="0.5 removes a quarter of the area.")
     bh, bw = max(1, round(h * fraction)), max(1, round(w * fraction))
     top, left = (h - bh) // 2, (w - bw) // 2
     mask = torch.ones(n, 1, h, w, device=device)
@@ -110,17 +107,19 @@ def center_box(n: int, size=32, fraction: float = 0.5, device=None) -> torch.Ten
 
 
 def _check_count_range(name: str, pair) -> tuple[int, int]:
-    lo, hi = pair
-    if not 1 <= lo <= hi:
-        raise ValueError(f"{name} must be (min, max) with 1 <= min <= max, got {pair}.")
-    return lo, hi
+    """(min, max), two whole numbers with 1 <= min <= max."""
+    hint = f"{name} is (min, max) with 1 <= min <= max, e.g. (1, 4)."
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise ValueError(f"{name} must be (min, max), got {pair!r}. {hint}")
+    lo = V.count(f"{name}'s min", pair[0], 1, hint=hint)
+    return lo, V.count(f"{name}'s max", pair[1], lo, hint=hint)
 
 
 def random_boxes(n: int, size=32, num_boxes: tuple[int, int] = (1, 4), max_fraction: float = 0.4,
                  seed: int | torch.Generator | None = 0, device=None) -> torch.Tensor:
     """Between ``num_boxes[0]`` and ``num_boxes[1]`` random rectangles per image, each side
     at most ``max_fraction`` of the image side."""
-    _check_n(n)
+    n = _check_n(n)
     V.number("max_fraction (the largest box side, as a share of the image side)", max_fraction, 0.0, 1.0,
              low_open=True, hint="Try 0.4.")
     h, w = _size(size)
@@ -149,7 +148,7 @@ def free_form(n: int, size=32, strokes: tuple[int, int] = (1, 4), max_vertices: 
     Each image gets ``strokes`` (min, max) strokes; each stroke a width, a start and 2 to
     ``max_vertices`` segments of random angle and length, clamped to the image.
     """
-    _check_n(n)
+    n = _check_n(n)
     h, w = _size(size)
     lo, hi = _check_count_range("strokes", strokes)
     V.count("max_vertices (the most segments in a stroke)", max_vertices, 2, hint="Try 6.")
@@ -213,10 +212,10 @@ def half_image(n: int, size=32, side: str | None = None,
                seed: int | torch.Generator | None = 0, device=None) -> torch.Tensor:
     """Half of the image is a hole: ``side`` "left", "right", "top" or "bottom" (the half
     that is removed), or None for a random side per image."""
-    _check_n(n)
+    n = _check_n(n)
     h, w = _size(size)
-    if side is not None and side not in _SIDES:
-        raise ValueError(f"side must be one of {', '.join(_SIDES)} or None, got {side!r}.")
+    if side is not None:
+        V.choice("side", side, _SIDES, also="or None for a random side per image")
     g = _gen(seed, device)
     dev = g.device
     if side:
@@ -291,9 +290,7 @@ def feather(mask: torch.Tensor, radius: float) -> torch.Tensor:
     """A soft keep-mask: ``mask`` blurred by a Gaussian of standard deviation ``radius``
     pixels (0 returns a copy), so a seam fades over a few pixels instead of a hard edge.
     Edges are padded by replication, so the border of the image does not darken."""
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not math.isfinite(radius) \
-            or radius < 0:
-        raise ValueError(f"The feather radius must be a non-negative number of pixels, got {radius!r}.")
+    radius = V.number("The feather radius", radius, 0, hint="It is in pixels; 0 leaves the mask as it is.")
     m = _as_batch(mask)
     if radius == 0:
         return m.clone()

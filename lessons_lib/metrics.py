@@ -74,7 +74,8 @@ def _reduce(per_image: torch.Tensor, reduction: str) -> torch.Tensor:
         return per_image.mean()
     if reduction == "none":
         return per_image
-    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}.")
+    V.choice("reduction", reduction, ("mean", "none"))
+    raise AssertionError(f"reduction {reduction!r} has no rule")
 
 
 # --------------------------------------------------------------------------- chunks
@@ -215,8 +216,8 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: in
 
 
 def _check_window(x: torch.Tensor, win_size: int) -> None:
-    if win_size % 2 == 0 or win_size < 3:
-        raise ValueError(f"win_size must be odd and at least 3, got {win_size}.")
+    if V.count("win_size", win_size, 3, hint="It must be odd, e.g. 7 (the default).") % 2 == 0:
+        raise ValueError(f"win_size must be odd (the window has a centre pixel), got {win_size}; e.g. 7.")
     if min(x.shape[-2:]) < win_size:
         raise ValueError(f"Images of {x.shape[-2]}x{x.shape[-1]} are smaller than the "
                          f"{win_size}x{win_size} SSIM window; use win_size <= the image side.")
@@ -368,8 +369,7 @@ class LPIPS:
 
     def __init__(self, net: str = "alex", device: torch.device | str | None = None,
                  pretrained_backbone: bool = True):
-        if net not in self._backbone_files:
-            raise ValueError(f"net must be one of {sorted(self._backbone_files)}, got {net!r}.")
+        V.choice("LPIPS backbone (net)", net, self._backbone_files)
         if pretrained_backbone and registry.offline() and not _torch_hub_has(self._backbone_files[net]):
             raise LPIPSUnavailable(registry.unavailable_message(
                 f"the LPIPS {net} backbone weights", reason="they are not in the torch hub cache "

@@ -149,9 +149,8 @@ def draw_scene(size: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
 
 def scene_pairs(n: int, size: int = 64, split: str = "train", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` (label map, scene) pairs: two (n, 3, size, size) tensors in [0, 1]."""
-    if split not in _SPLIT_SEEDS:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
-    V.number("n (the number of scenes)", n, 1, hint="For example 256.")
+    V.choice("split", split, _SPLIT_SEEDS)
+    n = V.count("n (the number of scenes)", n, hint="For example 256.")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # many tiny tensor ops: threads only add overhead (15x slower on 2 cores)
     try:

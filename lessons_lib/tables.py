@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
+from . import validate as V
+
 __all__ = ["ClaimFailed", "claim", "format_table", "markdown_table", "paired_row", "RESULTS_MIME", "result_row",
            "results_markdown", "show_results", "significant"]
 
@@ -94,10 +96,8 @@ def result_row(what: str, model: float, baseline: float, better: str = "lower", 
     lesson means to lose (a model shown failing on purpose): the table says so instead of
     changing the baseline to one it can beat.
     """
-    if better not in ("lower", "higher"):
-        raise ValueError(f"better must be 'lower' or 'higher', got {better!r}.")
-    if expected not in ("beats", "loses"):
-        raise ValueError(f"expected must be 'beats' or 'loses', got {expected!r}.")
+    V.choice("direction (better=)", better, ("lower", "higher"))
+    V.choice("outcome (expected=)", expected, ("beats", "loses"))
     if not isinstance(what, str) or not what.strip():
         raise ValueError("A results row needs a non-empty description ('what').")
     model, baseline = float(model), float(baseline)

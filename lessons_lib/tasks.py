@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import diffusion
+from . import validate as V
 
 __all__ = ["Task", "SupervisedTask", "VAETask", "DiffusionTask", "TrainingDiverged", "CheckpointError",
            "CheckpointMisfit",
@@ -336,12 +337,10 @@ class DiffusionTask(Task):
                  loss_fn: Callable | None = None):
         models = {"model": model}
         if ema_decay is not None:
-            if not 0.0 < ema_decay < 1.0:
-                raise ValueError(f"ema_decay must lie strictly between 0 and 1 (e.g. 0.999), got {ema_decay!r}.")
+            V.fraction("ema_decay", ema_decay, hint="For example 0.999.")
             models["ema"] = copy.deepcopy(model).requires_grad_(False)
         super().__init__(models, {"model": _adam(model, lr)})
-        if loss not in diffusion.LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(diffusion.LOSSES)}, got {loss!r}.")
+        V.choice("loss", loss, diffusion.LOSSES)
         self.schedule = diffusion.make_schedule(schedule) if isinstance(schedule, str) else schedule
         self.loss = loss
         if loss_fn is not None and target is not None:

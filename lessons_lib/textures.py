@@ -98,8 +98,7 @@ def style_bank(split: str = "train", size: int = 32) -> torch.Tensor:
     styles) that training never sees, so held-out scores measure *arbitrary* style.
     """
     seeds = {"train": range(0, 800, 100), "test": range(5000, 5200, 100)}
-    if split not in seeds:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    V.choice("split", split, seeds)
     return torch.cat([textures(size=size, seed=s) for s in seeds[split]])
 
 
@@ -128,8 +127,7 @@ def style_images(split: str = "train", size: int = 64) -> torch.Tensor:
     (48 for "train", 12 for "test") and the photographed ones of :func:`real_texture` (3 textures
     in 8 palettes for "train", 2 others for "test"); training and held-out palettes never overlap."""
     seeds = {"train": range(0, 8), "test": range(100, 102)}
-    if split not in seeds:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    V.choice("split", split, seeds)
     real = torch.stack([real_texture(n, size, seed=s) for s in seeds[split] for n in REAL_TEXTURES])
     return torch.cat([style_bank(split, size), real])
 
@@ -147,6 +145,7 @@ def photo(source: str, name: str) -> torch.Tensor:
     or matplotlib's sample file ``name`` (both ship with the libraries; no download)."""
     import numpy as np
 
+    V.choice("photo source", source, ("skimage", "matplotlib"))
     if source == "skimage":
         from skimage import data as skdata
 
@@ -157,8 +156,6 @@ def photo(source: str, name: str) -> torch.Tensor:
 
         with cbook.get_sample_data(name) as fh:
             arr = np.asarray(Image.open(fh).convert("RGB"))
-    else:
-        raise ValueError(f"source must be 'skimage' or 'matplotlib', got {source!r}.")
     arr = np.array(arr[..., :3])  # a writable copy
     return torch.from_numpy(arr).permute(2, 0, 1).float() / 255
 
@@ -167,10 +164,8 @@ def photo_crops(split: str, n: int, size: int = 64, seed: int = 0, min_side: int
     """``n`` square crops (N, 3, size, size) of the ``split`` photos (see :data:`PHOTOS`), in
     turn from each photo, at random places and scales (a side of ``min_side``, default
     ``size``, up to half the photo's shorter side), area-downsampled, half mirrored."""
-    if split not in PHOTOS:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
-    if n < 1:
-        raise ValueError(f"n must be a positive number of crops, got {n}.")
+    V.choice("split", split, PHOTOS)
+    n = V.count("n (the number of crops)", n)
     photos = [photo(*p) for p in PHOTOS[split]]
     gen = torch.Generator().manual_seed(seed + (0 if split == "train" else 7919))
     out = torch.empty(n, 3, size, size)

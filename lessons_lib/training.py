@@ -223,8 +223,7 @@ def _precision(mixed_precision: str | None, amp: bool | None, kind: str) -> str:
         mixed_precision = ("fp16" if kind == "cuda" else "bf16" if kind == "cpu" else "no") if amp else "no"
     if mixed_precision is None:  # accelerate launch --mixed_precision ... / accelerate config, else fp16 on CUDA
         mixed_precision = os.environ.get("ACCELERATE_MIXED_PRECISION") or ("fp16" if kind == "cuda" else "no")
-    if mixed_precision not in MIXED_PRECISION:
-        raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {mixed_precision!r}.")
+    V.choice("mixed_precision", mixed_precision, MIXED_PRECISION)
     if mixed_precision == "fp16" and kind != "cuda":
         raise ValueError(f"mixed_precision='fp16' needs a CUDA GPU (its gradient scaler is CUDA's); this run "
                          f"trains on '{kind}'. Use mixed_precision='bf16' (amp=True) on the CPU, or 'no'.")
@@ -381,18 +380,16 @@ def fit(task: Task, loader, epochs: int, *, val_loader=None, ckpt_dir: str | Pat
       not have draw a fresh stream seeded from the main one), but not with another
       ``gradient_accumulation_steps``, which would change the effective batch.
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
-    if every < 1:
-        raise ValueError(f"every must be >= 1, got {every}.")
+    epochs = V.count("epochs", epochs, hint="It is how many passes over the data the run trains in all.")
+    every = V.count("every (epochs between checkpoints)", every)
     V.optional_count("steps_per_epoch", steps_per_epoch,
                      hint="An epoch must train at least one batch; leave it out (None) to use every batch.")
     V.optional_count("keep", keep, hint="It is how many of the most recent checkpoints are kept (besides "
                                         "the best); keep=None keeps every one.")
     V.count("gradient_accumulation_steps", gradient_accumulation_steps,
             hint="It is how many batches add their gradients before each optimizer step; 1 steps every batch.")
-    if max_grad_norm is not None and not (isinstance(max_grad_norm, (int, float)) and max_grad_norm > 0):
-        raise ValueError(f"max_grad_norm must be a positive number (e.g. 1.0) or None, got {max_grad_norm!r}.")
+    if max_grad_norm is not None:
+        V.number("max_grad_norm", max_grad_norm, 0.0, low_open=True, hint="For example 1.0, or None for no clipping.")
     if ckpt_dir is not None:
         V.output_dir(ckpt_dir, "checkpoint folder")
     if len(loader) == 0:

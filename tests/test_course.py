@@ -227,7 +227,7 @@ def test_rows_carry_their_spread_and_an_expected_loss_says_so():
     for bad in ({**meant, "spread": -1.0}, {**meant, "spread": float("nan")}, {**meant, "expected": "wins"},
                 {**meant, "extra": 1}):
         assert not course.valid_row(bad)
-    with pytest.raises(ValueError, match="expected must be"):
+    with pytest.raises(ValueError, match=r"Unknown outcome \(expected=\) 'maybe'. Choose one of: beats, loses"):
         result_row("x", 1, 2, expected="maybe")
 
 

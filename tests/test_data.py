@@ -61,9 +61,9 @@ def test_split_and_loader_are_seeded():
     first = [b for b in data.make_loader(ds, 4, seed=1)][0]
     again = [b for b in data.make_loader(ds, 4, seed=1)][0]
     assert torch.equal(first, again)
-    with pytest.raises(ValueError, match="between 0 and 1"):
+    with pytest.raises(ValueError, match=r"val_fraction must be in \(0, 1\), got 1.5"):
         data.split(ds, 1.5)
-    with pytest.raises(ValueError, match="batch_size must be positive"):
+    with pytest.raises(ValueError, match="batch_size must be a whole number >= 1, got 0"):
         data.make_loader(ds, 0)
 
 

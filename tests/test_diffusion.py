@@ -32,7 +32,7 @@ def test_linear_schedule_endpoints_and_cosine_is_gentler():
 def test_bad_schedule_arguments():
     with pytest.raises(ValueError, match="Unknown beta schedule 'quadratic'"):
         D.beta_schedule("quadratic", 10)
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="The number of diffusion steps T must be a whole number >= 1, got 0"):
         D.beta_schedule("linear", 0)
 
 
@@ -246,13 +246,14 @@ def test_repaint_schedule_counts():
 def test_bad_input_messages():
     sched = D.make_schedule("linear", 1000)
     model = lambda x, t: torch.zeros_like(x)  # noqa: E731
-    for steps in (0, -5, 1001):
-        with pytest.raises(ValueError, match=r"num_inference_steps must be between 1 and T=1000"):
+    in_range = r"num_inference_steps must be a whole number between 1 and 1000 \(denoising steps\).*T=1000"
+    for steps in (0, -5, 1001, 2.5):
+        with pytest.raises(ValueError, match=in_range):
             D.ddim_sample(model, (1, 3, 8, 8), sched, num_inference_steps=steps, progress=False)
-        with pytest.raises(ValueError, match=r"num_inference_steps must be between 1 and T=1000"):
+        with pytest.raises(ValueError, match=in_range):
             D.ddpm_sample(model, (1, 3, 8, 8), sched, num_inference_steps=steps, progress=False)
     image = torch.zeros(1, 3, 8, 8)
-    with pytest.raises(ValueError, match=r"num_inference_steps must be between 1 and T=1000"):
+    with pytest.raises(ValueError, match=in_range):
         D.repaint_sample(model, image, torch.ones(8, 8), sched, num_inference_steps=0)
     with pytest.raises(ValueError, match="mask is 16x16 but the image is 8x8"):
         D.repaint_sample(model, image, torch.ones(16, 16), sched, num_inference_steps=10)
@@ -262,9 +263,9 @@ def test_bad_input_messages():
         D.repaint_sample(model, image, torch.ones(8, 8), sched, num_inference_steps=10)
     with pytest.raises(ValueError, match="only 0 .fill. and 1 .keep."):
         D.check_mask(torch.full((8, 8), 0.5), image)
-    with pytest.raises(ValueError, match="jump_n_sample .the resample count. must be a positive integer"):
+    with pytest.raises(ValueError, match=r"jump_n_sample \(the resample count\) must be a whole number >= 1, got 0"):
         D.repaint_schedule(10, 2, 0)
-    with pytest.raises(ValueError, match="timestep must be between 0 and T-1=999"):
+    with pytest.raises(ValueError, match="timestep must be a whole number between 0 and 999, got 1000.*T=1000"):
         D.ddim_step(torch.zeros(1), 1000, torch.zeros(1), sched)
     with pytest.raises(ValueError, match="eta must be >= 0"):
         D.ddim_step(torch.zeros(1), 10, torch.zeros(1), sched, eta=-1)
@@ -336,7 +337,7 @@ def test_diffusion_loss_targets_and_bad_prediction_type():
         sched = D.make_schedule("linear", 1000, kind)
         perfect = lambda x_t, tt, target=target: target  # noqa: E731
         assert D.diffusion_loss(perfect, x0, sched, "mse", t=t, noise=noise) < 1e-12
-    with pytest.raises(ValueError, match="prediction_type must be one of"):
+    with pytest.raises(ValueError, match="Unknown prediction_type 'x0'. Choose one of: epsilon"):
         D.make_schedule("linear", 1000, "x0")
 
 

@@ -40,9 +40,9 @@ def test_half_image_sides_and_mask_errors():
     assert masks.hole_fraction(masks.half_image(8, 32, seed=0)).eq(0.5).all()
     with pytest.raises(ValueError, match="Unknown mask kind 'ring'"):
         masks.make_masks("ring", 2, 32)
-    with pytest.raises(ValueError, match="side must be one of left, right, top, bottom"):
+    with pytest.raises(ValueError, match=r"Unknown side 'middle'. Choose one of: left, right, top, bottom \(or None"):
         masks.half_image(1, 8, side="middle")
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match=r"n \(the number of masks\) must be a whole number >= 1, got 0"):
         masks.center_box(0, 8)
     with pytest.raises(ValueError, match="mask is 16x16 but the images are 32x32"):
         masks.apply_mask(torch.zeros(1, 3, 32, 32), masks.center_box(1, 16))

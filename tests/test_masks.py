@@ -61,7 +61,7 @@ def test_box_mask_and_feather():
     assert torch.equal(M.feather(keep, 0), keep)
     with pytest.raises(ValueError, match="not a box inside the 40x30 image"):
         M.box_mask((30, 40), (10, 10, 80, 20))
-    with pytest.raises(ValueError, match="feather radius must be a non-negative"):
+    with pytest.raises(ValueError, match="The feather radius must be >= 0, got -2. It is in pixels"):
         M.feather(keep, -2)
 
 

@@ -48,7 +48,7 @@ def test_high_frequency_energy_ranks_blur_below_the_picture():
 
 
 def test_bad_input_says_what_to_do():
-    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+    with pytest.raises(ValueError, match="Unknown split 'val'. Choose one of: train, test"):
         scenes.scene_pairs(2, 64, "val")
     with pytest.raises(ValueError, match="at least 16"):
         scenes.draw_scene(8)

@@ -296,7 +296,7 @@ def test_style_bank_holds_out_palettes():
     assert train.shape == (48, 3, 16, 16) and test.shape == (12, 3, 16, 16)
     # None of the held-out styles was seen in training.
     assert min(float((t - train).abs().flatten(1).mean(1).min()) for t in test) > 0.01
-    with pytest.raises(ValueError, match="split must be"):
+    with pytest.raises(ValueError, match="Unknown split 'val'. Choose one of: train, test"):
         textures.style_bank("val")
 
 

@@ -195,7 +195,7 @@ def test_every_task_kind_trains_and_checkpoints(tmp_path, kind):
 
 def test_bad_arguments():
     task = training.SupervisedTask(Tiny())
-    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+    with pytest.raises(ValueError, match="epochs must be a whole number >= 1, got 0"):
         training.fit(task, make_loader(_data(), 8), 0, progress=False)
     with pytest.raises(ValueError, match="yields no batches"):
         training.fit(task, make_loader(_data(4), 8, drop_last=True), 1, progress=False)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import validate as V
 from .vgg import FULL_WIDTH, VGGFeatures
 
 __all__ = ["ADAIN_STYLE_LAYERS", "channel_stats", "adain", "AdaINDecoder", "AdaINStyleTransfer"]
@@ -65,8 +66,7 @@ def adain(content_features: torch.Tensor, style_features: torch.Tensor, alpha: f
     if style_features.shape[0] not in (1, content_features.shape[0]):
         raise ValueError(f"{style_features.shape[0]} style images for {content_features.shape[0]} "
                          "content images: give one style for all, or one per content image.")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1] (1 = full style), got {alpha}.")
+    V.number("alpha", alpha, 0.0, 1.0, hint="1 = full style, 0 = the content's own statistics.")
     c_mean, c_std = channel_stats(content_features, eps)
     s_mean, s_std = channel_stats(style_features)
     stylised = (content_features - c_mean) / c_std * s_std + s_mean

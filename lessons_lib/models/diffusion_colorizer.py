@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import diffusion
+from .. import validate as V
 from ..images import rgb_to_chroma
 from .time_unet import TimeUNet
 from .unet import UNet, gray_plus
@@ -50,8 +51,7 @@ class DiffusionColorizer(nn.Module):
                  channel_mults: tuple[int, ...] = (1, 2, 4, 4), attention: bool = False,
                  temperature: float = 0.5):
         super().__init__()
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
+        V.choice("sampler", sampler, SAMPLERS)
         self.mean = UNet(in_channels=1, out_channels=2, width=width)
         # Condition: the gray image and the (scaled) guess, 1 + 2 channels.
         self.unet = TimeUNet(in_channels=2, cond_channels=3, width=width,
@@ -87,9 +87,8 @@ class DiffusionColorizer(nn.Module):
     def colorize(self, gray: torch.Tensor, num_inference_steps: int = 50,
                  generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
         """Colour in [-1, 1] for gray (N, 1, H, W) in [-1, 1], sampled in ``num_inference_steps``."""
-        if not 0.0 <= self.temperature <= 1.0:
-            raise ValueError(f"temperature must lie in [0, 1] (1 = a full sample, 0 = the regressor's guess "
-                             f"alone), got {self.temperature}.")
+        V.number("temperature", self.temperature, 0.0, 1.0, hint="1 = a full sample, 0 = the regressor's guess "
+                 "alone.")
         guess = self.guess(gray)
         if self.temperature == 0.0:
             return gray_plus(gray, guess).clamp(-1, 1)
