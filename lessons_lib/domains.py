@@ -136,8 +136,7 @@ def offline_domains(n: int = 256, size: int = 32, degrees: float = HUE_DEGREES, 
     """
     from .data import TensorImages, colour_images, stack
 
-    if n < 1:
-        raise ValueError(f"n must be positive, got {n}.")
+    n = V.count("n (the number of photos per domain)", n)
     photos = stack(colour_images(split, size=size, profile=profile, limit=2 * n, seed=seed))
     if len(photos) < 2:
         raise ValueError(f"Need at least 2 photos to make two domains, found {len(photos)}.")
@@ -183,8 +182,7 @@ def horse2zebra(size: int = 128, split: str = "train", download: bool | None = N
     when the download fails, raises :class:`lessons_lib.registry.DownloadUnavailable`
     saying what to do (the hue domains, :func:`offline_domains`, need no download).
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    V.choice("split", split, ("train", "test"))
     root = _horse2zebra_root()
     folders = (root / f"{split}A", root / f"{split}B")
     if not all(f.is_dir() for f in folders):
