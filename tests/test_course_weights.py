@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lessons_lib import course_weights, inpainting, zoo
+from lessons_lib.inpainting import cli as inpainting_cli
 from lessons_lib.models.colorizers import MODELS
 
 SHIPPED = course_weights.manifest()["weights"]
@@ -174,15 +175,15 @@ def test_inpainting_cli_course_weights(tmp_path):
         img = torch.rand(3, 8, 8, generator=g).repeat_interleave(4, 1).repeat_interleave(4, 2)
         Image.fromarray((img.permute(1, 2, 0).numpy() * 255).astype("uint8")).save(photos / f"p{i}.png")
     out = tmp_path / "out"
-    assert inpainting.main(["--mode", "test", "--weights", "course", "--methods", "unet,transformer",
-                            "--data", str(photos), "--out", str(out)]) == 0
+    assert inpainting_cli.main(["--mode", "test", "--weights", "course", "--methods", "unet,transformer",
+                                "--data", str(photos), "--out", str(out)]) == 0
     record = json.loads((out / "metrics_inpainting.json").read_text())
     assert {"naive", "unet", "transformer"} <= set(record)
     assert all("masked_psnr" in record[m] for m in ("naive", "unet", "transformer"))
     assert (out / "samples_inpainting.png").is_file()
     # An earlier result is kept unless --overwrite.
-    assert inpainting.main(["--mode", "test", "--weights", "course", "--methods", "unet", "--data", str(photos),
-                            "--out", str(out)]) == 2
+    assert inpainting_cli.main(["--mode", "test", "--weights", "course", "--methods", "unet", "--data",
+                                str(photos), "--out", str(out)]) == 2
 
 
 def test_weights_that_do_not_fit_say_so():

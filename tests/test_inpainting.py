@@ -8,6 +8,7 @@ import torch
 
 from lessons_lib import diffusion as D
 from lessons_lib import frechet, inpainting, masks, registry, training
+from lessons_lib.inpainting import cli as inpainting_cli
 from lessons_lib.metrics import frechet_distance
 
 
@@ -297,13 +298,13 @@ def no_work(monkeypatch):
     def work(*args, **kwargs):
         raise AssertionError("the command started working before it checked its arguments")
 
-    for owner, name in ((zoo, "load_photos"), (inpainting, "train_inpainters"), (inpainting, "run_inpainters"),
-                        (inpainting, "load_course_task")):
+    for owner, name in ((zoo, "load_photos"), (inpainting_cli, "train_inpainters"),
+                        (inpainting_cli, "run_inpainters"), (inpainting_cli, "load_course_task")):
         monkeypatch.setattr(owner, name, work)
 
 
 def _refused(capsys, *argv) -> str:
-    assert inpainting.main([str(a) for a in argv]) == 2
+    assert inpainting_cli.main([str(a) for a in argv]) == 2
     return capsys.readouterr().err
 
 
@@ -317,8 +318,8 @@ def test_cli_checks_every_argument_before_any_work(tmp_path, capsys, monkeypatch
     # A read-only folder (faked: the tests may run as root, who can write anywhere).
     readonly = tmp_path / "readonly"
     readonly.mkdir()
-    real_access = inpainting.V.os.access
-    monkeypatch.setattr(inpainting.V.os, "access", lambda p, mode: Path(p) != readonly and real_access(p, mode))
+    real_access = inpainting_cli.V.os.access
+    monkeypatch.setattr(inpainting_cli.V.os, "access", lambda p, mode: Path(p) != readonly and real_access(p, mode))
     err = _refused(capsys, *test, "--weights", "course", "--out", readonly / "out")
     assert f"'{readonly / 'out'}' is not writable" in err and ".tmp" not in err
     err = _refused(capsys, "--mode", "train", "--weights", "course", "--data", photos, "--out", tmp_path / "t")
@@ -336,7 +337,7 @@ def test_cli_checks_every_argument_before_any_work(tmp_path, capsys, monkeypatch
     assert (kept / "samples_inpainting.png").read_bytes() == b"earlier"
     for flag, value in (("--limit", 0), ("--steps", -1), ("--batch_size", 2.5), ("--weights", "best")):
         with pytest.raises(SystemExit):
-            inpainting.main(["--mode", "test", flag, str(value), "--out", str(tmp_path / "t")])
+            inpainting_cli.main(["--mode", "test", flag, str(value), "--out", str(tmp_path / "t")])
         assert f"argument {flag}: expected" in capsys.readouterr().err
     assert not (tmp_path / "t").exists() and sorted(p.name for p in kept.iterdir()) == ["samples_inpainting.png"]
 
@@ -361,7 +362,7 @@ def _nan_task(method="unet"):
 
 
 def test_cli_refuses_nan_weights_naming_the_method(tmp_path, capsys, monkeypatch, no_work):
-    monkeypatch.setattr(inpainting, "load_course_task", lambda method, device=None: _nan_task(method))
+    monkeypatch.setattr(inpainting_cli, "load_course_task", lambda method, device=None: _nan_task(method))
     out = tmp_path / "out"
     err = _refused(capsys, "--mode", "test", "--weights", "course", "--methods", "unet",
                    "--data", _photos(tmp_path / "photos"), "--out", out)
@@ -387,8 +388,8 @@ def test_cli_writes_null_not_nan_for_one_photo_and_never_a_nan_metric(tmp_path, 
 
     photos = _photos(tmp_path / "photos")
     out = tmp_path / "one"
-    assert inpainting.main(["--mode", "test", "--weights", "course", "--methods", "unet", "--limit", "1",
-                            "--data", str(photos), "--out", str(out)]) == 0
+    assert inpainting_cli.main(["--mode", "test", "--weights", "course", "--methods", "unet", "--limit", "1",
+                                "--data", str(photos), "--out", str(out)]) == 0
     text = (out / "metrics_inpainting.json").read_text()
     record = json.loads(text)  # strict JSON: NaN would not parse in most readers
     assert "NaN" not in text and record["unet"]["masked_psnr_std"] is None and "one photo" in record["note"]
@@ -396,7 +397,7 @@ def test_cli_writes_null_not_nan_for_one_photo_and_never_a_nan_metric(tmp_path, 
         inpainting.compare_methods({}, torch.rand(1, 3, 8, 8), masks.center_box(1, 8)))
     # Should any number still come out NaN, nothing is written and the message names it.
     real = inpainting.compare_methods
-    monkeypatch.setattr(inpainting, "compare_methods",
+    monkeypatch.setattr(inpainting_cli, "compare_methods",
                         lambda *a: [{**r, "masked_psnr": float("nan")} if r["method"] == "unet" else r
                                     for r in real(*a)])
     err = _refused(capsys, "--mode", "test", "--weights", "course", "--methods", "unet", "--data", photos,
