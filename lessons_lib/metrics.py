@@ -33,7 +33,8 @@ from .ciede2000 import delta_e2000_lab, hue_weight
 from .images import check_batch, rgb_to_lab
 
 __all__ = ["ssim", "psnr", "delta_e", "delta_e76", "delta_e2000", "delta_e2000_lab", "compare", "FULL_REFERENCE",
-           "hue_weight", "colorfulness", "LPIPS", "LPIPSUnavailable", "frechet_distance", "feature_statistics"]
+           "hue_weight", "colorfulness", "LPIPS", "LPIPSUnavailable", "frechet_distance", "feature_statistics",
+           "high_frequency_energy"]
 
 
 def _pair(x: torch.Tensor, y: torch.Tensor, channels: int | None = 3):
@@ -438,3 +439,26 @@ def frechet_distance(features_a, features_b) -> float:
     tr_sqrt = torch.linalg.svdvals(c_a @ c_b.T).sum()
     value = (mu_a - mu_b).pow(2).sum() + c_a.pow(2).sum() + c_b.pow(2).sum() - 2 * tr_sqrt
     return float(value.clamp_min(0))
+
+
+def high_frequency_energy(images: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
+    """Each image's fine detail: the mean squared response to a 3x3 Laplacian (per channel),
+    one number per image (N,). Blurry pictures score low; compare with the real images'.
+
+    ``where``: (N, 1, H, W), 1 on the region to measure (an inpainting hole, say), 0 elsewhere; a
+    pixel counts when its whole 3x3 neighbourhood lies in the region, so the seam between the region
+    and its surroundings is not counted as detail. None counts every pixel. The one-pixel border of
+    the image has no full neighbourhood and is left out either way."""
+    if images.dim() != 4:
+        raise ValueError(f"high_frequency_energy needs (N, C, H, W) images, got {tuple(images.shape)}.")
+    k = images.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+    c = images.shape[1]
+    energy = torch.nn.functional.conv2d(images, k.expand(c, 1, 3, 3), groups=c).pow(2)
+    if where is None:
+        return energy.mean(dim=(1, 2, 3))
+    if where.shape != (images.shape[0], 1, *images.shape[2:]):
+        raise ValueError(f"where must be (N, 1, H, W) = {(images.shape[0], 1, *images.shape[2:])} for these images, "
+                         f"got {tuple(where.shape)}.")
+    # The region shrunk by one pixel (a 3x3 minimum), on the Laplacian's (H - 2, W - 2) grid.
+    w = -torch.nn.functional.max_pool2d(-where.to(energy), 3, stride=1)[:, 0]
+    return (energy.mean(dim=1) * w).sum(dim=(1, 2)) / w.sum(dim=(1, 2)).clamp_min(1e-12)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import validate as V
+from .metrics import high_frequency_energy  # re-exported: pix2pix's sharpness measure
 
 __all__ = ["CLASSES", "LABEL_COLOURS", "scene_pairs", "draw_scene", "ScenePairs", "high_frequency_energy"]
 
@@ -174,15 +175,4 @@ class ScenePairs(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         return self.labels[i] * 2 - 1, self.scenes[i] * 2 - 1
-
-
-def high_frequency_energy(images: torch.Tensor) -> torch.Tensor:
-    """Each image's fine detail: the mean squared response to a 3x3 Laplacian (per channel),
-    one number per image (N,). Blurry pictures score low; compare with the real targets'."""
-    if images.dim() != 4:
-        raise ValueError(f"high_frequency_energy needs (N, C, H, W) images, got {tuple(images.shape)}.")
-    k = images.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
-    c = images.shape[1]
-    lap = F.conv2d(images, k.expand(c, 1, 3, 3), groups=c)
-    return lap.pow(2).mean(dim=(1, 2, 3))
 

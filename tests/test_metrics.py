@@ -238,3 +238,18 @@ def test_worker_threads_keep_the_order_and_pass_errors_on():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_high_frequency_energy_inside_a_region():
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 16, 16)
+    everywhere = torch.ones(2, 1, 16, 16)
+    torch.testing.assert_close(metrics.high_frequency_energy(images, everywhere), metrics.high_frequency_energy(images))
+    flat_hole = images.clone()
+    flat_hole[:, :, 4:12, 4:12] = 0.5                          # a smooth fill in the middle, texture around it
+    hole = torch.zeros(2, 1, 16, 16)
+    hole[:, :, 4:12, 4:12] = 1                                 # the seam around the fill is not detail
+    assert metrics.high_frequency_energy(flat_hole, hole).abs().max() < 1e-12
+    assert (metrics.high_frequency_energy(images, hole) > 0.1).all()
+    with pytest.raises(ValueError, match=r"where must be \(N, 1, H, W\)"):
+        metrics.high_frequency_energy(images, hole[:, :, :8])
