@@ -54,6 +54,7 @@ from .domains import (  # re-exported: lesson 7's data, kept with the recipe eac
     unpaired_folders,
 )
 from .images import rgb_to_gray, to_signed, to_unit
+from .metrics import high_frequency_energy
 
 __all__ = [
     "LAMBDA_L1", "gan_loss", "lsgan_loss", "discriminator_loss", "cycle_loss", "identity_loss", "luminance_loss",
@@ -228,13 +229,11 @@ def pix2pix_scores(generator: nn.Module, labels: torch.Tensor, targets: torch.Te
 
     * ``error``: the mean absolute error to the real target in [0, 1] units, and ``error_se`` its
       standard error over the N images;
-    * ``sharpness``: the outputs' fine detail (:func:`lessons_lib.scenes.high_frequency_energy`) as a
+    * ``sharpness``: the outputs' fine detail (:func:`lessons_lib.metrics.high_frequency_energy`) as a
       fraction of the real targets' (1 = as much as the real pictures; a blurry average is far below),
       and ``sharpness_se``;
     * ``error_values`` and ``sharpness_values``: the per-image values, in the order of ``labels``.
     """
-    from .scenes import high_frequency_energy
-
     generator.eval()
     device = next(generator.parameters()).device
     out = torch.cat([to_unit(generator(to_signed(labels[i:i + batch].to(device))).clamp(-1, 1)).cpu()
@@ -245,8 +244,6 @@ def pix2pix_scores(generator: nn.Module, labels: torch.Tensor, targets: torch.Te
 
 def picture_scores(pictures: torch.Tensor, targets: torch.Tensor) -> dict:
     """:func:`pix2pix_scores` for ready pictures, such as a baseline's (one picture is broadcast)."""
-    from .scenes import high_frequency_energy
-
     pictures = pictures.expand_as(targets)
     return {**_mean_se("error", (pictures - targets).abs().mean(dim=(1, 2, 3))),
             **_mean_se("sharpness", high_frequency_energy(pictures) / high_frequency_energy(targets).mean())}
