@@ -277,6 +277,8 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     rgb = check_batch(rgb, "rgb")
     if not rgb.is_floating_point():
         raise TypeError("rgb_to_lab needs a float tensor in [0, 1].")
+    if rgb.requires_grad and torch.is_grad_enabled():
+        return _rgb_to_lab_differentiable(rgb)
     # sRGB gamma (times 1.055 ** 2.4): (c + 0.055) ** 2.4 above the knee, c / 12.92 below.
     # Every step works in place on a fresh temporary: fewer allocations, fewer passes.
     linear = _pow_(rgb.clamp_min(_SRGB_KNEE).add_(0.055), 2.4)
@@ -291,6 +293,18 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     torch.sub(fx, fy, out=lab[:, 1]).mul_(500.0)
     torch.sub(fy, fz, out=lab[:, 2]).mul_(200.0)
     return lab
+
+
+def _rgb_to_lab_differentiable(rgb: torch.Tensor) -> torch.Tensor:
+    """rgb_to_lab's formulas without in-place steps, so gradients flow through it (a loss in
+    CIELAB, e.g. :func:`lessons_lib.zoo.delta_e76_loss`). Both sides of each knee are clamped
+    before the power, so the gradient stays finite at 0."""
+    linear = rgb.clamp_min(_SRGB_KNEE).add(0.055).pow(2.4) \
+        + (rgb - _SRGB_KNEE).clamp_max(0.0) * (_GAMMA_SCALE / 12.92)
+    xyz = _mix(linear, _XYZN_FROM_SCALED_RGB)
+    f = xyz.clamp_min(_LAB_KNEE).pow(1.0 / 3.0) + (xyz - _LAB_KNEE).clamp_max(0.0) * 7.787
+    fx, fy, fz = f.unbind(1)
+    return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], 1)
 
 
 def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:

@@ -95,7 +95,8 @@ def test_every_setting_that_matters_is_recorded(run_copy):
     config = json.loads((out / "resnet" / "config.json").read_text())
     assert config == {"model": "resnet", "width": 4, "image_size": 32,  # no latent_dim: resnet has none
                       "learning_rate": 0.001,
-                      "batch_size": 4, "seed": 8000, "steps_per_epoch": 1, "n_images": 8}
+                      "batch_size": 4, "seed": 8000, "steps_per_epoch": 1, "n_images": 8, "loss": "mse",
+                      "flip": False, "cosine_epochs": None}
 
 
 def test_fewer_epochs_than_trained_says_so_and_changes_nothing(run_copy, capsys):

@@ -39,6 +39,17 @@ def test_lab_to_rgb_matches_skimage_including_out_of_gamut():
     assert np.abs(nhwc(images.lab_to_rgb(lab)) - ref).max() < 1e-3
 
 
+def test_rgb_to_lab_has_gradients_that_match_its_values(random_rgb):
+    # Under autograd the conversion takes its out-of-place path: the same values (skimage's),
+    # and gradients that agree with finite differences, also at black (the knees are clamped).
+    x = random_rgb[:2, :, :6, :6].double().requires_grad_()
+    assert torch.allclose(images.rgb_to_lab(x), images.rgb_to_lab(x.detach()), atol=1e-9)
+    assert torch.autograd.gradcheck(images.rgb_to_lab, (x,))
+    black = torch.zeros(1, 3, 2, 2, requires_grad=True)
+    images.rgb_to_lab(black).sum().backward()
+    assert torch.isfinite(black.grad).all()
+
+
 def test_lab_round_trip(random_rgb):
     assert torch.allclose(images.lab_to_rgb(images.rgb_to_lab(random_rgb)), random_rgb, atol=1e-4)
 

@@ -171,6 +171,55 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     assert sorted(training.list_checkpoints(tmp_path / "unet")) == [1, 2]
 
 
+def test_delta_e76_loss_is_the_metric_and_trains_a_regressor(tmp_path):
+    from lessons_lib import metrics
+    from lessons_lib.images import to_unit
+
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(3, 3, 8, 8, generator=g) * 2 - 1, torch.rand(3, 3, 8, 8, generator=g) * 2 - 1
+    # the loss is the lesson's Delta E 76 (the tiny constant under the square root aside) ...
+    assert zoo.delta_e76_loss(pred, target).item() == pytest.approx(
+        metrics.delta_e76(to_unit(pred), to_unit(target)).item(), rel=1e-4)
+    # ... with a finite gradient, also where the colours already agree
+    pred.requires_grad_()
+    zoo.delta_e76_loss(pred, pred.detach()).backward()
+    assert torch.isfinite(pred.grad).all()
+    # trained on it (with mirrored photos), a regressor records both settings, and a resume must match
+    photos = torch.rand(8, 3, 16, 16, generator=g)
+    settings = dict(batch_size=4, width=4, progress=False, flip=True, lr_schedule="cosine")
+    _, history = zoo.train("resnet", photos, tmp_path, epochs=2, loss="delta_e76", **settings)
+    record = json.loads((tmp_path / "resnet" / "config.json").read_text())
+    assert record["loss"] == "delta_e76" and record["flip"] is True and record["n_images"] == 8
+    assert record["cosine_epochs"] == 2
+    assert history.epochs == [1, 2] and history["train_loss"][0] > 1  # Delta E units, not MSE's
+    # the cosine schedule ran down over the two epochs, and its state is in the checkpoint
+    state = torch.load(tmp_path / "resnet" / "epoch_0002.pt", weights_only=False)
+    assert state["task_state"]["schedulers"]["model"]["last_epoch"] == 2
+    assert state["task_state"]["optimizers"]["model"]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="recorded with --loss delta_e76; this run asks for --loss mse"):
+        zoo.train("resnet", photos, tmp_path, epochs=2, **settings)
+    with pytest.raises(ValueError, match="recorded with --epochs 2; this run asks for --epochs 3"):
+        zoo.train("resnet", photos, tmp_path, epochs=3, loss="delta_e76", **settings)
+    # the other families keep their own losses
+    with pytest.raises(ValueError, match="--loss delta_e76 is a choice for the regressors .resnet, unet.; 'gan'"):
+        zoo.make_task("gan", build_model("gan", width=4), loss="delta_e76")
+    with pytest.raises(ValueError, match="Unknown loss .l1.. Choose one of: mse, delta_e76"):
+        zoo.make_task("unet", build_model("unet", width=4), loss="l1")
+
+
+def test_cli_loss_and_flip_are_training_settings(tmp_path, capsys):
+    data = photo_folder(tmp_path / "photos", n=4)
+    code, io = zoo_cli(capsys, "--model", "resnet", "--epochs", 1, "--data", data, "--out", tmp_path / "o",
+                       "--loss", "delta_e76", "--flip", "--lr_schedule", "cosine", *SMALL)
+    assert code == 0, io.err
+    assert json.loads((tmp_path / "o" / "resnet" / "config.json").read_text())["loss"] == "delta_e76"
+    code, io = zoo_cli(capsys, "--model", "gan", "--epochs", 1, "--data", data, "--out", tmp_path / "o",
+                       "--loss", "delta_e76", *SMALL)
+    assert code == 2 and "'gan' trains with its own gan loss" in io.err
+    code, io = zoo_cli(capsys, "compare", "--epochs", 1, "--data", data, "--out", tmp_path / "c", "--flip", *SMALL)
+    assert code == 2 and "--loss, --flip and --lr_schedule are training settings" in io.err
+
+
 def test_the_zoo_config_is_the_one_place_for_sizes(tmp_path):
     vae = zoo.ZooConfig("basicvae", width=4, latent_dim=8)
     assert vae.shape == ("width", "latent_dim") and zoo.ZooConfig("unet").shape == ("width",)

@@ -47,7 +47,7 @@ def _diffusion(sampler: str):
 
 
 MODELS: dict[str, ZooModel] = {m.name: m for m in [
-    ZooModel("resnet", "supervised", "residual conv features + transposed-conv upsampling (MSE)",
+    ZooModel("resnet", "supervised", "residual conv features + transposed-conv upsampling (MSE, or --loss delta_e76)",
              lambda c: resnet.ResNetColorizer(width=c.width)),
     ZooModel("unet", "supervised", "U-Net with skip connections (MSE)", lambda c: unet.UNet(width=c.width)),
     ZooModel("gan", "gan", "encoder-decoder generator without skips + patch discriminator (BCE + L1)",
