@@ -52,7 +52,10 @@ def test_training_runs_are_counted_from_the_notebooks(rows):
     trainings = [i for i in next(r for r in rows if r.notebook == "02").items
                  if i.what.startswith("zoo ") and "validation" not in i.what]
     assert len(trainings) == 7   # eight models, unetddpm shares unetddim's network
-    assert all(f"{p2.one('EPOCHS')} epochs x 782 steps" in i.what for i in trainings)
+    # resnet trains on the photos and their mirror images (zoo.COURSE_SETTINGS): twice the steps
+    assert all(f"{p2.one('EPOCHS')} epochs x {1564 if 'resnet' in i.what else 782} steps" in i.what
+               for i in trainings)
+    assert "(photos + mirrors)" in next(i.what for i in trainings if "resnet" in i.what)
 
 
 def test_sd_rate_agrees_with_the_published_t4_benchmark():

@@ -130,11 +130,16 @@ def notebook_02() -> Row:
     for name in MODELS:
         if name == "unetddpm":  # the notebook copies unetddim's network: trained once
             continue
-        def make(name=name):
-            return zoo.make_task(name, build_model(name, latent_dim=latent, width=width), lr)
+        settings = zoo.COURSE_SETTINGS.get(name, {})  # the notebook passes them: its loss, mirrored photos
+        loss = settings.get("loss", "mse")
+
+        def make(name=name, loss=loss):
+            return zoo.make_task(name, build_model(name, latent_dim=latent, width=width), lr, loss)
 
         cost = measure_task(make, batch_of, validate=True)
-        items += training(f"zoo {name}: {epochs} epochs x {steps // epochs} steps, batch {batch}", cost, batch, steps,
+        model_steps = steps * (2 if settings.get("flip") else 1)
+        items += training(f"zoo {name}: {epochs} epochs x {model_steps // epochs} steps, batch {batch}"
+                          + (" (photos + mirrors)" if settings.get("flip") else ""), cost, batch, model_steps,
                           epochs, checkpoints=True, val_images=test_images, val_batch=batch)
     # Evaluation: every model trained here and every course model (same networks) on the test photos.
     gray = images(MEASURE_BATCH, size, 1)
