@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-RECIPE_MODULES = ("zoo", "inpainting", "features", "style", "translation")
+RECIPE_MODULES = ("zoo", "inpainting", "features", "style", "translation", "editing")
 
 
 @dataclass

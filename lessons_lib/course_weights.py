@@ -100,7 +100,7 @@ def load_state(name: str, folder: str | Path | None = None,
 
 #: The module that registers the builders of each name prefix (imported when first needed).
 OWNERS = {"zoo/": "lessons_lib.zoo", "inpainting/": "lessons_lib.inpainting", "style/": "lessons_lib.style",
-          "translation/": "lessons_lib.translation"}
+          "translation/": "lessons_lib.translation", "editing/": "lessons_lib.editing.tiny"}
 #: name or prefix -> builder(name, state, entry) returning the network with the weights loaded.
 _BUILDERS: dict[str, Callable[[str, dict, dict], torch.nn.Module]] = {}
 

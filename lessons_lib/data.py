@@ -28,7 +28,8 @@ from .images import IMAGE_SUFFIXES, load_image, pil_to_tensor, rgb_to_gray, to_s
 from .runtime import cache_dir, get_profile
 
 __all__ = ["DATA_ENV", "data_root", "ImageFolderDataset", "TensorImages", "CifarBatches", "cifar10",
-           "sample_photos", "colour_images", "load_photos", "ColorizationPairs", "split", "make_loader", "stack"]
+           "sample_photos", "colour_images", "load_photos", "ColorizationPairs", "split", "make_loader", "stack",
+           "CIFAR10_CLASSES", "class_labels"]
 
 DATA_ENV = "LESSONS_DATA_DIR"
 CIFAR_SUBSET = "cifar10-subset"
@@ -313,6 +314,25 @@ class _Resized(Dataset):
         x = self.base[i].unsqueeze(0)
         return torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear",
                                                align_corners=False)[0].clamp(0, 1)
+
+
+# CIFAR-10's classes in label order (the subset's folders sort the same way).
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def class_labels(ds: Dataset) -> list[int] | None:
+    """The class index of every image of a :func:`colour_images` dataset, in its order; None for
+    photos without classes (scikit-image crops, a flat folder)."""
+    if isinstance(ds, Subset):
+        inner = class_labels(ds.dataset)
+        return None if inner is None else [inner[i] for i in ds.indices]
+    if isinstance(ds, _Resized):
+        return class_labels(ds.base)
+    if isinstance(ds, CifarBatches):
+        return [int(c) for c in ds.labels]
+    if isinstance(ds, ImageFolderDataset) and ds.classes:
+        return [ds.label(i) for i in range(len(ds))]
+    return None
 
 
 # --------------------------------------------------------------------------- pairs, splits, loaders

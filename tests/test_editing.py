@@ -804,3 +804,60 @@ def test_outputs_are_checked_before_any_edit_runs(pipes, photo, tmp_path):
 def test_load_pipeline_arguments_of_the_wrong_kind(cache_root, kwargs, error, match):
     with pytest.raises(error, match=match):
         E.load_pipeline("img2img", **kwargs)
+
+
+# --------------------------------------------------------------------------- the course-trained tiny pipeline
+def test_the_fast_img2img_pipeline_loads_the_course_trained_parts(pipes):
+    from lessons_lib import course_weights
+
+    parts = T.course_parts_of("img2img")
+    assert set(parts) == {"vae", "unet", "text_encoder"}, "make weights ARGS='--only editing/' ships them"
+    pipe = pipes["img2img"]  # through load_pipeline: save_pretrained, then from_pretrained
+    for part, name in parts.items():
+        shipped = course_weights.load(name)[0].state_dict()
+        loaded = getattr(pipe, part).state_dict()
+        assert all(torch.equal(loaded[k].float(), v.float()) for k, v in shipped.items()), part
+    assert pipe.vae.config.scaling_factor == course_weights.entry(parts["vae"])["config"]["model"]["scaling_factor"]
+    # the marker names the weights, so retrained weights rebuild the saved folder
+    marker = json.loads((T.tiny_pipeline_dir("img2img") / "lessons_tiny.json").read_text())
+    assert marker["course"] == {p: course_weights.entry(n)["sha256"] for p, n in parts.items()}
+    # the rehearsal's stand-ins under the real hub ids stay random; so do the tasks without course weights
+    assert not torch.equal(T.build_tiny_pipeline("img2img").unet.conv_in.weight, pipe.unet.conv_in.weight.float())
+    assert T.course_parts_of("inpaint") == {}
+
+
+def test_the_course_weights_learned_their_tasks():
+    from lessons_lib import course_weights
+
+    vae, unet = course_weights.entry("editing/vae"), course_weights.entry("editing/text2img-unet")
+    assert vae["metrics"]["model"] > vae["metrics"]["baseline"]        # beats a thumbnail of the latent's grid
+    assert unet["metrics"]["model"] < unet["metrics"]["baseline"]      # the caption helps predict the noise
+    judge = course_weights.entry("editing/classifier")
+    assert judge["metrics"]["model"] > 0.45 and judge["config"]["class_names"][3] == "cat"
+
+
+def test_the_judge_and_its_helpers(photo):
+    from lessons_lib.data import CIFAR10_CLASSES
+    from lessons_lib.editing import judging
+
+    targets = judging.other_classes(range(10))
+    assert all(t != c for c, t in zip(range(10), targets)) and sorted(targets) == list(range(10))
+    assert judging.prompt_for(3) == "a photo of a cat" and CIFAR10_CLASSES[targets[3]] == "ship"
+    judge, accuracy = judging.load_judge("cpu")
+    assert 0.45 < accuracy < 1
+    named = judging.judge_classes(judge, [photo, photo.resize((32, 32))])
+    assert named.shape == (2,) and named.dtype == torch.int64
+    moved = judging.distance_to_input([photo, photo], [photo, Image.new("RGB", photo.size)])
+    assert moved[0] == 0 and moved[1] > 0.2
+
+
+def test_class_labels_of_the_course_photos(cifar_subset, monkeypatch):
+    from lessons_lib import data
+
+    monkeypatch.setenv("LESSONS_DATA_DIR", str(cifar_subset.parent))
+    test = data.colour_images("test", size=32, limit=20, profile="fast")
+    labels = data.class_labels(test)
+    folder = test.dataset.dataset
+    assert labels == [folder.label(test.dataset.indices[i]) for i in test.indices]
+    assert folder.classes == list(data.CIFAR10_CLASSES)
+    assert data.class_labels(data.TensorImages(torch.rand(2, 3, 8, 8))) is None

@@ -10,6 +10,7 @@ from .assumptions import CUDA_CONTEXT_BYTES
 from .items import Item, Row, row
 from .measure import OpCounter, flops_and_peak
 from .notebooks import notebook_picks
+from .workloads import cifar_bytes
 
 # unet/config.json of stable-diffusion-v1-5 (also the inpainting UNet with in_channels 9 and
 # InstructPix2Pix's with 8): the architecture of the original v1-inference.yaml (CompVis/
@@ -160,12 +161,20 @@ def notebook_04() -> Row:
     for kind in ("colour", "replace"):
         items.append(sd_item(f"edit_region ({kind})", SD15_INPAINT,
                              E.steps_that_run(steps, E.SUGGESTED_STRENGTH[kind]), 2, latent, encodes=2))
+    # Measuring strength: N_JUDGED held-out CIFAR-10 photos (square, scaled to SIZE), one img2img call
+    # each at every judged strength (the sweep's and 0.3).
+    n_judged, side = p.one("N_JUDGED"), size // 8
+    for s in sorted({*E.STRENGTHS, 0.3}):
+        one = sd_item("", SD15, E.steps_that_run(steps, s), 2, (side, side))
+        items.append(Item(f"judged img2img at strength {s}: {n_judged} held-out photos", n_judged * one.flops,
+                          n_judged * one.ops, one.rate, one.memory))
     items.append(sd_item(f"x4 upscale of {low} px", X4_UPSCALER, up_steps, 2, (low, low), encodes=0, vae_factor=4))
     tiles = len(_tile_starts(low + 16, low, overlap)) ** 2
     items.append(sd_item(f"x4 upscale, {tiles} tiles of {low} px", X4_UPSCALER, tiled_steps, 2, (low, low),
                          images=tiles, encodes=0, vae_factor=4))
     pipelines = {"img2img": SD15, "inpaint": SD15_INPAINT, "upscale": X4_UPSCALER}
-    download = sum(download_bytes(parts, repository) for repository, parts in pipelines.items())
+    # The three pipelines, and CIFAR-10 for the held-out photos the strength measurement edits.
+    download = sum(download_bytes(parts, repository) for repository, parts in pipelines.items()) + cifar_bytes()
     # The notebook keeps all three pipelines (pipe, inpaint_pipe, upscaler) loaded.
     weights = sum(weight_bytes(parts) for parts in pipelines.values())
     return row("04", items, download, pipelines=len(pipelines), weights=weights + CUDA_CONTEXT_BYTES)

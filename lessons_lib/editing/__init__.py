@@ -5,7 +5,9 @@ One module per concern; everything a notebook uses is importable from here
 
 * :mod:`.specs`    the four tasks (pipeline class, UNet, schedulers) and their hub ids
 * :mod:`.loading`  ``load_pipeline`` in both profiles, T4 memory options
-* :mod:`.tiny`     the tiny offline pipelines, and the seeded hub cache of the rehearsal
+* :mod:`.tiny`     the tiny offline pipelines (img2img's trained by the course), and the seeded hub
+                   cache of the rehearsal
+* :mod:`.judging`  what img2img did on held-out photos: distance to the input, the judge's class
 * :mod:`.checks`   what only editing checks (strength, scales, steps, prompts, boxes, pipelines);
                    images and masks made ready (generic checks: :mod:`lessons_lib.validate`)
 * :mod:`.edits`    img2img, strength sweep, inpaint, outpaint, region edits

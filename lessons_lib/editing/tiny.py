@@ -1,12 +1,16 @@
-"""Tiny, randomly initialised editing pipelines built offline from configs (the fast profile),
-and a Hugging Face cache seeded with them under the real hub ids (the offline rehearsal).
+"""Tiny editing pipelines built offline from configs (the fast profile), and a Hugging Face
+cache seeded with random ones under the real hub ids (the offline rehearsal).
 
 Each tiny pipeline has the real architecture family (UNet in_channels 4 / 8 / 9 / 7, an
 SD-style VAE, a CLIP text encoder and a CLIP tokenizer whose small vocabulary is
-written here) and the real repository's scheduler configuration, but a few thousand
-parameters instead of a billion. Their pictures are noise-like: they test the
-plumbing, not the looks. :func:`tiny_pipeline_dir` saves one with ``save_pretrained``
-so that the fast profile loads it back with ``from_pretrained``, the real loading path.
+written here) and the real repository's scheduler configuration, but about a million
+parameters instead of a billion. Where the course ships trained parts for a task
+(:data:`COURSE_PARTS`: the img2img pipeline's VAE, UNet and text encoder, trained by
+``make weights`` on the CIFAR-10 subset at 64 px), they replace the random ones, and the
+pipeline makes real (small, blurry) edits; the others are random, and their pictures
+noise-like: they test the plumbing, not the looks. :func:`tiny_pipeline_dir` saves one
+with ``save_pretrained`` so that the fast profile loads it back with ``from_pretrained``,
+the real loading path.
 
 :func:`seed_hub_cache` lays the same tiny pipelines out like the real repositories in
 a Hugging Face cache (``models--org--name/snapshots/<commit>/`` with the published
@@ -29,7 +33,8 @@ import torch
 from ..runtime import cache_dir
 from .specs import MODEL_INDEX, PUBLISHED, SCHEDULER_CONFIGS, TASKS, PipelineSpec, hub_id, task_spec
 
-__all__ = ["build_tiny_pipeline", "tiny_pipeline_dir", "seed_hub_cache", "TINY_VERSION"]
+__all__ = ["build_tiny_pipeline", "tiny_pipeline_dir", "seed_hub_cache", "TINY_VERSION", "COURSE_PARTS",
+           "tiny_part", "course_parts_of"]
 
 # Bump when the tiny configs change: stale cached tiny pipelines are then rebuilt.
 TINY_VERSION = 2
@@ -136,6 +141,47 @@ def _tiny_vae(task: PipelineSpec):
         force_upcast=True)
 
 
+# --------------------------------------------------------------------------- course-trained parts
+# Which course weights replace a tiny pipeline's random parts (``make weights`` trains them from
+# the CIFAR-10 subset at the fast profile's 64 px; see course_tools/recipes/editing.py). A part
+# whose weights are not shipped stays random.
+COURSE_PARTS = {"img2img": {"vae": "editing/vae", "unet": "editing/text2img-unet",
+                            "text_encoder": "editing/text_encoder"}}
+# The kinds of part course weights can hold, and how each is built from an entry's config.
+_PART_CLASSES = {"vae": ("diffusers", "AutoencoderKL"), "unet": ("diffusers", "UNet2DConditionModel"),
+                 "text_encoder": ("transformers", "CLIPTextModel")}
+
+
+def tiny_part(kind: str, config: dict):
+    """A randomly initialised pipeline part of ``kind`` ("vae", "unet", "text_encoder") from its
+    config, or the course's photo classifier (``"classifier"``), which judges what an edit shows."""
+    if kind == "classifier":
+        from ..models.classifier import PhotoClassifier
+
+        return PhotoClassifier(**config)
+    library, cls = _PART_CLASSES[kind]
+    if library == "transformers":
+        import transformers
+
+        return getattr(transformers, cls)(transformers.CLIPTextConfig(**config))
+    return getattr(_diffusers(), cls).from_config(config)
+
+
+def _course_part(name: str, state: dict, info: dict):
+    """The course weights' builder for ``editing/<part>`` (see course_weights.load)."""
+    from .. import course_weights
+
+    return course_weights.load_into(tiny_part(info["config"]["kind"], info["config"]["model"]), state, name)
+
+
+def course_parts_of(task: str) -> dict[str, str]:
+    """{part: course-weights name} of the shipped parts that replace ``task``'s random ones."""
+    from .. import course_weights
+
+    shipped = course_weights.manifest()["weights"]
+    return {part: name for part, name in COURSE_PARTS.get(task, {}).items() if name in shipped}
+
+
 def _scheduler(key: str):
     """A scheduler configured from the real repository's scheduler_config.json."""
     config = SCHEDULER_CONFIGS[key]
@@ -157,8 +203,9 @@ def _tiny_safety_parts():
                                                                     crop_size={"height": 32, "width": 32})
 
 
-def build_tiny_pipeline(task: str, seed: int = 0):
-    """A tiny, randomly initialised pipeline for ``task`` (in memory; deterministic in ``seed``)."""
+def build_tiny_pipeline(task: str, seed: int = 0, course: bool = False):
+    """A tiny pipeline for ``task`` (in memory; deterministic in ``seed``): randomly initialised,
+    or with ``course=True`` its parts that the course trained (:func:`course_parts_of`) loaded."""
     spec = task_spec(task)
     with tempfile.TemporaryDirectory() as tmp, torch.random.fork_rng(devices=[]):
         tokenizer = _tiny_tokenizer(Path(tmp))
@@ -170,6 +217,10 @@ def build_tiny_pipeline(task: str, seed: int = 0):
         text_encoder = _tiny_text_encoder(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
     parts = dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                  scheduler=_scheduler(task))
+    if course:
+        from .. import course_weights
+
+        parts.update({part: course_weights.load(name)[0] for part, name in course_parts_of(task).items()})
     if task == "upscale":
         parts.update(low_res_scheduler=_scheduler("upscale/low_res_scheduler"), max_noise_level=350)
     else:
@@ -185,7 +236,11 @@ def tiny_pipeline_dir(task: str) -> Path:
     final = root / task
     if _TINY_DIRS.get((str(root), task)) == final and (final / _MARKER).is_file():
         return final  # checked earlier in this process
-    marker = {"version": TINY_VERSION, "task": task, "diffusers": _diffusers().__version__}
+    from .. import course_weights
+
+    # The course weights' checksums are part of the marker: retrained weights rebuild the folder.
+    marker = {"version": TINY_VERSION, "task": task, "diffusers": _diffusers().__version__,
+              "course": {part: course_weights.entry(name)["sha256"] for part, name in course_parts_of(task).items()}}
     if _marker_ok(final, marker):
         _TINY_DIRS[(str(root), task)] = final
         return final
@@ -193,7 +248,7 @@ def tiny_pipeline_dir(task: str) -> Path:
     # Build beside the final folder, then rename: a half-written pipeline is never seen.
     tmp = Path(tempfile.mkdtemp(prefix=f".{task}-", dir=root))
     try:
-        build_tiny_pipeline(task).save_pretrained(tmp, safe_serialization=True)
+        build_tiny_pipeline(task, course=True).save_pretrained(tmp, safe_serialization=True)
         (tmp / _MARKER).write_text(json.dumps(marker), encoding="utf-8")
         if final.exists():  # stale version: move it aside, then swap in the new one
             trash = Path(tempfile.mkdtemp(prefix=f".old-{task}-", dir=root))
@@ -266,3 +321,12 @@ def _write_fp16_files(pipe, snapshot: Path, components: tuple[str, ...]) -> None
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
     pipe.to(torch.float32)
+
+
+def _register() -> None:
+    from .. import course_weights
+
+    course_weights.register("editing/", _course_part)
+
+
+_register()
