@@ -143,7 +143,7 @@ def _tiny_vae(task: PipelineSpec):
 
 # --------------------------------------------------------------------------- course-trained parts
 # Which course weights replace a tiny pipeline's random parts (``make weights`` trains them from
-# the CIFAR-10 subset at the fast profile's 64 px; see course_tools/recipes/editing.py). A part
+# the CIFAR-10 subset at the fast profile's 64 px: the "editing/" recipes). A part
 # whose weights are not shipped stays random.
 COURSE_PARTS = {"img2img": {"vae": "editing/vae", "unet": "editing/text2img-unet",
                             "text_encoder": "editing/text_encoder"}}
