@@ -861,3 +861,21 @@ def test_class_labels_of_the_course_photos(cifar_subset, monkeypatch):
     assert labels == [folder.label(test.dataset.indices[i]) for i in test.indices]
     assert folder.classes == list(data.CIFAR10_CLASSES)
     assert data.class_labels(data.TensorImages(torch.rand(2, 3, 8, 8))) is None
+
+
+def test_img2img_many_batches_what_img2img_does_one_by_one(pipes, photo):
+    pipe = pipes["img2img"]
+    other = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    prompts = ["a photo of a ship", "a photo of a dog", "a photo of a frog"]
+    with UNetCalls(pipe) as calls:
+        many = E.img2img_many(pipe, [photo, other, photo], prompts, 0.6, 5, seed=3, batch_size=2)
+    assert calls.n == 2 * 3   # two pipeline calls (2 + 1 images), int(5 x 0.6) = 3 steps each
+    for image, prompt, result in zip([photo, other, photo], prompts, many):
+        one = E.img2img(pipe, image, prompt, 0.6, 5, seed=3)
+        assert result.params == one.params and result.steps_run == one.steps_run == 3
+        assert np.abs(arr(result.image) - arr(one.image)).max() <= 2   # the same noise: the same picture
+    with pytest.raises(ValueError, match="one prompt per image: got 2 images and 1 prompts"):
+        E.img2img_many(pipe, [photo, photo], ["a cat"], 0.6, 5)
+    with pytest.warns(UserWarning, match="0 denoising steps"):
+        kept = E.img2img_many(pipe, [photo], ["a cat"], 0.1, 5)
+    assert kept[0].steps_run == 0 and arr(kept[0].image).shape == arr(photo).shape

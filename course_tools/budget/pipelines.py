@@ -161,13 +161,14 @@ def notebook_04() -> Row:
     for kind in ("colour", "replace"):
         items.append(sd_item(f"edit_region ({kind})", SD15_INPAINT,
                              E.steps_that_run(steps, E.SUGGESTED_STRENGTH[kind]), 2, latent, encodes=2))
-    # Measuring strength: N_JUDGED held-out CIFAR-10 photos (square, scaled to SIZE), one img2img call
-    # each at every judged strength (the sweep's and 0.3).
-    n_judged, side = p.one("N_JUDGED"), size // 8
+    # Measuring strength: N_JUDGED held-out CIFAR-10 photos (square, scaled to SIZE) edited at every judged
+    # strength (the sweep's and 0.3) by img2img_many, batch_size photos per call.
+    n_judged, batch, side = p.one("N_JUDGED"), p.one("img2img_many.batch_size"), size // 8
     for s in sorted({*E.STRENGTHS, 0.3}):
-        one = sd_item("", SD15, E.steps_that_run(steps, s), 2, (side, side))
-        items.append(Item(f"judged img2img at strength {s}: {n_judged} held-out photos", n_judged * one.flops,
-                          n_judged * one.ops, one.rate, one.memory))
+        one = sd_item("", SD15, E.steps_that_run(steps, s), 2, (side, side), images=batch)
+        calls = -(-n_judged // batch)
+        items.append(Item(f"judged img2img at strength {s}: {n_judged} held-out photos, {calls} calls of {batch}",
+                          calls * one.flops, calls * one.ops, one.rate, one.memory))
     items.append(sd_item(f"x4 upscale of {low} px", X4_UPSCALER, up_steps, 2, (low, low), encodes=0, vae_factor=4))
     tiles = len(_tile_starts(low + 16, low, overlap)) ** 2
     items.append(sd_item(f"x4 upscale, {tiles} tiles of {low} px", X4_UPSCALER, tiled_steps, 2, (low, low),

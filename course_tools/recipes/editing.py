@@ -27,9 +27,10 @@ import time
 import torch
 from torch.nn import functional as F
 
-from course_tools.recipes.features import labelled_photos
+from course_tools.recipes.features import BATCH, LR, labelled_photos, train_classifier
 from course_tools.train_weights import Trained
-from lessons_lib import data, metrics
+from lessons_lib import course_weights, metrics
+from lessons_lib.data import CIFAR10_CLASSES as CLASSES
 from lessons_lib.editing import specs
 from lessons_lib.editing import tiny as T
 from lessons_lib.runtime import seed_everything
@@ -49,13 +50,18 @@ def _kind_config(model, kind: str) -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def _photos(split: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """(images at SIZE px in [-1, 1], labels, class names) of the subset's fixed 90/10 split."""
+def _photos(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images at SIZE px in [-1, 1], labels) of the subset's fixed 90/10 split."""
     x, y = labelled_photos(split)
-    root = data.data_root() / data.CIFAR_SUBSET / "train"
-    classes = data.ImageFolderDataset(root, size=32).classes
     big = F.interpolate(x, size=SIZE, mode="bicubic", align_corners=False).clamp(0, 1)
-    return big * 2 - 1, y, classes
+    return big * 2 - 1, y
+
+
+@torch.no_grad()
+def _latents(vae, x: torch.Tensor, scaled: bool = True) -> torch.Tensor:
+    """The VAE's latents (the posterior's mode) of images in [-1, 1], times its scaling factor."""
+    z = torch.cat([vae.encode(x[i:i + 256]).latent_dist.mode() for i in range(0, len(x), 256)])
+    return z * vae.config.scaling_factor if scaled else z
 
 
 # --------------------------------------------------------------------------- the VAE
@@ -64,7 +70,7 @@ def _train_vae():
     torch.set_num_threads(min(2, torch.get_num_threads()))
     seed_everything(SEED)
     vae = T._tiny_vae(specs.task_spec("img2img"))
-    x, _, _ = _photos("train")
+    x, _ = _photos("train")
     opt = torch.optim.Adam(vae.parameters(), lr=VAE_LR)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=VAE_STEPS)
     gen = torch.Generator().manual_seed(SEED)
@@ -86,17 +92,16 @@ def _train_vae():
             print(f"editing/vae: step {step}/{VAE_STEPS} loss {float(loss):.4f} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
     vae.eval()
-    with torch.no_grad():  # latents of unit spread, as SD's scaling factor makes its own
-        spread = torch.cat([vae.encode(x[i:i + 256]).latent_dist.mode() for i in range(0, len(x), 256)]).std()
-    vae.register_to_config(scaling_factor=round(float(1.0 / spread), 5))
+    # latents of unit spread, as SD's scaling factor makes its own
+    vae.register_to_config(scaling_factor=round(float(1.0 / _latents(vae, x, scaled=False).std()), 5))
     return vae
 
 
 @torch.no_grad()
 def _vae_scores(vae) -> dict:
-    xt, _, _ = _photos("test")
-    recon = torch.cat([vae.decode(vae.encode(xt[i:i + 128]).latent_dist.mode()).sample
-                       for i in range(0, len(xt), 128)]).clamp(-1, 1)
+    xt, _ = _photos("test")
+    z = _latents(vae, xt, scaled=False)
+    recon = torch.cat([vae.decode(z[i:i + 128]).sample for i in range(0, len(z), 128)]).clamp(-1, 1)
     unit, target = (recon + 1) / 2, (xt + 1) / 2
     grid = SIZE // 8
     thumb = F.interpolate(F.interpolate(target, size=grid, mode="area"), size=SIZE, mode="bicubic",
@@ -120,10 +125,10 @@ def vae() -> Trained:
 
 
 # --------------------------------------------------------------------------- the UNet and text encoder
-def _captions(labels: torch.Tensor, classes: list[str], gen: torch.Generator, dropout: float) -> list[str]:
+def _captions(labels: torch.Tensor, gen: torch.Generator, dropout: float) -> list[str]:
     picks = torch.randint(0, len(TEMPLATES), (len(labels),), generator=gen)
     drop = torch.rand(len(labels), generator=gen) < dropout
-    return ["" if d else TEMPLATES[int(t)].format(classes[int(c)]) for c, t, d in zip(labels, picks, drop)]
+    return ["" if d else TEMPLATES[int(t)].format(CLASSES[int(c)]) for c, t, d in zip(labels, picks, drop)]
 
 
 def _embed(tokenizer, text_encoder, captions: list[str]) -> torch.Tensor:
@@ -132,22 +137,17 @@ def _embed(tokenizer, text_encoder, captions: list[str]) -> torch.Tensor:
     return text_encoder(ids)[0]
 
 
-@torch.no_grad()
-def _latents(vae, x: torch.Tensor) -> torch.Tensor:
-    return torch.cat([vae.encode(x[i:i + 256]).latent_dist.mode() for i in range(0, len(x), 256)]) \
-        * vae.config.scaling_factor
-
-
 @functools.lru_cache(maxsize=None)
 def _train_unet():
     import diffusers
 
-    vae_model = _train_vae() if "editing/vae" not in _shipped() else _shipped_part("editing/vae")
+    shipped = course_weights.manifest()["weights"]
+    vae_model = course_weights.load("editing/vae")[0] if "editing/vae" in shipped else _train_vae()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     pipe = T.build_tiny_pipeline("img2img", seed=SEED)
     unet, text_encoder, tokenizer = pipe.unet, pipe.text_encoder, pipe.tokenizer
     schedule = diffusers.DDPMScheduler.from_config(specs.SCHEDULER_CONFIGS["img2img"])
-    x, y, classes = _photos("train")
+    x, y = _photos("train")
     x, y = torch.cat([x, x.flip(-1)]), torch.cat([y, y])
     z = _latents(vae_model, x)
     seed_everything(SEED)
@@ -163,7 +163,7 @@ def _train_unet():
         noise = torch.randn(z[idx].shape, generator=gen)
         t = torch.randint(0, schedule.config.num_train_timesteps, (UNET_BATCH,), generator=gen)
         noisy = schedule.add_noise(z[idx], noise, t)
-        cond = _embed(tokenizer, text_encoder, _captions(y[idx], classes, gen, CAPTION_DROPOUT))
+        cond = _embed(tokenizer, text_encoder, _captions(y[idx], gen, CAPTION_DROPOUT))
         loss = F.mse_loss(unet(noisy, t, encoder_hidden_states=cond).sample, noise)
         opt.zero_grad()
         loss.backward()
@@ -181,31 +181,19 @@ def _train_unet():
 def _unet_scores(unet, text_encoder, tokenizer, vae_model, schedule) -> dict:
     """Noise-prediction MSE on held-out latents with the true caption and with the empty one
     (the same noise and steps for both)."""
-    xt, yt, classes = _photos("test")
+    xt, yt = _photos("test")
     z = _latents(vae_model, xt)
     gen = torch.Generator().manual_seed(1)
     noise = torch.randn(z.shape, generator=gen)
     t = torch.randint(0, schedule.config.num_train_timesteps, (len(z),), generator=gen)
     noisy = schedule.add_noise(z, noise, t)
     errors = {}
-    for key, captions in [("model", [TEMPLATES[0].format(classes[int(c)]) for c in yt]), ("baseline", [""] * len(yt))]:
+    for key, captions in [("model", [TEMPLATES[0].format(CLASSES[int(c)]) for c in yt]), ("baseline", [""] * len(yt))]:
         cond = torch.cat([_embed(tokenizer, text_encoder, captions[i:i + 256]) for i in range(0, len(z), 256)])
         pred = torch.cat([unet(noisy[i:i + 256], t[i:i + 256], encoder_hidden_states=cond[i:i + 256]).sample
                           for i in range(0, len(z), 256)])
         errors[key] = float(F.mse_loss(pred, noise))
     return errors
-
-
-def _shipped() -> dict:
-    from lessons_lib import course_weights
-
-    return course_weights.manifest()["weights"]
-
-
-def _shipped_part(name: str):
-    from lessons_lib import course_weights
-
-    return course_weights.load(name)[0]
 
 
 def _text2img(part: str):
@@ -226,56 +214,21 @@ def _text2img(part: str):
 
 
 # --------------------------------------------------------------------------- the judge
-CLASSIFIER_EPOCHS, CLASSIFIER_BATCH, CLASSIFIER_LR = 15, 64, 0.05
-
-
-@torch.no_grad()
-def _accuracy(net, images: torch.Tensor, labels: torch.Tensor) -> float:
-    net.eval()
-    preds = torch.cat([net(images[i:i + 256]).argmax(1) for i in range(0, len(images), 256)])
-    return float((preds == labels).float().mean())
+CLASSIFIER_EPOCHS = 15
 
 
 def classifier() -> Trained:
     """The photo classifier notebook 4 judges img2img with: which class does an edit show?"""
-    from course_tools.recipes.features import _augment
     from lessons_lib.models.classifier import PhotoClassifier
 
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    seed_everything(SEED)
-    (x, y), (xt, yt) = labelled_photos("train"), labelled_photos("test")
-    net = PhotoClassifier(classes=int(y.max()) + 1)
-    opt = torch.optim.SGD(net.parameters(), lr=CLASSIFIER_LR, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    steps = CLASSIFIER_EPOCHS * -(-len(x) // CLASSIFIER_BATCH)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=CLASSIFIER_LR, total_steps=steps, pct_start=0.2)
-    gen = torch.Generator().manual_seed(SEED)
-    history = []
-    for epoch in range(CLASSIFIER_EPOCHS):
-        net.train()
-        start = time.perf_counter()
-        perm = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), CLASSIFIER_BATCH):
-            idx = perm[i:i + CLASSIFIER_BATCH]
-            loss = F.cross_entropy(net(_augment(x[idx], gen)), y[idx], label_smoothing=0.1)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-        acc = _accuracy(net, xt, yt)
-        history.append({"epoch": epoch + 1, "held_out_accuracy": acc})
-        print(f"editing/classifier: epoch {epoch + 1}/{CLASSIFIER_EPOCHS} held-out accuracy {acc:.3f} "
-              f"({time.perf_counter() - start:.0f} s)", flush=True)
-    chance = float(torch.bincount(yt).max()) / len(yt)
-    classes = _photos("test")[2]
+    net, history, metrics = train_classifier(lambda classes: PhotoClassifier(classes=classes),
+                                             CLASSIFIER_EPOCHS, tag="editing/classifier")
     return Trained(
-        state=net.state_dict(), config={"kind": "classifier", "model": {"classes": len(classes), "width": 32},
-                                        "class_names": classes},
-        epochs=CLASSIFIER_EPOCHS,
-        metrics={"what": "CIFAR-10 classification accuracy on the held-out photos of the subset",
-                 "model": _accuracy(net, xt, yt), "baseline": chance, "better": "higher",
-                 "baseline_name": "the most common class"},
-        extra={"held_out": {"photos": len(xt)},
-               "training": {"batch": CLASSIFIER_BATCH, "optimizer": f"SGD nesterov, OneCycle max lr {CLASSIFIER_LR}",
+        state=net.state_dict(), config={"kind": "classifier", "model": {"classes": len(CLASSES), "width": 32},
+                                        "class_names": list(CLASSES)},
+        epochs=CLASSIFIER_EPOCHS, metrics=metrics,
+        extra={"held_out": {"photos": len(labelled_photos("test")[1])},
+               "training": {"batch": BATCH, "optimizer": f"SGD nesterov, OneCycle max lr {LR}",
                             "augmentation": "reflect-pad 4 + random 32 px crop, horizontal flip",
                             "label_smoothing": 0.1, "history": history}})
 

@@ -50,22 +50,24 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 @torch.no_grad()
-def accuracy(net: VGGClassifier, images: torch.Tensor, labels: torch.Tensor) -> float:
+def accuracy(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     net.eval()
     preds = torch.cat([net(images[i:i + 256]).argmax(1) for i in range(0, len(images), 256)])
     return float((preds == labels).float().mean())
 
 
-def train_classifier(epochs: int = EPOCHS, tag: str = "features") -> tuple[VGGClassifier, list[dict], dict]:
-    """(classifier, history, held-out metrics): the quarter-width VGG trained on the subset's
-    training photos, scored on its held-out photos beside the most common class."""
+def train_classifier(make_net, epochs: int = EPOCHS, lr: float = LR, tag: str = "features"
+                     ) -> tuple[torch.nn.Module, list[dict], dict]:
+    """(classifier, history, held-out metrics): ``make_net(classes)`` trained on the subset's
+    training photos (SGD, OneCycle, crops and flips, label smoothing), scored on its held-out
+    photos beside the most common class. The style features and the editing judge train here."""
     torch.set_num_threads(min(2, torch.get_num_threads()))
     seed_everything(0)
     (x, y), (xt, yt) = labelled_photos("train"), labelled_photos("test")
-    net = VGGClassifier(classes=int(y.max()) + 1)
-    opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    net = make_net(int(y.max()) + 1)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
     steps = epochs * math.ceil(len(x) / BATCH)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=steps, pct_start=0.2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
     gen = torch.Generator().manual_seed(0)
     history = []
     for epoch in range(epochs):
@@ -92,7 +94,7 @@ def train_classifier(epochs: int = EPOCHS, tag: str = "features") -> tuple[VGGCl
 
 
 def features(epochs: int = EPOCHS) -> Trained:
-    net, history, metrics = train_classifier(epochs)
+    net, history, metrics = train_classifier(lambda classes: VGGClassifier(classes=classes), epochs)
     config = {"width": COURSE_WIDTH, "last": COURSE_LAST_LAYER, "classes": net.head.out_features,
               "normalisation": "ImageNet mean/std inside", "batch_norm": "folded into the convolutions"}
     return Trained(net.feature_state(), config, epochs, metrics,

@@ -25,6 +25,7 @@ from .checks import (
     check_box,
     check_negative_prompt,
     check_prompt,
+    check_prompts,
     check_scale,
     check_size,
     check_steps,
@@ -37,8 +38,8 @@ from .checks import (
 from .oplog import OperationLog, check_destination, save_result
 from .running import EditResult, StepCounter, generator, memory_advice, model_name
 
-__all__ = ["STRENGTHS", "SUGGESTED_STRENGTH", "steps_that_run", "img2img", "strength_sweep", "inpaint",
-           "outpaint", "mask_from_bbox", "feather_mask", "suggest_strength", "edit_region"]
+__all__ = ["STRENGTHS", "SUGGESTED_STRENGTH", "steps_that_run", "img2img", "img2img_many", "strength_sweep",
+           "inpaint", "outpaint", "mask_from_bbox", "feather_mask", "suggest_strength", "edit_region"]
 
 STRENGTHS = (0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -108,6 +109,42 @@ def img2img(pipe, image, prompt: str, strength: float = 0.6, num_inference_steps
                    guidance_scale=guidance_scale, negative_prompt=negative_prompt,
                    generator=generator(seed), callback_on_step_end=counter)
     return EditResult(out.images[0], "img2img", params, seed, counter.steps)
+
+
+def img2img_many(pipe, images: Sequence, prompts: Sequence[str], strength: float = 0.6,
+                 num_inference_steps: int | None = None, guidance_scale: float = 7.5, seed: int = 0,
+                 batch_size: int = 4, max_side: int | None = None) -> list[EditResult]:
+    """img2img of each image towards its own prompt, ``batch_size`` images per pipeline call;
+    every image gets the same seed's noise, as one :func:`img2img` call each would give it."""
+    from tqdm.auto import tqdm
+
+    require_pipeline(pipe, "img2img", "img2img_many")
+    prompts = check_prompts(prompts, "prompt")
+    if len(prompts) != len(images):
+        raise ValueError(f"img2img_many needs one prompt per image: got {len(images)} images and "
+                         f"{len(prompts)} prompts.")
+    _, strength, n, guidance_scale, seed, _ = _sd_arguments(prompts[0], strength, num_inference_steps,
+                                                            guidance_scale, seed)
+    batch_size = validate.count("batch_size", batch_size, counts="images edited per pipeline call",
+                                hint="Try 1 to 4 on a GPU (lower it when the GPU runs out of memory).")
+    prepared = [prepare_image(image, max_side, pipe=pipe) for image in images]
+    results = []
+    for start in tqdm(range(0, len(prepared), batch_size), desc=f"img2img at strength {strength}", leave=False):
+        chunk, texts = prepared[start:start + batch_size], prompts[start:start + batch_size]
+        params = [{"prompt": text, "strength": strength, "num_inference_steps": n, "guidance_scale": guidance_scale,
+                   "negative_prompt": None, "size": list(img.size), "model": model_name(pipe)}
+                  for img, text in zip(chunk, texts)]
+        unchanged = [_unchanged_if_no_steps(img, "img2img", p, seed, n, strength) for img, p in zip(chunk, params)]
+        if unchanged[0] is not None:
+            results += unchanged
+            continue
+        counter = StepCounter()
+        with memory_advice("img2img"):
+            out = pipe(prompt=list(texts), image=chunk, strength=strength, num_inference_steps=n,
+                       guidance_scale=guidance_scale, generator=[generator(seed) for _ in chunk],
+                       callback_on_step_end=counter)
+        results += [EditResult(edited, "img2img", p, seed, counter.steps) for edited, p in zip(out.images, params)]
+    return results
 
 
 def strength_sweep(pipe, image, prompt: str, strengths: Sequence[float] = STRENGTHS,

@@ -14,10 +14,9 @@ import torch
 
 from .. import course_weights
 from ..data import CIFAR10_CLASSES
-from ..images import pil_to_tensor
-from .edits import img2img
+from ..images import pil_to_tensor, pils_to_batch
 
-__all__ = ["load_judge", "judge_classes", "other_classes", "prompt_for", "edit_all", "distance_to_input"]
+__all__ = ["load_judge", "judge_classes", "other_classes", "prompt_for", "distance_to_input"]
 
 
 def load_judge(device: str | torch.device | None = None):
@@ -47,23 +46,7 @@ def prompt_for(cls: int) -> str:
     return f"a photo of a {CIFAR10_CLASSES[cls]}"
 
 
-def edit_all(pipe, photos: Sequence, prompts: Sequence[str], strength: float, num_inference_steps: int,
-             seed: int = 0, guidance_scale: float = 7.5) -> list:
-    """img2img of every photo with its prompt at one strength (the same seed for each)."""
-    from tqdm.auto import tqdm
-
-    # One bar for the whole set: the pipeline's own bar (one per photo) is silenced meanwhile.
-    before = dict(getattr(pipe, "_progress_bar_config", {}))
-    pipe.set_progress_bar_config(**{**before, "disable": True})
-    try:
-        return [img2img(pipe, photo, prompt, strength, num_inference_steps, guidance_scale, seed=seed).image
-                for photo, prompt in tqdm(list(zip(photos, prompts)), desc=f"img2img at strength {strength}",
-                                          leave=False)]
-    finally:
-        pipe._progress_bar_config = before
-
-
 def distance_to_input(photos: Sequence, edited: Sequence) -> torch.Tensor:
-    """Per photo, the root-mean-square pixel difference (in [0, 1] units) between edit and input."""
-    return torch.stack([(pil_to_tensor(e) - pil_to_tensor(p)).pow(2).mean().sqrt()
-                        for p, e in zip(photos, edited)])
+    """Per photo, the root-mean-square pixel difference (in [0, 1] units) between edit and input
+    (pictures of one size, as a batch)."""
+    return (pils_to_batch(edited) - pils_to_batch(photos)).pow(2).mean(dim=(1, 2, 3)).sqrt()
