@@ -59,7 +59,10 @@ def delta_e76_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tens
     the model on differences the eye (and Delta E) barely sees; trained on this, a regressor
     lands closer to the photos' colours as Delta E 76 measures them (and more muted: the
     per-pixel median colour rather than the mean)."""
-    diff = rgb_to_lab(to_unit(prediction)) - rgb_to_lab(to_unit(target))
+    # In float32 even under mixed precision (fp16 on a T4): the cube roots and a distance of up
+    # to ~200 units lose too much in half precision, and the loss is a handful of operations.
+    with torch.autocast(prediction.device.type, enabled=False):
+        diff = rgb_to_lab(to_unit(prediction.float())) - rgb_to_lab(to_unit(target.float()))
     # The small constant keeps the square root's gradient finite where the colours already agree.
     return (diff.pow(2).sum(1) + 1e-4).sqrt().mean()
 

@@ -184,6 +184,12 @@ def test_delta_e76_loss_is_the_metric_and_trains_a_regressor(tmp_path):
     pred.requires_grad_()
     zoo.delta_e76_loss(pred, pred.detach()).backward()
     assert torch.isfinite(pred.grad).all()
+    # under mixed precision (fp16 on a T4, bf16 here) it is still computed in float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = zoo.delta_e76_loss(pred.detach().bfloat16(), target.bfloat16())
+    assert mixed.dtype == torch.float32
+    assert mixed.item() == pytest.approx(zoo.delta_e76_loss(pred.detach().bfloat16().float(),
+                                                            target.bfloat16().float()).item(), rel=1e-6)
     # trained on it (with mirrored photos), a regressor records both settings, and a resume must match
     photos = torch.rand(8, 3, 16, 16, generator=g)
     settings = dict(batch_size=4, width=4, progress=False, flip=True, lr_schedule="cosine")
